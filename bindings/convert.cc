@@ -1,0 +1,132 @@
+#include "convert.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace bindings {
+
+using latte::code::kArg;
+using latte::fail;
+
+latte::Shape to_shape(const Napi::Value& v) {
+  if (!v.IsArray()) fail(kArg, "shape must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > uint32_t(latte::kMaxDims)) fail(kArg, "at most " + std::to_string(latte::kMaxDims) + " dimensions");
+  latte::Shape s;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) fail(kArg, "shape must be an array of integers");
+    double d = e.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d != double(int64_t(d)) || d > 9.0e15) fail(kArg, "shape entries must be non-negative integers");
+    s.d[s.ndim++] = int64_t(d);
+  }
+  return s;
+}
+
+Napi::Array from_shape(Napi::Env env, const latte::Shape& s) {
+  Napi::Array a = Napi::Array::New(env, size_t(s.ndim));
+  for (int i = 0; i < s.ndim; i++) a.Set(uint32_t(i), Napi::Number::New(env, double(s.d[i])));
+  return a;
+}
+
+latte::DType to_dtype(const Napi::Value& v) {
+  latte::DType t;
+  if (!v.IsString() || !latte::dtype_from_name(v.As<Napi::String>().Utf8Value(), &t))
+    fail(latte::code::kDType, "dtype must be 'f32', 'bf16', 'f16' or 'i32'");
+  return t;
+}
+
+namespace {
+
+double num(const Napi::Object& o, const char* key, double dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsNumber()) fail(kArg, std::string("attribute '") + key + "' must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::isnan(d)) fail(kArg, std::string("attribute '") + key + "' is NaN");
+  return d;
+}
+int integer(const Napi::Object& o, const char* key, int dflt) {
+  double d = num(o, key, dflt);
+  if (d != double(int64_t(d)) || d < -2147483648.0 || d > 2147483647.0) fail(kArg, std::string("attribute '") + key + "' must be an integer");
+  return int(d);
+}
+bool flag(const Napi::Object& o, const char* key, bool dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsBoolean()) fail(kArg, std::string("attribute '") + key + "' must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+int choice(const Napi::Object& o, const char* key, std::initializer_list<const char*> names, int dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  int i = 0;
+  for (const char* n : names) {
+    if (s == n) return i;
+    i++;
+  }
+  std::string all;
+  for (const char* n : names) all += std::string(all.empty() ? "" : ", ") + n;
+  fail(kArg, std::string("attribute '") + key + "' must be one of " + all);
+}
+
+}  // namespace
+
+latte::OpAttrs to_attrs(const Napi::Value& v) {
+  latte::OpAttrs a;
+  if (v.IsUndefined() || v.IsNull()) return a;
+  if (!v.IsObject()) fail(kArg, "op attributes must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  a.eps = float(num(o, "eps", a.eps));
+  a.scale = float(num(o, "scale", a.scale));
+  a.theta = float(num(o, "theta", a.theta));
+  a.mask = choice(o, "mask", {"none", "causal", "prefix_causal"}, 0);
+  a.prefix_len = integer(o, "prefixLen", 0);
+  a.image_col0 = integer(o, "imageCol0", -1);
+  a.return_logits = flag(o, "returnLogits", false);
+  a.restart = flag(o, "restart", false);
+  a.stride = integer(o, "stride", 1);
+  a.padding = integer(o, "padding", 0);
+  a.groups = integer(o, "groups", 1);
+  a.factor = integer(o, "factor", 2);
+  a.gelu = choice(o, "gelu", {"quick", "tanh", "erf"}, 0);
+  a.channels = flag(o, "channels", false);
+  if (!o.Get("dtype").IsUndefined()) a.dtype = to_dtype(o.Get("dtype"));
+  Napi::Value sec = o.Get("sections");
+  if (!sec.IsUndefined()) {
+    if (!sec.IsArray() || sec.As<Napi::Array>().Length() > 4) fail(kArg, "attribute 'sections' must be an array of at most 4 integers");
+    Napi::Array arr = sec.As<Napi::Array>();
+    a.n_sections = int(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value e = arr.Get(i);
+      if (!e.IsNumber()) fail(kArg, "attribute 'sections' must hold integers");
+      a.sections[i] = e.As<Napi::Number>().Int32Value();
+    }
+  }
+  return a;
+}
+
+Napi::Error to_js_error(Napi::Env env, std::exception_ptr e) {
+  std::string code = latte::code::kInternal, msg = "unknown error";
+  try {
+    std::rethrow_exception(e);
+  } catch (const latte::EngineError& err) {
+    code = err.code;
+    msg = err.what();
+  } catch (const std::bad_alloc&) {
+    code = latte::code::kOom;
+    msg = "out of memory";
+  } catch (const std::exception& err) {
+    msg = err.what();
+  } catch (...) {
+  }
+  Napi::Error js = Napi::Error::New(env, msg);
+  js.Set("code", Napi::String::New(env, code));
+  return js;
+}
+
+void throw_js(Napi::Env env, std::exception_ptr e) { throw to_js_error(env, e); }
+
+}  // namespace bindings

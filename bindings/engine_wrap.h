@@ -1,0 +1,44 @@
+// JS face of latte::Engine. Enqueueing methods return at once; read/fence/dispose return
+// Promises settled from the stream through one thread-safe function per engine.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "latte/engine.h"
+
+namespace bindings {
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit EngineWrap(const Napi::CallbackInfo& info);
+  ~EngineWrap() override;
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Upload(const Napi::CallbackInfo& info);
+  Napi::Value Op(const Napi::CallbackInfo& info);
+  Napi::Value Reshape(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Fence(const Napi::CallbackInfo& info);
+  Napi::Value DropPending(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+
+  // Completion plumbing: `post` runs fn on the JS thread; while any is outstanding the engine's
+  // JS object and the event loop are kept alive.
+  using JsCall = std::function<void(Napi::Env)>;
+  void post(JsCall fn);
+  void begin_pending(Napi::Env env);
+  void end_pending();
+  void engine_gone();
+
+  std::unique_ptr<latte::Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfn_live_ = false;
+  int pending_ = 0;
+};
+
+}  // namespace bindings

@@ -1,0 +1,340 @@
+#include "core/ops.h"
+
+#include <cmath>
+#include <map>
+
+namespace latte {
+namespace {
+
+using Outs = std::vector<OutDesc>;
+
+std::string nm(const char* op, const char* what) { return std::string(op) + ": " + what; }
+
+void need_dtype(const char* op, const char* what, const Tensor* t, std::initializer_list<DType> ok) {
+  for (DType d : ok)
+    if (t->dtype == d) return;
+  fail(code::kDType, nm(op, what) + " has unsupported dtype " + dtype_name(t->dtype));
+}
+void need_ndim(const char* op, const char* what, const Tensor* t, int lo, int hi) {
+  if (t->shape.ndim < lo || t->shape.ndim > hi)
+    fail(code::kShape, nm(op, what) + " must have " + std::to_string(lo) + ".." + std::to_string(hi) +
+                           " dims, got " + t->shape.str());
+}
+void need_shape(const char* op, const char* what, const Tensor* t, const Shape& s) {
+  if (t->shape != s) fail(code::kShape, nm(op, what) + " must be " + s.str() + ", got " + t->shape.str());
+}
+void need_f32(const char* op, const char* what, const Tensor* t) { need_dtype(op, what, t, {DType::F32}); }
+void need_vec(const char* op, const char* what, const Tensor* t, int64_t n) {
+  need_f32(op, what, t);
+  need_shape(op, what, t, Shape{n});
+}
+Shape with_last(Shape s, int64_t last) {
+  s[-1] = last;
+  return s;
+}
+
+// ---- linear algebra -------------------------------------------------------------------------
+Outs infer_pack_linear(const Inputs& in, const OpAttrs& a) {
+  need_dtype("pack_linear", "weight", in[0], {DType::F32, DType::BF16, DType::F16});
+  need_ndim("pack_linear", "weight", in[0], 2, 2);
+  if (a.dtype != DType::F32 && a.dtype != DType::BF16) fail(code::kArg, "pack_linear: compute dtype must be f32 or bf16");
+  return {{a.dtype, in[0]->shape, true}};
+}
+void run_pack_linear(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  auto p = be.pack_linear(*in[0], a.dtype);
+  if (auto pool = out[0].buf->pool.lock()) pool->account_packed(int64_t(p->bytes()));
+  out[0].buf->packed = std::move(p);
+}
+
+Outs infer_linear(const Inputs& in, const OpAttrs&) {
+  const Tensor *x = in[0], *w = in[1], *b = in[2];
+  need_f32("linear", "input", x);
+  need_ndim("linear", "input", x, 1, kMaxDims);
+  need_dtype("linear", "weight", w, {DType::F32, DType::BF16, DType::F16});
+  need_ndim("linear", "weight", w, 2, 2);
+  if (w->shape[1] != x->shape[-1])
+    fail(code::kShape, "linear: input " + x->shape.str() + " does not match weight " + w->shape.str());
+  if (b) need_vec("linear", "bias", b, w->shape[0]);
+  return {{DType::F32, with_last(x->shape, w->shape[0])}};
+}
+void run_linear(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) {
+  be.linear(*in[0], *in[1], in[2], out[0]);
+}
+
+Outs infer_embedding(const Inputs& in, const OpAttrs&) {
+  need_dtype("embedding", "table", in[0], {DType::F32, DType::BF16, DType::F16});
+  need_ndim("embedding", "table", in[0], 2, 2);
+  need_dtype("embedding", "ids", in[1], {DType::I32});
+  need_ndim("embedding", "ids", in[1], 1, kMaxDims - 1);
+  Shape s = in[1]->shape;
+  s.d[s.ndim++] = in[0]->shape[1];
+  return {{DType::F32, s}};
+}
+void run_embedding(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) {
+  be.embedding(*in[0], *in[1], out[0]);
+}
+
+// ---- norms ----------------------------------------------------------------------------------
+Outs infer_rms_norm(const Inputs& in, const OpAttrs& a) {
+  const Tensor* x = in[0];
+  need_f32("rms_norm", "input", x);
+  need_ndim("rms_norm", "input", x, a.channels ? 2 : 1, kMaxDims);
+  if (!(a.eps >= 0.f)) fail(code::kArg, "rms_norm: eps must be >= 0");
+  int64_t n = a.channels ? x->shape[1] : x->shape[-1];
+  if (in[1]) need_vec("rms_norm", "weight", in[1], n);
+  if (in.size() > 2 && in[2]) need_vec("rms_norm", "bias", in[2], n);
+  return {{DType::F32, x->shape}};
+}
+void run_rms_norm(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.rms_norm(*in[0], in[1], in.size() > 2 ? in[2] : nullptr, a.eps, a.channels, out[0]);
+}
+
+Outs infer_layer_norm(const Inputs& in, const OpAttrs& a) {
+  need_f32("layer_norm", "input", in[0]);
+  need_ndim("layer_norm", "input", in[0], 1, kMaxDims);
+  if (!(a.eps >= 0.f)) fail(code::kArg, "layer_norm: eps must be >= 0");
+  if (in[1]) need_vec("layer_norm", "weight", in[1], in[0]->shape[-1]);
+  if (in[2]) need_vec("layer_norm", "bias", in[2], in[0]->shape[-1]);
+  return {{DType::F32, in[0]->shape}};
+}
+void run_layer_norm(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.layer_norm(*in[0], in[1], in[2], a.eps, out[0]);
+}
+
+// ---- rotary embeddings ----------------------------------------------------------------------
+Outs infer_rope(const Inputs& in, const OpAttrs& a) {
+  const Tensor *x = in[0], *pos = in[1];
+  need_f32("rope", "input", x);
+  need_ndim("rope", "input", x, 4, 4);
+  need_dtype("rope", "positions", pos, {DType::I32});
+  need_ndim("rope", "positions", pos, 3, 3);
+  int64_t d = x->shape[3];
+  if (d % 2) fail(code::kShape, "rope: head dim must be even, got " + std::to_string(d));
+  if (pos->shape[1] != x->shape[0] || pos->shape[2] != x->shape[1])
+    fail(code::kShape, "rope: positions " + pos->shape.str() + " must be [axes," + std::to_string(x->shape[0]) +
+                           "," + std::to_string(x->shape[1]) + "]");
+  if (a.n_sections < 0 || a.n_sections > 4) fail(code::kArg, "rope: at most 4 sections");
+  if (a.n_sections) {
+    int64_t sum = 0;
+    for (int i = 0; i < a.n_sections; i++) {
+      if (a.sections[i] <= 0) fail(code::kArg, "rope: sections must be positive");
+      sum += a.sections[i];
+    }
+    if (sum != d / 2) fail(code::kArg, "rope: sections must add up to head_dim/2 = " + std::to_string(d / 2));
+  }
+  if (!(a.theta > 0.f)) fail(code::kArg, "rope: theta must be > 0");
+  return {{DType::F32, x->shape}};
+}
+void run_rope(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  RopeArgs r{in[0], in[1], &out[0], a.theta, a.n_sections, {}, a.restart};
+  if (a.n_sections == 0) {
+    r.n_sections = 1;
+    r.sections[0] = int(in[0]->shape[3] / 2);
+  } else {
+    for (int i = 0; i < 4; i++) r.sections[i] = a.sections[i];
+  }
+  be.rope(r);
+}
+
+// ---- attention ------------------------------------------------------------------------------
+// Inputs: q, k, v, residual?, gate?. Outputs: o, and the image-key logits when asked for.
+Outs infer_attention(const Inputs& in, const OpAttrs& a) {
+  const Tensor *q = in[0], *k = in[1], *v = in[2];
+  const Tensor* res = in.size() > 3 ? in[3] : nullptr;
+  const Tensor* gate = in.size() > 4 ? in[4] : nullptr;
+  for (auto* t : {q, k, v}) {
+    need_f32("attention", "q/k/v", t);
+    need_ndim("attention", "q/k/v", t, 4, 4);
+  }
+  int64_t B = q->shape[0], Sq = q->shape[1], H = q->shape[2], d = q->shape[3];
+  int64_t Skv = k->shape[1], G = k->shape[2];
+  if (k->shape[0] != B || k->shape[3] != d) fail(code::kShape, "attention: k " + k->shape.str() + " does not fit q " + q->shape.str());
+  need_shape("attention", "v", v, k->shape);
+  if (G <= 0 || H % G) fail(code::kShape, "attention: query heads (" + std::to_string(H) + ") must be a multiple of kv heads (" + std::to_string(G) + ")");
+  if (Sq > Skv) fail(code::kShape, "attention: more queries than keys (queries are the last Sq key positions)");
+  if (a.mask < 0 || a.mask > 2) fail(code::kArg, "attention: mask must be none, causal or prefix_causal");
+  if (a.mask == int(Mask::PrefixCausal) && (a.prefix_len < 0 || a.prefix_len > Skv))
+    fail(code::kArg, "attention: prefix_len out of range");
+  bool has_image = a.image_col0 >= 0;
+  if (has_image && a.image_col0 >= Skv) fail(code::kArg, "attention: image_col0 beyond the keys");
+  if ((res || gate || a.return_logits) && !has_image) fail(code::kArg, "attention: residual logits need image_col0");
+  if (!(a.scale >= 0.f)) fail(code::kArg, "attention: scale must be >= 0");
+  int64_t Ni = has_image ? Skv - a.image_col0 : 0;
+  Shape lshape{B, H, Sq, Ni};
+  if (res) {
+    need_f32("attention", "residual", res);
+    need_shape("attention", "residual", res, lshape);
+    if (!gate) fail(code::kArg, "attention: a residual needs a gate");
+  }
+  if (gate) {
+    need_f32("attention", "gate", gate);
+    need_shape("attention", "gate", gate, Shape{B, H});
+    if (!res) fail(code::kArg, "attention: a gate needs a residual");
+  }
+  Outs o{{DType::F32, q->shape}};
+  if (a.return_logits) o.push_back({DType::F32, lshape});
+  return o;
+}
+void run_attention(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  AttentionArgs args{};
+  args.q = in[0];
+  args.k = in[1];
+  args.v = in[2];
+  args.residual = in.size() > 3 ? in[3] : nullptr;
+  args.gate = in.size() > 4 ? in[4] : nullptr;
+  args.out = &out[0];
+  args.logits = a.return_logits ? &out[1] : nullptr;
+  args.scale = a.scale > 0.f ? a.scale : 1.f / std::sqrt(float(in[0]->shape[3]));
+  args.mask = Mask(a.mask);
+  args.prefix_len = a.prefix_len;
+  args.image_col0 = a.image_col0 < 0 ? in[1]->shape[1] : a.image_col0;
+  be.attention(args);
+}
+
+// ---- elementwise ----------------------------------------------------------------------------
+Outs infer_same_f32(const Inputs& in, const OpAttrs&) {
+  need_f32("elementwise", "input", in[0]);
+  return {{DType::F32, in[0]->shape}};
+}
+template <Unary U>
+void run_unary(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.unary(U, *in[0], out[0]); }
+void run_gelu(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  if (a.gelu < 0 || a.gelu > 2) fail(code::kArg, "gelu: mode must be quick, tanh or erf");
+  be.unary(a.gelu == 0 ? Unary::GeluQuick : a.gelu == 1 ? Unary::GeluTanh : Unary::GeluErf, *in[0], out[0]);
+}
+void run_softmax(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.softmax(*in[0], out[0]); }
+
+// b broadcasts over a's leading dims: b's shape must equal a trailing slice of a's shape.
+Outs infer_binary(const Inputs& in, const OpAttrs&) {
+  const Tensor *a = in[0], *b = in[1];
+  need_f32("binary", "a", a);
+  need_f32("binary", "b", b);
+  bool ok = b->shape.ndim <= a->shape.ndim;
+  for (int i = 1; ok && i <= b->shape.ndim; i++) ok = b->shape[-i] == a->shape[-i];
+  if (!ok) fail(code::kShape, "binary: " + b->shape.str() + " does not broadcast to " + a->shape.str());
+  return {{DType::F32, a->shape}};
+}
+template <Binary O>
+void run_binary(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.binary(O, *in[0], *in[1], out[0]); }
+
+Outs infer_swiglu(const Inputs& in, const OpAttrs&) {
+  need_f32("swiglu", "gate", in[0]);
+  need_f32("swiglu", "up", in[1]);
+  need_shape("swiglu", "up", in[1], in[0]->shape);
+  return {{DType::F32, in[0]->shape}};
+}
+void run_swiglu(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.swiglu(*in[0], *in[1], out[0]); }
+
+// Per-sample vectors [B, D] applied to every token of x [B, S, D].
+void need_per_sample(const char* op, const char* what, const Tensor* x, const Tensor* v) {
+  need_f32(op, what, v);
+  need_shape(op, what, v, Shape{x->shape[0], x->shape[2]});
+}
+Outs infer_modulate(const Inputs& in, const OpAttrs&) {
+  need_f32("modulate", "input", in[0]);
+  need_ndim("modulate", "input", in[0], 3, 3);
+  need_per_sample("modulate", "shift", in[0], in[1]);
+  need_per_sample("modulate", "scale", in[0], in[2]);
+  return {{DType::F32, in[0]->shape}};
+}
+void run_modulate(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.modulate(*in[0], *in[1], *in[2], out[0]); }
+
+Outs infer_gated_add(const Inputs& in, const OpAttrs&) {
+  need_f32("gated_add", "h", in[0]);
+  need_ndim("gated_add", "h", in[0], 3, 3);
+  need_per_sample("gated_add", "gate", in[0], in[1]);
+  need_f32("gated_add", "x", in[2]);
+  need_shape("gated_add", "x", in[2], in[0]->shape);
+  return {{DType::F32, in[0]->shape}};
+}
+void run_gated_add(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.gated_add(*in[0], *in[1], *in[2], out[0]); }
+
+Outs infer_convert(const Inputs& in, const OpAttrs& a) {
+  need_dtype("convert", "input", in[0], {DType::F32, DType::BF16, DType::F16});
+  if (a.dtype == DType::I32) fail(code::kArg, "convert: target must be f32, bf16 or f16");
+  return {{a.dtype, in[0]->shape}};
+}
+void run_convert(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.convert(*in[0], out[0]); }
+
+// ---- image ops (DC-AE) ----------------------------------------------------------------------
+Outs infer_conv2d(const Inputs& in, const OpAttrs& a) {
+  const Tensor *x = in[0], *w = in[1], *b = in[2];
+  need_f32("conv2d", "input", x);
+  need_ndim("conv2d", "input", x, 4, 4);
+  need_f32("conv2d", "weight", w);
+  need_ndim("conv2d", "weight", w, 4, 4);
+  if (a.stride < 1 || a.padding < 0 || a.groups < 1) fail(code::kArg, "conv2d: stride >= 1, padding >= 0, groups >= 1");
+  int64_t cin = x->shape[1], cout = w->shape[0];
+  if (cin % a.groups || cout % a.groups || w->shape[1] * a.groups != cin)
+    fail(code::kShape, "conv2d: weight " + w->shape.str() + " does not fit input " + x->shape.str() + " with groups " + std::to_string(a.groups));
+  if (b) need_vec("conv2d", "bias", b, cout);
+  int64_t ho = (x->shape[2] + 2 * a.padding - w->shape[2]) / a.stride + 1;
+  int64_t wo = (x->shape[3] + 2 * a.padding - w->shape[3]) / a.stride + 1;
+  if (ho < 1 || wo < 1) fail(code::kShape, "conv2d: kernel larger than the padded input");
+  return {{DType::F32, Shape{x->shape[0], cout, ho, wo}}};
+}
+void run_conv2d(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.conv2d(Conv2dArgs{in[0], in[1], in[2], &out[0], a.stride, a.padding, a.groups});
+}
+
+Outs infer_pixel_shuffle(const Inputs& in, const OpAttrs& a) {
+  need_f32("pixel_shuffle", "input", in[0]);
+  need_ndim("pixel_shuffle", "input", in[0], 4, 4);
+  int64_t r = a.factor;
+  if (r < 1) fail(code::kArg, "pixel_shuffle: factor must be >= 1");
+  const Shape& s = in[0]->shape;
+  if (s[1] % (r * r)) fail(code::kShape, "pixel_shuffle: channels must divide by factor^2");
+  return {{DType::F32, Shape{s[0], s[1] / (r * r), s[2] * r, s[3] * r}}};
+}
+void run_pixel_shuffle(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.pixel_shuffle(*in[0], a.factor, out[0]); }
+
+Outs infer_upsample(const Inputs& in, const OpAttrs& a) {
+  need_f32("upsample_nearest", "input", in[0]);
+  need_ndim("upsample_nearest", "input", in[0], 4, 4);
+  if (a.factor < 1) fail(code::kArg, "upsample_nearest: factor must be >= 1");
+  const Shape& s = in[0]->shape;
+  return {{DType::F32, Shape{s[0], s[1], s[2] * a.factor, s[3] * a.factor}}};
+}
+void run_upsample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.upsample_nearest(*in[0], a.factor, out[0]); }
+
+const std::map<std::string, OpDef>& registry() {
+  static const std::map<std::string, OpDef> ops = {
+      {"pack_linear", {"pack_linear", 1, 1, infer_pack_linear, run_pack_linear}},
+      {"linear", {"linear", 2, 3, infer_linear, run_linear}},
+      {"embedding", {"embedding", 2, 2, infer_embedding, run_embedding}},
+      {"rms_norm", {"rms_norm", 1, 3, infer_rms_norm, run_rms_norm}},
+      {"layer_norm", {"layer_norm", 1, 3, infer_layer_norm, run_layer_norm}},
+      {"rope", {"rope", 2, 2, infer_rope, run_rope}},
+      {"attention", {"attention", 3, 5, infer_attention, run_attention}},
+      {"softmax", {"softmax", 1, 1, infer_same_f32, run_softmax}},
+      {"silu", {"silu", 1, 1, infer_same_f32, run_unary<Unary::Silu>}},
+      {"relu", {"relu", 1, 1, infer_same_f32, run_unary<Unary::Relu>}},
+      {"gelu", {"gelu", 1, 1, infer_same_f32, run_gelu}},
+      {"add", {"add", 2, 2, infer_binary, run_binary<Binary::Add>}},
+      {"mul", {"mul", 2, 2, infer_binary, run_binary<Binary::Mul>}},
+      {"swiglu", {"swiglu", 2, 2, infer_swiglu, run_swiglu}},
+      {"modulate", {"modulate", 3, 3, infer_modulate, run_modulate}},
+      {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},
+      {"convert", {"convert", 1, 1, infer_convert, run_convert}},
+      {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
+      {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
+      {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},
+  };
+  return ops;
+}
+
+}  // namespace
+
+const OpDef* find_op(const std::string& name) {
+  auto& r = registry();
+  auto it = r.find(name);
+  return it == r.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> op_names() {
+  std::vector<std::string> v;
+  for (auto& [k, _] : registry()) v.push_back(k);
+  return v;
+}
+
+}  // namespace latte

@@ -1,0 +1,49 @@
+// The op layer: every op the engine offers, by name. An op checks its operands and attributes and
+// states its output shapes when it is enqueued (so a bad call throws at once, with a code), then
+// runs on the stream through the backend contract.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace latte {
+
+// Attributes of any op; each op reads the few it documents and ignores the rest.
+struct OpAttrs {
+  float eps = 1e-6f;             // norms
+  float scale = 0.f;             // attention: 0 means 1/sqrt(head_dim)
+  float theta = 10000.f;         // rope base
+  int mask = 0;                  // attention: Mask
+  int64_t prefix_len = 0;        // attention, PrefixCausal
+  int64_t image_col0 = -1;       // attention: first image key column; -1 = no image block
+  bool return_logits = false;    // attention: also output the image-key logits
+  int sections[4] = {0, 0, 0, 0};
+  int n_sections = 0;            // rope: 0 means one section of d/2 (1-D RoPE)
+  bool restart = false;          // rope: per-section frequency restart (vision 2-D)
+  int stride = 1, padding = 0, groups = 1;  // conv2d
+  int factor = 2;                // pixel_shuffle / upsample_nearest
+  int gelu = 0;                  // 0 quick, 1 tanh, 2 erf
+  bool channels = false;         // rms_norm over dim 1 of NCHW
+  DType dtype = DType::F32;      // convert / pack_linear target
+};
+
+struct OutDesc {
+  DType dtype;
+  Shape shape;
+  bool packed = false;  // the backend fills Buffer::packed instead of plain memory
+};
+
+using Inputs = std::vector<const Tensor*>;  // optional operands are nullptr
+
+struct OpDef {
+  const char* name;
+  int min_inputs, max_inputs;
+  std::vector<OutDesc> (*infer)(const Inputs& in, const OpAttrs& a);
+  void (*run)(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a);
+};
+
+const OpDef* find_op(const std::string& name);
+std::vector<std::string> op_names();
+
+}  // namespace latte

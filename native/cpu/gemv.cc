@@ -1,0 +1,74 @@
+// y = W x + b for one row x (decode) with bf16 weights W [n, k]. Memory-bound: it streams the
+// weights once, widening bf16 to f32 in registers (a shift), accumulating in f32. Compiled for
+// AVX-512 and AVX2 with per-function targets; picked at run time from the CPU's features.
+#include <immintrin.h>
+
+#include "cpu/cpu_kernels.h"
+
+namespace latte::cpu {
+namespace {
+
+constexpr int64_t kRows = 4;  // rows per pass: each x vector load feeds four weight rows
+
+float tail_dot(const float* x, const uint16_t* w, int64_t from, int64_t k) {
+  float s = 0.f;
+  for (int64_t j = from; j < k; j++) s += x[j] * bf16_to_f32(w[j]);
+  return s;
+}
+
+__attribute__((target("avx512f"))) void rows_avx512(const float* x, const uint16_t* w, float* out, int64_t r, int64_t k) {
+  __m512 acc[kRows];
+  for (int i = 0; i < r; i++) acc[i] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    __m512 xv = _mm512_loadu_ps(x + j);
+    for (int i = 0; i < r; i++) {
+      __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * k + j));
+      __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
+    }
+  }
+  for (int i = 0; i < r; i++) out[i] = _mm512_reduce_add_ps(acc[i]) + tail_dot(x, w + i * k, j, k);
+}
+
+__attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) void rows_avx2(const float* x, const uint16_t* w, float* out, int64_t r, int64_t k) {
+  __m256 acc[kRows];
+  for (int i = 0; i < r; i++) acc[i] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    __m256 xv = _mm256_loadu_ps(x + j);
+    for (int i = 0; i < r; i++) {
+      __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i * k + j));
+      __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      acc[i] = _mm256_fmadd_ps(wv, xv, acc[i]);
+    }
+  }
+  for (int i = 0; i < r; i++) out[i] = hsum256(acc[i]) + tail_dot(x, w + i * k, j, k);
+}
+
+void rows_scalar(const float* x, const uint16_t* w, float* out, int64_t r, int64_t k) {
+  for (int i = 0; i < r; i++) out[i] = tail_dot(x, w + i * k, 0, k);
+}
+
+}  // namespace
+
+void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f) {
+  auto rows = f.avx512f ? rows_avx512 : (f.avx2 && f.fma) ? rows_avx2 : rows_scalar;
+  int64_t blocks = (n + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t i0 = blk * kRows, r = std::min(kRows, n - i0);
+    rows(x, w + i0 * k, y + i0, r, k);
+    if (b)
+      for (int64_t i = 0; i < r; i++) y[i0 + i] += b[i0 + i];
+  }
+}
+
+}  // namespace latte::cpu

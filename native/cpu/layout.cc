@@ -1,0 +1,84 @@
+// Data movement: embedding gather, pixel shuffle, nearest upsampling, dtype conversion.
+#include <cstring>
+
+#include "cpu/cpu_kernels.h"
+
+namespace latte::cpu {
+
+void embedding(const Tensor& table, const Tensor& ids, Tensor& y) {
+  const int64_t V = table.shape[0], D = table.shape[1], n = ids.numel();
+  const int32_t* id = ids.ptr<int32_t>();
+  for (int64_t i = 0; i < n; i++)
+    if (id[i] < 0 || id[i] >= V)
+      fail(code::kIndex, "embedding: id " + std::to_string(id[i]) + " at position " + std::to_string(i) + " is outside [0, " + std::to_string(V) + ")");
+  float* o = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const int64_t row = id[i];
+    float* oi = o + i * D;
+    if (table.dtype == DType::F32) {
+      std::memcpy(oi, table.f32() + row * D, size_t(D) * 4);
+    } else {
+      const uint16_t* t = table.ptr<uint16_t>() + row * D;
+      if (table.dtype == DType::BF16)
+        for (int64_t j = 0; j < D; j++) oi[j] = bf16_to_f32(t[j]);
+      else
+        for (int64_t j = 0; j < D; j++) oi[j] = f16_to_f32(t[j]);
+    }
+  }
+}
+
+// PyTorch pixel_shuffle: out[n, c, h*r + i, w*r + j] = in[n, c*r*r + i*r + j, h, w]
+void pixel_shuffle(const Tensor& x, int r, Tensor& y) {
+  const int64_t N = y.shape[0], C = y.shape[1], Ho = y.shape[2], Wo = y.shape[3];
+  const int64_t H = x.shape[2], W = x.shape[3];
+  const float* xs = x.f32();
+  float* ys = y.f32();
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t ho = 0; ho < Ho; ho++) {
+        const int64_t h = ho / r, i = ho % r;
+        float* yo = ys + ((n * C + c) * Ho + ho) * Wo;
+        for (int64_t wo = 0; wo < Wo; wo++) {
+          const int64_t w = wo / r, j = wo % r;
+          yo[wo] = xs[((n * C * r * r + c * r * r + i * r + j) * H + h) * W + w];
+        }
+      }
+}
+
+void upsample_nearest(const Tensor& x, int f, Tensor& y) {
+  const int64_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
+  const float* xs = x.f32();
+  float* ys = y.f32();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t p = 0; p < NC; p++)
+    for (int64_t ho = 0; ho < H * f; ho++) {
+      const float* xi = xs + (p * H + ho / f) * W;
+      float* yo = ys + (p * H * f + ho) * W * f;
+      for (int64_t wo = 0; wo < W * f; wo++) yo[wo] = xi[wo / f];
+    }
+}
+
+void convert(const Tensor& x, Tensor& y) {
+  const int64_t n = x.numel();
+  if (x.dtype == y.dtype) {
+    std::memcpy(y.buf->data, x.buf->data, x.nbytes());
+    return;
+  }
+  if (y.dtype == DType::F32) {
+    convert_rows(x, y.f32());
+    return;
+  }
+  // to 16-bit: go through f32 one element at a time
+  const uint16_t* s16 = x.ptr<uint16_t>();
+  const float* s32 = x.f32();
+  uint16_t* o = y.ptr<uint16_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float v = x.dtype == DType::F32 ? s32[i] : x.dtype == DType::BF16 ? bf16_to_f32(s16[i]) : f16_to_f32(s16[i]);
+    o[i] = y.dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+  }
+}
+
+}  // namespace latte::cpu

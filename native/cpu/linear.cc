@@ -1,0 +1,179 @@
+// Linear layers on oneDNN: y = x W^T + b with W in nn.Linear layout [out, in].
+// pack_linear reorders W once into the layout oneDNN's matmul wants (bf16 on AMX / AVX512-BF16,
+// f32 otherwise). Rows M = 1 with 16-bit weights go to our own GEMV: decode is bound by weight
+// bandwidth and oneDNN gains nothing there.
+#include <dnnl.hpp>
+
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "cpu/cpu_kernels.h"
+
+namespace latte::cpu {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& eng() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+// One stream per thread: oneDNN streams are not thread-safe, and each engine stream is one thread.
+dnnl::stream& strm() {
+  thread_local dnnl::stream s(eng());
+  return s;
+}
+
+constexpr int64_t kNominalRows = 128;  // the generator's image-token count; packing is chosen for it
+
+struct PackedLinear final : Packed {
+  int64_t n = 0, k = 0;
+  DType compute = DType::F32;
+  memory::desc wdesc;
+  memory wmem;                     // packed for matmul
+  std::vector<uint16_t> bf16_rows;  // [n, k] bf16 copy for the M = 1 GEMV (16-bit weights only)
+  std::map<std::pair<int64_t, bool>, dnnl::matmul> prims;  // (rows, has_bias) -> primitive
+  size_t bytes() const override { return wdesc.get_size() + bf16_rows.size() * 2; }
+};
+
+dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dt src_dt, const memory::desc& wd, bool bias) {
+  memory::desc src({m, k}, src_dt, tag::ab);
+  memory::desc dst({m, n}, dt::f32, tag::ab);
+  if (bias) {
+    memory::desc bd({1, n}, dt::f32, tag::ab);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wd, bd, dst), eng());
+  }
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wd, dst), eng());
+}
+
+bool native_bf16_matmul(int64_t k, int64_t n) {
+  try {
+    memory::desc wd({k, n}, dt::bf16, tag::any);
+    auto pd = make_pd(kNominalRows, k, n, dt::bf16, wd, false);
+    std::string impl = pd.impl_info_str();
+    return impl.find("ref") == std::string::npos;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+// A [k, n] view of nn.Linear's [n, k] weight: format 'ba' reads it transposed with no copy.
+memory plain_weight(const float* w, int64_t n, int64_t k) {
+  return memory(memory::desc({k, n}, dt::f32, tag::ba), eng(), const_cast<float*>(w));
+}
+
+}  // namespace
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl_version();
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + (v->cpu_runtime == DNNL_RUNTIME_OMP ? " (OpenMP)" : "");
+}
+
+void convert_rows(const Tensor& src, float* dst) {
+  int64_t n = src.numel();
+  if (src.dtype == DType::F32) {
+    std::memcpy(dst, src.buf->data, size_t(n) * 4);
+  } else if (src.dtype == DType::BF16) {
+    const uint16_t* s = src.ptr<uint16_t>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(s[i]);
+  } else if (src.dtype == DType::F16) {
+    const uint16_t* s = src.ptr<uint16_t>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
+  } else {
+    fail(code::kDType, "cannot convert " + src.desc() + " to f32");
+  }
+}
+
+std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFeatures&) {
+  auto p = std::make_shared<PackedLinear>();
+  p->n = w.shape[0];
+  p->k = w.shape[1];
+  bool want_bf16 = compute == DType::BF16 || w.dtype != DType::F32;
+  p->compute = compute == DType::BF16 && native_bf16_matmul(p->k, p->n) ? DType::BF16 : DType::F32;
+  dt wdt = p->compute == DType::BF16 ? dt::bf16 : dt::f32;
+
+  // user weights as f32 (or bf16 when that is both the source and the compute type)
+  std::vector<float> w32(size_t(p->n * p->k));
+  convert_rows(w, w32.data());
+  if (want_bf16) {
+    p->bf16_rows.resize(w32.size());
+    if (w.dtype == DType::BF16)
+      std::memcpy(p->bf16_rows.data(), w.buf->data, w32.size() * 2);
+    else
+      for (size_t i = 0; i < w32.size(); i++) p->bf16_rows[i] = f32_to_bf16(w32[i]);
+  }
+  memory::desc any({p->k, p->n}, wdt, tag::any);
+  p->wdesc = make_pd(kNominalRows, p->k, p->n, wdt, any, false).weights_desc();
+  p->wmem = memory(p->wdesc, eng());
+  memory src = plain_weight(w32.data(), p->n, p->k);
+  dnnl::reorder(src, p->wmem).execute(strm(), src, p->wmem);
+  strm().wait();
+  return p;
+}
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena& arena, const CpuFeatures& f) {
+  const int64_t m = x.shape.rows(), k = x.shape[-1], n = w.shape[0];
+  const float* bias = b ? b->f32() : nullptr;
+  auto* packed = dynamic_cast<PackedLinear*>(w.buf->packed.get());
+
+  // M = 1 with 16-bit weights: our GEMV streams half the bytes of an f32 GEMV.
+  if (m == 1 && packed && !packed->bf16_rows.empty()) {
+    gemv_bf16(x.f32(), packed->bf16_rows.data(), bias, y.f32(), n, k, f);
+    return;
+  }
+  if (m == 1 && !packed && w.dtype == DType::BF16) {
+    gemv_bf16(x.f32(), w.ptr<uint16_t>(), bias, y.f32(), n, k, f);
+    return;
+  }
+
+  memory wmem;
+  memory::desc wd;
+  dt src_dt = dt::f32;
+  dnnl::matmul prim;
+  if (packed) {
+    src_dt = packed->compute == DType::BF16 ? dt::bf16 : dt::f32;
+    auto key = std::make_pair(m, bias != nullptr);
+    auto it = packed->prims.find(key);
+    if (it == packed->prims.end())
+      it = packed->prims.emplace(key, dnnl::matmul(make_pd(m, k, n, src_dt, packed->wdesc, bias))).first;
+    prim = it->second;
+    wmem = packed->wmem;
+  } else {
+    // An unpacked weight: read f32 in place, convert 16-bit ones into scratch. Primitives are
+    // cached by shape: the same layers are called again and again.
+    const float* w32 = w.dtype == DType::F32 ? w.f32() : nullptr;
+    if (!w32) {
+      float* tmp = arena.take_n<float>(size_t(n * k));
+      convert_rows(w, tmp);
+      w32 = tmp;
+    }
+    wmem = plain_weight(w32, n, k);
+    thread_local std::map<std::tuple<int64_t, int64_t, int64_t, bool>, dnnl::matmul> cache;
+    auto key = std::make_tuple(m, k, n, bias != nullptr);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, dnnl::matmul(make_pd(m, k, n, dt::f32, wmem.get_desc(), bias))).first;
+    prim = it->second;
+  }
+
+  void* src_ptr = x.buf->data;
+  if (src_dt == dt::bf16) {  // AMX path: activations go bf16, accumulation stays f32
+    uint16_t* xs = arena.take_n<uint16_t>(size_t(m * k));
+    const float* xf = x.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m * k; i++) xs[i] = f32_to_bf16(xf[i]);
+    src_ptr = xs;
+  }
+  memory src(memory::desc({m, k}, src_dt, tag::ab), eng(), src_ptr);
+  memory dst(memory::desc({m, n}, dt::f32, tag::ab), eng(), y.buf->data);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(memory::desc({1, n}, dt::f32, tag::ab), eng(), const_cast<float*>(bias)));
+  prim.execute(strm(), args);
+  strm().wait();
+}
+
+}  // namespace latte::cpu

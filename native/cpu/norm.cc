@@ -1,0 +1,93 @@
+// Normalisations, computed in f32 in the order Hugging Face / diffusers use:
+// RMSNorm: (x * rsqrt(mean(x^2) + eps)) * w (+ b); LayerNorm: (x - mean) * rsqrt(var + eps) * w + b.
+#include <cmath>
+
+#include "cpu/cpu_kernels.h"
+
+namespace latte::cpu {
+
+void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) {
+  const float* xs = x.f32();
+  float* ys = y.f32();
+  const float* ws = w ? w->f32() : nullptr;
+  const float* bs = b ? b->f32() : nullptr;
+  if (!channels) {
+    const int64_t rows = x.shape.rows(), n = x.shape[-1];
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const float* xi = xs + r * n;
+      float* yi = ys + r * n;
+      double ss = 0.0;
+      for (int64_t j = 0; j < n; j++) ss += double(xi[j]) * xi[j];
+      float inv = 1.f / std::sqrt(float(ss / double(n)) + eps);
+      for (int64_t j = 0; j < n; j++) {
+        float v = xi[j] * inv;
+        if (ws) v *= ws[j];
+        if (bs) v += bs[j];
+        yi[j] = v;
+      }
+    }
+    return;
+  }
+  // NCHW, normalised over C at every pixel (DC-AE's RMSNorm2d)
+  const int64_t N = x.shape[0], C = x.shape[1], P = x.numel() / (N * C);
+#pragma omp parallel for schedule(static)
+  for (int64_t np = 0; np < N * P; np++) {
+    int64_t n = np / P, p = np % P;
+    const float* xi = xs + n * C * P + p;
+    float* yi = ys + n * C * P + p;
+    double ss = 0.0;
+    for (int64_t c = 0; c < C; c++) ss += double(xi[c * P]) * xi[c * P];
+    float inv = 1.f / std::sqrt(float(ss / double(C)) + eps);
+    for (int64_t c = 0; c < C; c++) {
+      float v = xi[c * P] * inv;
+      if (ws) v *= ws[c];
+      if (bs) v += bs[c];
+      yi[c * P] = v;
+    }
+  }
+}
+
+void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) {
+  const float* xs = x.f32();
+  float* ys = y.f32();
+  const float* ws = w ? w->f32() : nullptr;
+  const float* bs = b ? b->f32() : nullptr;
+  const int64_t rows = x.shape.rows(), n = x.shape[-1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xi = xs + r * n;
+    float* yi = ys + r * n;
+    double mean = 0.0;
+    for (int64_t j = 0; j < n; j++) mean += xi[j];
+    mean /= double(n);
+    double var = 0.0;
+    for (int64_t j = 0; j < n; j++) var += (xi[j] - mean) * (xi[j] - mean);
+    float inv = 1.f / std::sqrt(float(var / double(n)) + eps);
+    for (int64_t j = 0; j < n; j++) {
+      float v = (xi[j] - float(mean)) * inv;
+      if (ws) v *= ws[j];
+      if (bs) v += bs[j];
+      yi[j] = v;
+    }
+  }
+}
+
+void softmax(const Tensor& x, Tensor& y) {
+  const float* xs = x.f32();
+  float* ys = y.f32();
+  const int64_t rows = x.shape.rows(), n = x.shape[-1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xi = xs + r * n;
+    float* yi = ys + r * n;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) mx = std::max(mx, xi[j]);
+    float sum = 0.f;
+    for (int64_t j = 0; j < n; j++) sum += yi[j] = std::exp(xi[j] - mx);
+    float inv = 1.f / sum;
+    for (int64_t j = 0; j < n; j++) yi[j] *= inv;
+  }
+}
+
+}  // namespace latte::cpu

@@ -1,0 +1,87 @@
+// latte-flow engine: the public C++ API (the bindings are its only user).
+//
+// An Engine owns one backend and one stream. Every operation is enqueued and returns at once with
+// the output tensors' shapes known (bad shapes/dtypes/attributes throw EngineError synchronously);
+// the stream's worker runs operations in order. Results come back only through read() and fence(),
+// whose callbacks run on the worker thread. An error raised while running an operation is held and
+// reported by the next read or fence; later operations are skipped until it has been reported.
+#pragma once
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+
+namespace latte {
+
+struct EngineOptions {
+  std::string backend = "auto";  // "auto" | "cpu" | "cuda"
+  int threads = 0;               // CPU threads for this engine; 0 = all cores
+};
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, avx512f = false, avx512_bf16 = false, amx_bf16 = false;
+  bool amx_permitted = false;  // the kernel granted AMX tile state to this process
+};
+
+struct BackendInfo {
+  std::vector<std::string> compiled;  // backends built into this binary
+  bool cuda_compiled = false;
+  bool cuda_available = false;
+  std::string cuda_reason;  // why CUDA is or is not usable
+  std::string cuda_device;
+  CpuFeatures cpu;
+  std::string cpu_gemm;  // the GEMM library and its version
+  int cores = 0;
+};
+
+BackendInfo backend_info();
+
+struct EngineStats {
+  int64_t bytes_in_use = 0, peak_bytes = 0;
+  int64_t ops_enqueued = 0, ops_run = 0, pending = 0;
+};
+
+class Stream;
+
+class Engine {
+ public:
+  using Done = std::function<void(std::exception_ptr)>;
+  using ReadDone = std::function<void(std::vector<uint8_t>&&, std::exception_ptr)>;
+
+  explicit Engine(const EngineOptions& opts);  // throws E_BACKEND_UNAVAILABLE
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const std::string& backend_name() const { return backend_name_; }
+  const std::string& backend_reason() const { return backend_reason_; }
+  int threads() const { return threads_; }
+
+  // Inputs: one per op operand, nullptr for an absent optional operand.
+  std::vector<Tensor> enqueue(const std::string& op, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs);
+  Tensor upload(DType dtype, const Shape& shape, const void* data, size_t bytes);  // copies data now
+  Tensor reshape(const Tensor& t, const Shape& shape);                          // a view, no work
+  void read(const Tensor& t, ReadDone done);
+  void fence(Done done);
+  size_t drop_pending();      // skip everything not yet started; their reads/fences get E_ABORTED
+  void dispose(bool drop, Done done);  // drain (or drop), free all memory, stop the worker
+  void join();                         // after dispose's callback: reap the worker thread
+  bool disposed() const { return disposed_; }
+  EngineStats stats() const;
+
+ private:
+  void check_live() const;
+  std::string backend_name_, backend_reason_;
+  int threads_ = 1;
+  bool disposed_ = false;
+  std::unique_ptr<class Backend> backend_;
+  std::shared_ptr<class MemoryPool> pool_;
+  std::unique_ptr<Stream> stream_;
+  int64_t ops_enqueued_ = 0;
+};
+
+}  // namespace latte

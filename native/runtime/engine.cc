@@ -1,0 +1,182 @@
+#include "latte/engine.h"
+
+#include <cstring>
+#include <thread>
+
+#include "core/backend.h"
+#include "core/backend_select.h"
+#include "runtime/stream.h"
+
+namespace latte {
+
+Engine::Engine(const EngineOptions& opts) {
+  if (opts.threads < 0) fail(code::kArg, "threads must be >= 0");
+  Selected sel = select_backend(opts.backend);
+  backend_ = std::move(sel.backend);
+  backend_name_ = sel.name;
+  backend_reason_ = sel.reason;
+  unsigned hw = std::thread::hardware_concurrency();
+  threads_ = opts.threads > 0 ? opts.threads : int(hw ? hw : 1);
+  pool_ = std::make_shared<MemoryPool>(backend_.get());
+  Backend* be = backend_.get();
+  int n = threads_;
+  stream_ = std::make_unique<Stream>([be, n] { be->bind_thread(n); });
+}
+
+Engine::~Engine() {
+  stream_.reset();  // drops pending work and joins the worker
+  if (pool_) pool_->release_all();
+}
+
+void Engine::check_live() const {
+  if (disposed_) fail(code::kDisposed, "engine is disposed");
+}
+
+static void need_ready(const Tensor& t) {
+  if (!t.buf->ready) fail(code::kNotComputed, "an input " + t.desc() + " was never computed (its op failed or was dropped)");
+}
+
+std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs) {
+  check_live();
+  const OpDef* op = find_op(name);
+  if (!op) fail(code::kArg, "unknown op '" + name + "'");
+  if (int(inputs.size()) < op->min_inputs || int(inputs.size()) > op->max_inputs)
+    fail(code::kArg, name + ": expects " + std::to_string(op->min_inputs) + ".." + std::to_string(op->max_inputs) + " operands, got " + std::to_string(inputs.size()));
+  Inputs in(inputs);
+  in.resize(op->max_inputs, nullptr);
+  for (int i = 0; i < op->min_inputs; i++)
+    if (!in[i]) fail(code::kArg, name + ": operand " + std::to_string(i) + " is required");
+  for (auto* t : in)
+    if (t && (!t->buf || t->buf->owner != this)) fail(code::kArg, name + ": a tensor belongs to another engine");
+  std::vector<OutDesc> outs = op->infer(in, attrs);
+
+  std::vector<Tensor> result;
+  for (auto& d : outs) {
+    Tensor t;
+    t.dtype = d.dtype;
+    t.shape = d.shape;
+    t.buf = std::make_shared<Buffer>();
+    t.buf->owner = this;
+    result.push_back(t);
+  }
+  // The task owns copies of its operands, so a tensor released by JS stays alive until the op ran.
+  std::vector<Tensor> in_copy;
+  for (auto* t : in) in_copy.push_back(t ? *t : Tensor{});
+  auto pool = pool_;
+  Backend* be = backend_.get();
+  Task task;
+  task.run = [op, in_copy, result, outs, attrs, pool, be]() mutable {
+    Inputs ptrs;
+    for (auto& t : in_copy) {
+      if (t.buf) need_ready(t);
+      ptrs.push_back(t.buf ? &t : nullptr);
+    }
+    for (size_t i = 0; i < result.size(); i++) pool->allocate(*result[i].buf, outs[i].packed ? 0 : result[i].nbytes());
+    op->run(*be, ptrs, result, attrs);
+    for (auto& t : result) t.buf->ready = true;
+  };
+  stream_->push(std::move(task));
+  ops_enqueued_++;
+  return result;
+}
+
+Tensor Engine::upload(DType dtype, const Shape& shape, const void* data, size_t bytes) {
+  check_live();
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = shape;
+  for (int i = 0; i < shape.ndim; i++)
+    if (shape.d[i] < 0) fail(code::kShape, "negative dimension in " + shape.str());
+  if (bytes != t.nbytes())
+    fail(code::kShape, "data has " + std::to_string(bytes) + " bytes but " + t.desc() + " needs " + std::to_string(t.nbytes()));
+  t.buf = std::make_shared<Buffer>();
+  t.buf->owner = this;
+  auto staged = std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
+  auto pool = pool_;
+  Backend* be = backend_.get();
+  Task task;
+  task.run = [t, staged, pool, be] {
+    pool->allocate(*t.buf, staged->size());
+    if (!staged->empty()) be->upload(t.buf->data, staged->data(), staged->size());
+    t.buf->ready = true;
+  };
+  stream_->push(std::move(task));
+  ops_enqueued_++;
+  return t;
+}
+
+Tensor Engine::reshape(const Tensor& t, const Shape& shape) {
+  check_live();
+  Tensor v = t;
+  v.shape = shape;
+  int64_t n = 1;
+  for (int i = 0; i < shape.ndim; i++) {
+    if (shape.d[i] < 0) fail(code::kShape, "negative dimension in " + shape.str());
+    n *= shape.d[i];
+  }
+  if (n != t.numel()) fail(code::kShape, "cannot view " + t.desc() + " as " + shape.str());
+  if (t.buf->packed || (t.buf->ready && !t.buf->data && t.nbytes())) fail(code::kArg, "cannot view a packed weight");
+  return v;
+}
+
+void Engine::read(const Tensor& t, ReadDone done) {
+  check_live();
+  if (!t.buf || t.buf->owner != this) fail(code::kArg, "read: the tensor belongs to another engine");
+  auto out = std::make_shared<std::vector<uint8_t>>();
+  Backend* be = backend_.get();
+  Task task;
+  task.run = [t, out, be] {
+    need_ready(t);
+    if (!t.buf->data && t.nbytes()) fail(code::kArg, "a packed weight cannot be read back");
+    be->synchronize();
+    out->resize(t.nbytes());
+    if (!out->empty()) be->download(out->data(), t.buf->data, out->size());
+  };
+  task.complete = [out, done](std::exception_ptr e) { done(std::move(*out), e); };
+  stream_->push(std::move(task));
+}
+
+void Engine::fence(Done done) {
+  check_live();
+  Backend* be = backend_.get();
+  Task task;
+  task.run = [be] { be->synchronize(); };
+  task.complete = std::move(done);
+  stream_->push(std::move(task));
+}
+
+size_t Engine::drop_pending() {
+  check_live();
+  return stream_->drop_pending();
+}
+
+void Engine::dispose(bool drop, Done done) {
+  check_live();
+  disposed_ = true;
+  if (drop) stream_->drop_pending();
+  auto pool = pool_;
+  Backend* be = backend_.get();
+  Task task;
+  task.shutdown = true;
+  task.run = nullptr;
+  task.complete = [pool, be, done](std::exception_ptr) {
+    be->synchronize();
+    pool->release_all();  // a held stream error dies with the engine
+    done(nullptr);
+  };
+  stream_->push(std::move(task));
+}
+
+void Engine::join() { stream_->join(); }
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.bytes_in_use = pool_->bytes_in_use();
+  s.peak_bytes = pool_->peak_bytes();
+  s.ops_enqueued = ops_enqueued_;
+  s.ops_run = stream_->ops_run();
+  s.pending = stream_->pending();
+  return s;
+}
+
+}  // namespace latte
