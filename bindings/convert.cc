@@ -93,6 +93,7 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
   a.factor = integer(o, "factor", 2);
   a.gelu = choice(o, "gelu", {"quick", "tanh", "erf"}, 0);
   a.channels = flag(o, "channels", false);
+  a.axis = integer(o, "axis", 0);
   if (!o.Get("dtype").IsUndefined()) a.dtype = to_dtype(o.Get("dtype"));
   Napi::Value sec = o.Get("sections");
   if (!sec.IsUndefined()) {

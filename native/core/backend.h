@@ -70,6 +70,7 @@ class Backend {
   virtual void pixel_shuffle(const Tensor& x, int r, Tensor& y) = 0;
   virtual void upsample_nearest(const Tensor& x, int f, Tensor& y) = 0;
   virtual void convert(const Tensor& x, Tensor& y) = 0;
+  virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

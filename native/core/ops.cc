@@ -113,6 +113,7 @@ Outs infer_rope(const Inputs& in, const OpAttrs& a) {
   if (pos->shape[1] != x->shape[0] || pos->shape[2] != x->shape[1])
     fail(code::kShape, "rope: positions " + pos->shape.str() + " must be [axes," + std::to_string(x->shape[0]) +
                            "," + std::to_string(x->shape[1]) + "]");
+  if (d > 1024) fail(code::kShape, "rope: head dim above 1024");
   if (a.n_sections < 0 || a.n_sections > 4) fail(code::kArg, "rope: at most 4 sections");
   if (a.n_sections) {
     int64_t sum = 0;
@@ -256,6 +257,23 @@ Outs infer_convert(const Inputs& in, const OpAttrs& a) {
 }
 void run_convert(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.convert(*in[0], out[0]); }
 
+// Joins a and b along `axis` (e.g. a K/V cache and new keys along the sequence).
+Outs infer_concat(const Inputs& in, const OpAttrs& a) {
+  const Tensor *x = in[0], *y = in[1];
+  if (x->dtype != y->dtype) fail(code::kDType, "concat: operands differ in dtype");
+  if (x->shape.ndim != y->shape.ndim || x->shape.ndim == 0) fail(code::kShape, "concat: operands differ in rank");
+  int ax = a.axis < 0 ? a.axis + x->shape.ndim : a.axis;
+  if (ax < 0 || ax >= x->shape.ndim) fail(code::kArg, "concat: axis out of range");
+  Shape s = x->shape;
+  for (int i = 0; i < s.ndim; i++)
+    if (i != ax && x->shape[i] != y->shape[i]) fail(code::kShape, "concat: " + x->shape.str() + " and " + y->shape.str() + " differ off the axis");
+  s[ax] = x->shape[ax] + y->shape[ax];
+  return {{x->dtype, s}};
+}
+void run_concat(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.concat(*in[0], *in[1], a.axis < 0 ? a.axis + in[0]->shape.ndim : a.axis, out[0]);
+}
+
 // ---- image ops (DC-AE) ----------------------------------------------------------------------
 Outs infer_conv2d(const Inputs& in, const OpAttrs& a) {
   const Tensor *x = in[0], *w = in[1], *b = in[2];
@@ -316,6 +334,7 @@ const std::map<std::string, OpDef>& registry() {
       {"modulate", {"modulate", 3, 3, infer_modulate, run_modulate}},
       {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},
       {"convert", {"convert", 1, 1, infer_convert, run_convert}},
+      {"concat", {"concat", 2, 2, infer_concat, run_concat}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
       {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
       {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},

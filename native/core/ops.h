@@ -26,6 +26,7 @@ struct OpAttrs {
   int gelu = 0;                  // 0 quick, 1 tanh, 2 erf
   bool channels = false;         // rms_norm over dim 1 of NCHW
   DType dtype = DType::F32;      // convert / pack_linear target
+  int axis = 0;                  // concat
 };
 
 struct OutDesc {

@@ -61,6 +61,7 @@ class CpuBackend final : public Backend {
   void pixel_shuffle(const Tensor& x, int r, Tensor& y) override { cpu::pixel_shuffle(x, r, y); }
   void upsample_nearest(const Tensor& x, int f, Tensor& y) override { cpu::upsample_nearest(x, f, y); }
   void convert(const Tensor& x, Tensor& y) override { cpu::convert(x, y); }
+  void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) override { cpu::concat(a, b, axis, y); }
 
  private:
   CpuFeatures features_;

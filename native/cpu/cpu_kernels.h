@@ -31,5 +31,6 @@ void conv2d(const Conv2dArgs& a);
 void pixel_shuffle(const Tensor& x, int r, Tensor& y);
 void upsample_nearest(const Tensor& x, int f, Tensor& y);
 void convert(const Tensor& x, Tensor& y);
+void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y);
 
 }  // namespace latte::cpu

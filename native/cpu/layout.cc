@@ -81,4 +81,18 @@ void convert(const Tensor& x, Tensor& y) {
   }
 }
 
+void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
+  int64_t outer = 1;
+  for (int i = 0; i < axis; i++) outer *= a.shape[i];
+  const size_t ea = size_t(a.numel() / (outer ? outer : 1)) * dtype_size(a.dtype);
+  const size_t eb = size_t(b.numel() / (outer ? outer : 1)) * dtype_size(b.dtype);
+  const char* pa = static_cast<const char*>(a.buf->data);
+  const char* pb = static_cast<const char*>(b.buf->data);
+  char* py = static_cast<char*>(y.buf->data);
+  for (int64_t o = 0; o < outer; o++) {
+    if (ea) std::memcpy(py + o * (ea + eb), pa + o * ea, ea);
+    if (eb) std::memcpy(py + o * (ea + eb) + ea, pb + o * eb, eb);
+  }
+}
+
 }  // namespace latte::cpu

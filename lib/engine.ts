@@ -1,0 +1,205 @@
+/**
+ * Engine: one backend and one stream. Every op method enqueues work and returns at once with the
+ * output tensor (its shape known); results come back through `tensor.read()` and `fence()`.
+ * An error raised while an op runs surfaces, with its code, at the next read or fence.
+ */
+import { ensure, LatteError, native, nativeAsync } from './errors.js';
+import { loadAddon, type DTypeName, type GeluName, type MaskName, type NativeAttrs, type NativeEngine, type NativeStats, type NativeTensor, type OpName } from './native.js';
+import { Tensor, type HostArray } from './tensor.js';
+
+export type BackendRequest = 'auto' | 'cpu' | 'cuda';
+
+export interface EngineOptions {
+  /** 'auto' (default; env LATTE_BACKEND overrides), 'cpu' or 'cuda' (throws E_BACKEND_UNAVAILABLE if unusable). */
+  backend?: BackendRequest;
+  /** CPU threads for this engine's kernels; default all cores. */
+  threads?: number;
+}
+
+export interface AttentionOptions {
+  mask?: MaskName;
+  /** prefix_causal: keys [0, prefixLen) are causal text; later tokens attend to all keys. */
+  prefixLen?: number;
+  /** First key column of the image block (receives the residual / returns its logits). */
+  imageCol0?: number;
+  /** TCRA residual [B,H,Sq,Ni] and gate [B,H]: logits[:, image cols] += gate * residual. */
+  residual?: Tensor;
+  gate?: Tensor;
+  /** Also return the post-residual image-key logits [B,H,Sq,Ni] for the next layer. */
+  returnLogits?: boolean;
+  /** Default 1/sqrt(head_dim). */
+  scale?: number;
+}
+
+export interface RopeOptions {
+  theta?: number;
+  /** The head_dim/2 frequencies split per position axis, e.g. Qwen2-VL M-RoPE [16, 24, 24]. */
+  sections?: number[];
+  /** Each section restarts its frequency index (the vision tower's 2-D RoPE). */
+  restart?: boolean;
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+  groups?: number;
+}
+
+const BACKENDS: readonly BackendRequest[] = ['auto', 'cpu', 'cuda'];
+const HOST_DTYPE: Record<DTypeName, (new (n: number) => HostArray) | undefined> = {
+  f32: Float32Array,
+  i32: Int32Array,
+  bf16: Uint16Array,
+  f16: Uint16Array,
+};
+
+export class Engine implements AsyncDisposable {
+  readonly #native: NativeEngine;
+
+  constructor(options: EngineOptions = {}) {
+    const backend = options.backend ?? 'auto';
+    ensure(BACKENDS.includes(backend), `backend must be one of ${BACKENDS.join(', ')}, got ${String(backend)}`);
+    const threads = options.threads ?? 0;
+    ensure(Number.isInteger(threads) && threads >= 0 && threads <= 1024, `threads must be an integer in [0, 1024], got ${threads}`);
+    const { NativeEngine } = loadAddon();
+    this.#native = native(() => new NativeEngine({ backend, threads }));
+  }
+
+  /** The backend this engine runs on and why it was chosen. */
+  get backend(): { name: 'cpu' | 'cuda'; reason: string; threads: number } {
+    const i = this.#native.info;
+    return { name: i.backend, reason: i.reason, threads: i.threads };
+  }
+  get disposed(): boolean {
+    return this.#native.disposed;
+  }
+  stats(): NativeStats {
+    return this.#native.stats();
+  }
+
+  /** Copies host data into a new engine tensor (bf16/f16 as raw Uint16 bits). */
+  tensor(data: HostArray | number[], shape: number[], dtype: DTypeName = 'f32'): Tensor {
+    const Host = HOST_DTYPE[dtype];
+    ensure(Host, `unknown dtype ${String(dtype)}`, 'E_DTYPE');
+    const arr = Array.isArray(data) ? new Host(data.length).map((_, i) => data[i]) : data;
+    ensure(arr instanceof Host, `dtype ${dtype} needs a ${Host.name}`, 'E_DTYPE');
+    return this.#wrap(native(() => this.#native.upload(arr, shape, dtype)));
+  }
+
+  reshape(t: Tensor, shape: number[]): Tensor {
+    return this.#wrap(native(() => this.#native.reshape(this.#own(t), shape)));
+  }
+
+  /** Resolves when every op enqueued before it has run; rejects with a held stream error. */
+  fence(): Promise<void> {
+    return nativeAsync(() => this.#native.fence());
+  }
+
+  /** Skips everything enqueued but not started; pending reads/fences reject with E_ABORTED. */
+  dropPending(): number {
+    return native(() => this.#native.dropPending());
+  }
+
+  /** Drains the queue (or drops it with {drop: true}), frees all engine memory, stops the worker. */
+  async dispose(options: { drop?: boolean } = {}): Promise<void> {
+    await nativeAsync(() => this.#native.dispose(options.drop ?? false));
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  // ---- ops ---------------------------------------------------------------------------------
+  /** Packs an nn.Linear weight [out, in] once into the backend's GEMM layout (compute f32 or bf16). */
+  packLinear(w: Tensor, compute: 'f32' | 'bf16' = 'f32'): Tensor {
+    return this.#op1('pack_linear', [w], { dtype: compute });
+  }
+  /** y = x W^T + b, W [out, in] plain or packed. */
+  linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+    return this.#op1('linear', [x, w, b ?? null]);
+  }
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    return this.#op1('embedding', [table, ids]);
+  }
+  rmsNorm(x: Tensor, w: Tensor | null, opts: { eps?: number; bias?: Tensor; channels?: boolean } = {}): Tensor {
+    return this.#op1('rms_norm', [x, w, opts.bias ?? null], { eps: opts.eps, channels: opts.channels });
+  }
+  layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1e-5): Tensor {
+    return this.#op1('layer_norm', [x, w, b], { eps });
+  }
+  /** x [B,S,H,d], positions i32 [axes,B,S]. */
+  rope(x: Tensor, positions: Tensor, opts: RopeOptions = {}): Tensor {
+    return this.#op1('rope', [x, positions], opts);
+  }
+  /** q [B,Sq,H,d], k/v [B,Skv,G,d] -> out [B,Sq,H,d] (and logits [B,H,Sq,Ni] with returnLogits). */
+  attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; logits?: Tensor } {
+    const { residual, gate, ...attrs } = opts;
+    const outs = this.#op('attention', [q, k, v, residual ?? null, gate ?? null], attrs);
+    return { out: outs[0], logits: outs[1] };
+  }
+  softmax(x: Tensor): Tensor {
+    return this.#op1('softmax', [x]);
+  }
+  silu(x: Tensor): Tensor {
+    return this.#op1('silu', [x]);
+  }
+  relu(x: Tensor): Tensor {
+    return this.#op1('relu', [x]);
+  }
+  gelu(x: Tensor, mode: GeluName = 'tanh'): Tensor {
+    return this.#op1('gelu', [x], { gelu: mode });
+  }
+  /** a + b, b broadcast over a's leading dims. */
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.#op1('add', [a, b]);
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.#op1('mul', [a, b]);
+  }
+  /** silu(gate) * up */
+  swiglu(gate: Tensor, up: Tensor): Tensor {
+    return this.#op1('swiglu', [gate, up]);
+  }
+  /** x [B,S,D] * (1 + scale[B,D]) + shift[B,D] */
+  modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+    return this.#op1('modulate', [x, shift, scale]);
+  }
+  /** h + gate[B,D] * x */
+  gatedAdd(h: Tensor, gate: Tensor, x: Tensor): Tensor {
+    return this.#op1('gated_add', [h, gate, x]);
+  }
+  convert(x: Tensor, dtype: DTypeName): Tensor {
+    return this.#op1('convert', [x], { dtype });
+  }
+  /** Joins a and b along `axis` (negative counts from the end). */
+  concat(a: Tensor, b: Tensor, axis: number): Tensor {
+    return this.#op1('concat', [a, b], { axis });
+  }
+  /** x [N,Cin,H,W], w [Cout,Cin/groups,kh,kw] */
+  conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+    return this.#op1('conv2d', [x, w, b], opts);
+  }
+  pixelShuffle(x: Tensor, factor: number): Tensor {
+    return this.#op1('pixel_shuffle', [x], { factor });
+  }
+  upsampleNearest(x: Tensor, factor: number): Tensor {
+    return this.#op1('upsample_nearest', [x], { factor });
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------
+  #own(t: Tensor): NativeTensor {
+    ensure(t instanceof Tensor, 'expected a Tensor');
+    if (t.owner !== this.#native) throw new LatteError('E_ARG', 'tensor belongs to another engine');
+    return t.handle;
+  }
+  #wrap(h: NativeTensor): Tensor {
+    return new Tensor(this.#native, h);
+  }
+  #op(name: OpName, inputs: (Tensor | null)[], attrs: NativeAttrs = {}): Tensor[] {
+    const handles = inputs.map((t) => (t === null ? null : this.#own(t)));
+    const clean = Object.fromEntries(Object.entries(attrs).filter(([, v]) => v !== undefined)) as NativeAttrs;
+    return native(() => this.#native.op(name, handles, clean)).map((h) => this.#wrap(h));
+  }
+  #op1(name: OpName, inputs: (Tensor | null)[], attrs: NativeAttrs = {}): Tensor {
+    return this.#op(name, inputs, attrs)[0];
+  }
+}

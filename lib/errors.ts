@@ -1,0 +1,58 @@
+/** Errors thrown by latte-flow. `code` is stable; messages may change. */
+export type ErrorCode =
+  | 'E_SHAPE' // operand shapes do not fit the op
+  | 'E_DTYPE' // unsupported dtype
+  | 'E_ARG' // a bad option or attribute
+  | 'E_INDEX' // an id or position out of range (found while running)
+  | 'E_OOM' // an allocation failed
+  | 'E_DISPOSED' // the engine or tensor was disposed
+  | 'E_BACKEND_UNAVAILABLE' // the requested backend cannot be used
+  | 'E_ABORTED' // work was aborted or dropped before it ran
+  | 'E_NOT_COMPUTED' // an input's producing op failed or was dropped
+  | 'E_BAD_WEIGHTS' // a checkpoint is missing, corrupt or mis-shaped
+  | 'E_NATIVE_LOAD' // the native addon could not be loaded
+  | 'E_INTERNAL';
+
+export class LatteError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LatteError';
+    this.code = code;
+  }
+
+  /** Turns anything thrown by the native layer into a LatteError with its code. */
+  static from(e: unknown): LatteError {
+    if (e instanceof LatteError) return e;
+    const err = e as { code?: unknown; message?: unknown };
+    const code = typeof err?.code === 'string' && err.code.startsWith('E_') ? (err.code as ErrorCode) : 'E_INTERNAL';
+    const message = typeof err?.message === 'string' ? err.message : String(e);
+    return new LatteError(code, message, { cause: e });
+  }
+}
+
+/** The one validation helper: throws E_ARG (or the given code) unless `ok`. */
+export function ensure(ok: unknown, message: string, code: ErrorCode = 'E_ARG'): asserts ok {
+  if (!ok) throw new LatteError(code, message);
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new LatteError('E_ABORTED', 'aborted', { cause: signal.reason });
+}
+
+/** Calls a native function, rethrowing its errors as LatteError. */
+export function native<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw LatteError.from(e);
+  }
+}
+
+export async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p();
+  } catch (e) {
+    throw LatteError.from(e);
+  }
+}

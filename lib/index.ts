@@ -1,0 +1,15 @@
+/** latte-flow: LaTtE-Flow on a native engine. */
+import { loadAddon, type NativeBackendInfo } from './native.js';
+import { native } from './errors.js';
+
+export { Engine, type EngineOptions, type BackendRequest, type AttentionOptions, type RopeOptions, type Conv2dOptions } from './engine.js';
+export { Tensor, type HostArray } from './tensor.js';
+export { LatteError, type ErrorCode } from './errors.js';
+export type { DTypeName, MaskName, GeluName } from './native.js';
+
+export type BackendInfo = NativeBackendInfo;
+
+/** Compiled backends, whether CUDA is usable (and why not), and the CPU's features. */
+export function getBackendInfo(): BackendInfo {
+  return native(() => loadAddon().backendInfo());
+}

@@ -1,0 +1,111 @@
+/**
+ * The whole native contract in one place: what the addon (bindings/) exports, typed.
+ * Everything here is implemented in C++; lib/ code never reaches the addon any other way.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { LatteError } from './errors.js';
+
+export type DTypeName = 'f32' | 'bf16' | 'f16' | 'i32';
+export type MaskName = 'none' | 'causal' | 'prefix_causal';
+export type GeluName = 'quick' | 'tanh' | 'erf';
+
+/** Attributes of any op; each op reads the ones it documents (see native/core/ops.h). */
+export interface NativeAttrs {
+  eps?: number;
+  scale?: number;
+  theta?: number;
+  mask?: MaskName;
+  prefixLen?: number;
+  imageCol0?: number;
+  returnLogits?: boolean;
+  sections?: number[];
+  restart?: boolean;
+  stride?: number;
+  padding?: number;
+  groups?: number;
+  factor?: number;
+  gelu?: GeluName;
+  channels?: boolean;
+  dtype?: DTypeName;
+  axis?: number;
+}
+
+export type OpName =
+  | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
+  | 'softmax' | 'silu' | 'relu' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
+  | 'convert' | 'concat' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DTypeName;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeStats {
+  bytesInUse: number;
+  peakBytes: number;
+  opsEnqueued: number;
+  opsRun: number;
+  pending: number;
+}
+
+export interface NativeEngine {
+  readonly info: { backend: 'cpu' | 'cuda'; reason: string; threads: number };
+  readonly disposed: boolean;
+  /** Copies `data` now; the write into engine memory happens on the stream. */
+  upload(data: ArrayBufferView, shape: number[], dtype: DTypeName): NativeTensor;
+  /** Enqueues an op and returns its outputs at once (shapes known); throws on bad operands. */
+  op(name: OpName, inputs: (NativeTensor | null)[], attrs?: NativeAttrs): NativeTensor[];
+  reshape(t: NativeTensor, shape: number[]): NativeTensor;
+  read(t: NativeTensor): Promise<ArrayBuffer>;
+  fence(): Promise<void>;
+  dropPending(): number;
+  dispose(drop: boolean): Promise<void>;
+  stats(): NativeStats;
+}
+
+export interface NativeBackendInfo {
+  compiled: string[];
+  cuda: { compiled: boolean; available: boolean; reason: string; device: string };
+  cpu: {
+    avx2: boolean;
+    fma: boolean;
+    avx512f: boolean;
+    avx512bf16: boolean;
+    amxBf16: boolean;
+    amxPermitted: boolean;
+    cores: number;
+    gemm: string;
+  };
+}
+
+export interface NativeAddon {
+  NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
+  NativeTensor: unknown;
+  backendInfo(): NativeBackendInfo;
+  opNames(): string[];
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once: prebuilds/<platform>/ in a package, build/Release in a checkout. */
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const require = createRequire(import.meta.url);
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  try {
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(root);
+  } catch (e) {
+    throw new LatteError(
+      'E_NATIVE_LOAD',
+      `latte-flow: cannot load the native engine (${(e as Error).message}). ` +
+        'Prebuilt binaries cover linux-x64 with glibc >= 2.36; elsewhere run `npm run build` in the package.',
+      { cause: e },
+    );
+  }
+  return addon;
+}
