@@ -27,14 +27,23 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
     }
     engine_ = std::make_unique<latte::Engine>(opts);
   });
-  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "latte-flow stream", 0, 1);
+  auto live = tsfn_live_;
+  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "latte-flow stream", 0, 1,
+                                        [live](Napi::Env) { *live = false; });
   tsfn_.Unref(env);
-  tsfn_live_ = true;
+  *tsfn_live_ = true;
+}
+
+void EngineWrap::release_tsfn() {
+  if (*tsfn_live_) {
+    *tsfn_live_ = false;
+    tsfn_.Release();
+  }
 }
 
 EngineWrap::~EngineWrap() {
-  engine_.reset();  // drops queued work, joins the worker
-  if (tsfn_live_) tsfn_.Release();
+  engine_.reset();  // drops queued work (nothing owes JS an answer: pending_ is 0), joins the worker
+  release_tsfn();
 }
 
 void EngineWrap::post(JsCall fn) {
@@ -181,6 +190,7 @@ Napi::Value EngineWrap::Dispose(const Napi::CallbackInfo& info) {
       engine_->join();
       deferred->Resolve(env.Undefined());
       end_pending();
+      if (pending_ == 0) release_tsfn();  // nothing can be enqueued any more
     });
   });
   return deferred->Promise();

@@ -37,7 +37,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   std::unique_ptr<latte::Engine> engine_;
   Napi::ThreadSafeFunction tsfn_;
-  bool tsfn_live_ = false;
+  // false once the TSFN is released by us or finalized by Node (at environment teardown Node
+  // closes it before finalizing this object; releasing it then would abort)
+  std::shared_ptr<bool> tsfn_live_ = std::make_shared<bool>(false);
+  void release_tsfn();
   int pending_ = 0;
 };
 

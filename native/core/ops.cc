@@ -318,7 +318,7 @@ void run_upsample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const
 const std::map<std::string, OpDef>& registry() {
   static const std::map<std::string, OpDef> ops = {
       {"pack_linear", {"pack_linear", 1, 1, infer_pack_linear, run_pack_linear}},
-      {"linear", {"linear", 2, 3, infer_linear, run_linear}},
+      {"linear", {"linear", 2, 3, infer_linear, run_linear, 1}},
       {"embedding", {"embedding", 2, 2, infer_embedding, run_embedding}},
       {"rms_norm", {"rms_norm", 1, 3, infer_rms_norm, run_rms_norm}},
       {"layer_norm", {"layer_norm", 1, 3, infer_layer_norm, run_layer_norm}},

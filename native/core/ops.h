@@ -42,6 +42,7 @@ struct OpDef {
   int min_inputs, max_inputs;
   std::vector<OutDesc> (*infer)(const Inputs& in, const OpAttrs& a);
   void (*run)(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a);
+  int packed_operand = -1;  // the one operand that may be a packed weight (linear's weight)
 };
 
 const OpDef* find_op(const std::string& name);

@@ -44,6 +44,7 @@ struct Buffer {
   std::shared_ptr<Packed> packed;  // set by pack ops; data may then be empty
   std::weak_ptr<MemoryPool> pool;
   bool ready = false;           // set once the op producing it has run
+  bool is_packed = false;       // known at enqueue: the producing op packs (no plain data)
   const void* owner = nullptr;  // the engine that created it
   ~Buffer();
 };

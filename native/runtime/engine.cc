@@ -48,6 +48,9 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     if (!in[i]) fail(code::kArg, name + ": operand " + std::to_string(i) + " is required");
   for (auto* t : in)
     if (t && (!t->buf || t->buf->owner != this)) fail(code::kArg, name + ": a tensor belongs to another engine");
+  for (size_t i = 0; i < in.size(); i++)
+    if (in[i] && in[i]->buf->is_packed && int(i) != op->packed_operand)
+      fail(code::kArg, name + ": operand " + std::to_string(i) + " is a packed weight, usable only as a linear weight");
   std::vector<OutDesc> outs = op->infer(in, attrs);
 
   std::vector<Tensor> result;
@@ -57,6 +60,7 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     t.shape = d.shape;
     t.buf = std::make_shared<Buffer>();
     t.buf->owner = this;
+    t.buf->is_packed = d.packed;
     result.push_back(t);
   }
   // The task owns copies of its operands, so a tensor released by JS stays alive until the op ran.
@@ -115,19 +119,19 @@ Tensor Engine::reshape(const Tensor& t, const Shape& shape) {
     n *= shape.d[i];
   }
   if (n != t.numel()) fail(code::kShape, "cannot view " + t.desc() + " as " + shape.str());
-  if (t.buf->packed || (t.buf->ready && !t.buf->data && t.nbytes())) fail(code::kArg, "cannot view a packed weight");
+  if (t.buf->is_packed) fail(code::kArg, "cannot view a packed weight");
   return v;
 }
 
 void Engine::read(const Tensor& t, ReadDone done) {
   check_live();
   if (!t.buf || t.buf->owner != this) fail(code::kArg, "read: the tensor belongs to another engine");
+  if (t.buf->is_packed) fail(code::kArg, "a packed weight cannot be read back");
   auto out = std::make_shared<std::vector<uint8_t>>();
   Backend* be = backend_.get();
   Task task;
   task.run = [t, out, be] {
     need_ready(t);
-    if (!t.buf->data && t.nbytes()) fail(code::kArg, "a packed weight cannot be read back");
     be->synchronize();
     out->resize(t.nbytes());
     if (!out->empty()) be->download(out->data(), t.buf->data, out->size());

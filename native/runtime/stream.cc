@@ -60,6 +60,7 @@ void Stream::loop(std::function<void()> thread_init) {
       t = std::move(q_.front());
       q_.pop_front();
     }
+    if (t.shutdown && !t.complete) return;  // the destructor's stop sentinel
     if (!t.complete) {  // compute task
       if (held_) continue;
       try {

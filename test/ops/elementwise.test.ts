@@ -1,0 +1,107 @@
+import test from 'ava';
+import { LatteError } from '../../lib/index.ts';
+import { cpuEngine } from '../helpers/engine.ts';
+import { assertClose, fromBf16Bits, randn, silu, toBf16Bits } from '../helpers/reference.ts';
+
+function erf(x: number): number {
+  // Abramowitz-Stegun 7.1.26 is too coarse for 1e-6; use a series/continued fraction split
+  const t = Math.abs(x);
+  let r: number;
+  if (t < 2.5) {
+    let sum = t, term = t;
+    for (let n = 1; n < 60; n++) {
+      term *= (-t * t) / n;
+      sum += term / (2 * n + 1);
+    }
+    r = (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    // erfc continued fraction
+    let f = 0;
+    for (let n = 60; n >= 1; n--) f = (n / 2) / (t + f);
+    r = 1 - Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + f);
+  }
+  return x < 0 ? -r : r;
+}
+
+test('unary activations: silu, relu, gelu quick / tanh / erf', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const n = 1031;
+  const x = randn(n, 1, 6);
+  const xt = e.tensor(x, [n]);
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const cases: [string, Float32Array | Promise<Float32Array>, (v: number) => number][] = [
+    ['silu', e.silu(xt).readFloat32(), silu],
+    ['relu', e.relu(xt).readFloat32(), (v) => Math.max(v, 0)],
+    ['gelu quick', e.gelu(xt, 'quick').readFloat32(), (v) => v * sig(1.702 * v)],
+    ['gelu tanh', e.gelu(xt, 'tanh').readFloat32(), (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))],
+    ['gelu erf', e.gelu(xt, 'erf').readFloat32(), (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))],
+  ];
+  for (const [name, got, f] of cases) assertClose(t, await got, Array.from(x, f), 1e-6, name);
+  t.is(t.throws(() => e.gelu(xt, 'fast' as 'tanh'), { instanceOf: LatteError })?.code, 'E_ARG');
+});
+
+test('add / mul broadcast the second operand over leading dims', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const a = randn(3 * 4 * 33, 2);
+  const b = randn(4 * 33, 3);
+  const at = e.tensor(a, [3, 4, 33]);
+  const bt = e.tensor(b, [4, 33]);
+  assertClose(t, await e.add(at, bt).readFloat32(), Array.from(a, (v, i) => v + b[i % b.length]), 1e-7, 'add');
+  assertClose(t, await e.mul(at, bt).readFloat32(), Array.from(a, (v, i) => v * b[i % b.length]), 1e-7, 'mul');
+  assertClose(t, await e.add(at, at).readFloat32(), Array.from(a, (v) => 2 * v), 1e-7, 'same shape');
+  t.is(t.throws(() => e.add(at, e.tensor(new Float32Array(4), [4])), { instanceOf: LatteError })?.code, 'E_SHAPE');
+});
+
+test('swiglu, modulate and gated_add', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const [B, S, D] = [2, 5, 33];
+  const x = randn(B * S * D, 4);
+  const y = randn(B * S * D, 5);
+  const s1 = randn(B * D, 6);
+  const s2 = randn(B * D, 7);
+  const xt = e.tensor(x, [B, S, D]);
+  const yt = e.tensor(y, [B, S, D]);
+  const at = e.tensor(s1, [B, D]);
+  const bt = e.tensor(s2, [B, D]);
+  const per = (i: number) => Math.floor(i / (S * D)) * D + (i % D);
+  assertClose(t, await e.swiglu(xt, yt).readFloat32(), Array.from(x, (v, i) => silu(v) * y[i]), 1e-6, 'swiglu');
+  assertClose(t, await e.modulate(xt, at, bt).readFloat32(), Array.from(x, (v, i) => v * (1 + s2[per(i)]) + s1[per(i)]), 1e-6, 'modulate');
+  assertClose(t, await e.gatedAdd(xt, at, yt).readFloat32(), Array.from(x, (v, i) => v + s1[per(i)] * y[i]), 1e-6, 'gated_add');
+  t.is(t.throws(() => e.modulate(xt, e.tensor(s1, [D, B]), bt), { instanceOf: LatteError })?.code, 'E_SHAPE');
+});
+
+test('convert f32 <-> bf16 / f16 rounds like PyTorch', async (t) => {
+  const e = cpuEngine(1);
+  t.teardown(() => e.dispose());
+  const x = new Float32Array([0, -0, 1, -1.5, 3.14159, 1e-8, 65504, 70000, 1 / 3, 2.0009765625, Infinity, -Infinity]);
+  const xt = e.tensor(x, [x.length]);
+  const bf = (await e.convert(xt, 'bf16').read()) as Uint16Array;
+  t.deepEqual(Array.from(bf), Array.from(x, toBf16Bits));
+  const back = await e.convert(e.convert(xt, 'bf16'), 'f32').readFloat32();
+  t.deepEqual(Array.from(back), Array.from(x, (v) => fromBf16Bits(toBf16Bits(v))));
+  // half: reference bit patterns (numpy float16)
+  const h = (await e.convert(xt, 'f16').read()) as Uint16Array;
+  t.deepEqual(Array.from(h), [0x0000, 0x8000, 0x3c00, 0xbe00, 0x4248, 0x0000, 0x7bff, 0x7c00, 0x3555, 0x4000, 0x7c00, 0xfc00]);
+  const h2 = await e.convert(e.convert(xt, 'f16'), 'f32').readFloat32();
+  t.is(h2[2], 1);
+  t.is(h2[4], 3.140625);
+  t.is(t.throws(() => e.convert(xt, 'i32'), { instanceOf: LatteError })?.code, 'E_ARG');
+});
+
+test('concat joins along any axis and checks the other dims', async (t) => {
+  const e = cpuEngine(1);
+  t.teardown(() => e.dispose());
+  const a = randn(2 * 3 * 4, 1);
+  const b = randn(2 * 5 * 4, 2);
+  const got = await e.concat(e.tensor(a, [2, 3, 4]), e.tensor(b, [2, 5, 4]), 1).readFloat32();
+  const want: number[] = [];
+  for (let i = 0; i < 2; i++) want.push(...a.subarray(i * 12, (i + 1) * 12), ...b.subarray(i * 20, (i + 1) * 20));
+  t.deepEqual(Array.from(got), want);
+  const last = await e.concat(e.tensor(a, [6, 4]), e.tensor(a, [6, 4]), -1).readFloat32();
+  t.is(last.length, 48);
+  t.is(last[4], a[0]);
+  t.is(t.throws(() => e.concat(e.tensor(a, [2, 3, 4]), e.tensor(b, [2, 5, 4]), 2), { instanceOf: LatteError })?.code, 'E_SHAPE');
+});
