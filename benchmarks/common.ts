@@ -119,3 +119,33 @@ export function printRows(rows: Row[], log: (s: string) => void = console.log): 
 export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && url === pathToFileURL(path.resolve(process.argv[1])).href;
 }
+
+/** CPU accounting for a run: what this process (and its reaped children) used vs the machine. */
+export interface CpuSample {
+  busy: number; // machine busy ticks (all CPUs, excluding idle/iowait/steal)
+  steal: number; // ticks the hypervisor gave to someone else
+  total: number;
+  own: number; // this process + waited-for children
+}
+
+export function cpuSample(): CpuSample | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = cpu;
+    const st = readFileSync('/proc/self/stat', 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number); // f[0] is field 3 (state)
+    const own = f[11] + f[12] + f[13] + f[14]; // utime stime cutime cstime
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal, own };
+  } catch {
+    return undefined;
+  }
+}
+
+/** "other processes: 0.05 cores, steal 0.3%" between two samples. */
+export function describeCpu(a: CpuSample | undefined, b: CpuSample | undefined, cores: number): string {
+  if (!a || !b) return 'cpu accounting unavailable';
+  const total = b.total - a.total;
+  if (total <= 0) return 'cpu accounting: no ticks';
+  const foreign = Math.max(0, b.busy - a.busy - (b.own - a.own));
+  return `other processes used ${((foreign / total) * cores).toFixed(2)} of ${cores} cores on average; steal ${((100 * (b.steal - a.steal)) / total).toFixed(1)}%`;
+}

@@ -298,7 +298,7 @@ export async function runDecoderBench(opts: DecoderOptions = {}): Promise<{ resu
   const results: DecoderResult[] = [];
   const rows: Row[] = [];
   log(`decoder layer (Qwen2-0.5B shape): ${rounds} rounds; per variant and round: ${QUIET_MS} ms quiet, 1 warm call, >= ${minMs} ms of timed calls (L3 flushed before each)`);
-  log('| case | thr | ours f32 ms | ours bf16 ms | ORT f32 ms | ORT/ours f32 | ORT/ours bf16 | err f32 | err bf16 |');
+  log('| case | thr | ours f32 ms | ours bf16 ms | ORT f32 ms | ORT/ours f32 (p25-p75) | ORT/ours bf16 (p25-p75) | err f32 | err bf16 |');
   log('|---|---|---|---|---|---|---|---|---|');
 
   for (const threads of opts.threads ?? [1, 2]) {
@@ -390,7 +390,12 @@ export async function runDecoderBench(opts: DecoderOptions = {}): Promise<{ resu
           times[name].push(sum / reps);
         }
       }
-      const ratio = (a: string) => median(times.ort.map((t, i) => t / times[a][i]));
+      const perRound = (a: string): number[] => times.ort.map((t, i) => t / times[a][i]).sort((p, q) => p - q);
+      const ratio = (a: string): number => median(perRound(a));
+      const iqr = (a: string): string => {
+        const v = perRound(a);
+        return `${v[Math.floor(v.length / 4)].toFixed(2)}-${v[Math.floor((3 * v.length) / 4)].toFixed(2)}`;
+      };
       const res: DecoderResult = {
         case: c.name,
         threads,
@@ -405,7 +410,7 @@ export async function runDecoderBench(opts: DecoderOptions = {}): Promise<{ resu
       results.push(res);
       log(
         `| ${c.name} | ${threads} | ${res.oursF32Ms.toFixed(2)} | ${res.oursBf16Ms.toFixed(2)} | ${res.ortMs.toFixed(2)} | ` +
-          `${res.ratioF32.toFixed(2)}x | ${res.ratioBf16.toFixed(2)}x | ${res.errF32.toExponential(1)} | ${res.errBf16.toExponential(1)} |`,
+          `${res.ratioF32.toFixed(2)}x (${iqr('f32')}) | ${res.ratioBf16.toFixed(2)}x (${iqr('bf16')}) | ${res.errF32.toExponential(1)} | ${res.errBf16.toExponential(1)} |`,
       );
       rows.push({ bench: 'decoder', case: `${c.name} ${threads}t fp32: ORT/ours`, figure: `${res.ratioF32.toFixed(2)}x (${res.oursF32Ms.toFixed(2)} vs ${res.ortMs.toFixed(2)} ms)`, target: '>= 1.0x' });
       rows.push({ bench: 'decoder', case: `${c.name} ${threads}t bf16: ORT f32/ours`, figure: `${res.ratioBf16.toFixed(2)}x (${res.oursBf16Ms.toFixed(2)} ms)`, target: '>= 1.5x (AMX)' });

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the CPU benchmarks in one run, then one summary table.
- *   1. native bench_linear (engine linear vs raw oneDNN), if built: build/ or build-bench/
+ *   1. native bench_linear (engine linear vs raw oneDNN), if built: the newer of build/ and build-bench/
  *   2. decoder layer vs onnxruntime-node (benchmarks/decoder-layer.ts, one child process per thread
  *      count; one thread runs under `taskset -c 0`)
  *   3. our linear vs onnxruntime's MatMul on the layer's GEMM shapes (benchmarks/linear-vs-ort.ts)
@@ -13,10 +13,10 @@
  *   cmake -S . -B build-bench -DLATTE_CUDA=OFF -DLATTE_NATIVE_TESTS=OFF && cmake --build build-bench -j2
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machineInfo, printMachine, printRows, type Row } from './common.ts';
+import { cpuSample, describeCpu, machineInfo, printMachine, printRows, type Row } from './common.ts';
 import { runStreamBench } from './stream.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,12 +30,12 @@ const opt = (name: string): string | undefined => {
 const threads = (opt('--threads') ?? '1,2').split(',').map(Number);
 const skip = new Set((opt('--skip') ?? '').split(',').filter(Boolean));
 
+/** The most recently built copy of a native benchmark (cmake-js builds them into build/ too). */
 function findBinary(name: string): string | undefined {
-  for (const dir of ['build-bench', 'build', 'build/Release', 'build-bench/Release']) {
-    const p = path.join(root, dir, name);
-    if (existsSync(p)) return p;
-  }
-  return undefined;
+  const found = ['build-bench', 'build', 'build/Release', 'build-bench/Release']
+    .map((dir) => path.join(root, dir, name))
+    .filter((p) => existsSync(p));
+  return found.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
 /** Runs a child benchmark, echoing its output; returns its machine-readable lines. */
@@ -72,6 +72,7 @@ console.log('latte-flow benchmarks (CPU)');
 printMachine(m);
 console.log(`threads:  ${threads.join(', ')}${quick ? ' (quick)' : ''}\n`);
 const t0 = performance.now();
+const cpu0 = cpuSample();
 
 if (!skip.has('native')) {
   const bin = findBinary('bench_linear');
@@ -130,5 +131,7 @@ if (!skip.has('stream')) {
   console.log();
 }
 
+const load = describeCpu(cpu0, cpuSample(), m.cores);
+console.log(`during this run: ${load}${/other processes used 0\.[0-1]/.test(load) ? '' : ' (figures disturbed: rerun on a quiet machine)'}`);
 console.log(`== summary (${m.cpu}, ${m.cores} cores; ${m.features}; ${m.gemm}; ${m.date}; ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 printRows(rows);

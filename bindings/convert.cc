@@ -74,36 +74,43 @@ int choice(const Napi::Object& o, const char* key, std::initializer_list<const c
 
 }  // namespace
 
+// Reads only the keys present (most ops pass none or one): each N-API property read costs.
 latte::OpAttrs to_attrs(const Napi::Value& v) {
   latte::OpAttrs a;
   if (v.IsUndefined() || v.IsNull()) return a;
   if (!v.IsObject()) fail(kArg, "op attributes must be an object");
   Napi::Object o = v.As<Napi::Object>();
-  a.eps = float(num(o, "eps", a.eps));
-  a.scale = float(num(o, "scale", a.scale));
-  a.theta = float(num(o, "theta", a.theta));
-  a.mask = choice(o, "mask", {"none", "causal", "prefix_causal"}, 0);
-  a.prefix_len = integer(o, "prefixLen", 0);
-  a.image_col0 = integer(o, "imageCol0", -1);
-  a.return_logits = flag(o, "returnLogits", false);
-  a.restart = flag(o, "restart", false);
-  a.stride = integer(o, "stride", 1);
-  a.padding = integer(o, "padding", 0);
-  a.groups = integer(o, "groups", 1);
-  a.factor = integer(o, "factor", 2);
-  a.gelu = choice(o, "gelu", {"quick", "tanh", "erf"}, 0);
-  a.channels = flag(o, "channels", false);
-  a.axis = integer(o, "axis", 0);
-  if (!o.Get("dtype").IsUndefined()) a.dtype = to_dtype(o.Get("dtype"));
-  Napi::Value sec = o.Get("sections");
-  if (!sec.IsUndefined()) {
-    if (!sec.IsArray() || sec.As<Napi::Array>().Length() > 4) fail(kArg, "attribute 'sections' must be an array of at most 4 integers");
-    Napi::Array arr = sec.As<Napi::Array>();
-    a.n_sections = int(arr.Length());
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      Napi::Value e = arr.Get(i);
-      if (!e.IsNumber()) fail(kArg, "attribute 'sections' must hold integers");
-      a.sections[i] = e.As<Napi::Number>().Int32Value();
+  Napi::Array keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+    if (k == "eps") a.eps = float(num(o, "eps", a.eps));
+    else if (k == "scale") a.scale = float(num(o, "scale", a.scale));
+    else if (k == "theta") a.theta = float(num(o, "theta", a.theta));
+    else if (k == "mask") a.mask = choice(o, "mask", {"none", "causal", "prefix_causal"}, 0);
+    else if (k == "prefixLen") a.prefix_len = integer(o, "prefixLen", 0);
+    else if (k == "imageCol0") a.image_col0 = integer(o, "imageCol0", -1);
+    else if (k == "returnLogits") a.return_logits = flag(o, "returnLogits", false);
+    else if (k == "restart") a.restart = flag(o, "restart", false);
+    else if (k == "stride") a.stride = integer(o, "stride", 1);
+    else if (k == "padding") a.padding = integer(o, "padding", 0);
+    else if (k == "groups") a.groups = integer(o, "groups", 1);
+    else if (k == "factor") a.factor = integer(o, "factor", 2);
+    else if (k == "gelu") a.gelu = choice(o, "gelu", {"quick", "tanh", "erf"}, 0);
+    else if (k == "channels") a.channels = flag(o, "channels", false);
+    else if (k == "axis") a.axis = integer(o, "axis", 0);
+    else if (k == "dtype") a.dtype = to_dtype(o.Get("dtype"));
+    else if (k == "sections") {
+      Napi::Value sec = o.Get("sections");
+      if (!sec.IsArray() || sec.As<Napi::Array>().Length() > 4) fail(kArg, "attribute 'sections' must be an array of at most 4 integers");
+      Napi::Array arr = sec.As<Napi::Array>();
+      a.n_sections = int(arr.Length());
+      for (uint32_t j = 0; j < arr.Length(); j++) {
+        Napi::Value e = arr.Get(j);
+        if (!e.IsNumber()) fail(kArg, "attribute 'sections' must hold integers");
+        a.sections[j] = e.As<Napi::Number>().Int32Value();
+      }
+    } else {
+      fail(kArg, "unknown op attribute '" + k + "'");
     }
   }
   return a;

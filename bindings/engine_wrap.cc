@@ -134,7 +134,8 @@ Napi::Value EngineWrap::Read(const Napi::CallbackInfo& info) {
     latte::Engine& e = live(engine_);
     const latte::Tensor& t = TensorWrap::Get(info[0]);
     auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
-    begin_pending(env);
+    // count the answer as owed only once the request is queued (read may throw first); the
+    // answer itself arrives on this thread later, so the order is safe
     e.read(t, [this, deferred](std::vector<uint8_t>&& bytes, std::exception_ptr err) {
       auto data = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
       post([this, deferred, data, err](Napi::Env env) {
@@ -148,6 +149,7 @@ Napi::Value EngineWrap::Read(const Napi::CallbackInfo& info) {
         end_pending();
       });
     });
+    begin_pending(env);
     return deferred->Promise();
   });
 }
@@ -157,7 +159,6 @@ Napi::Value EngineWrap::Fence(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     latte::Engine& e = live(engine_);
     auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
-    begin_pending(env);
     e.fence([this, deferred](std::exception_ptr err) {
       post([this, deferred, err](Napi::Env env) {
         if (err)
@@ -167,6 +168,7 @@ Napi::Value EngineWrap::Fence(const Napi::CallbackInfo& info) {
         end_pending();
       });
     });
+    begin_pending(env);
     return deferred->Promise();
   });
 }

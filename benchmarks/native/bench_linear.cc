@@ -75,8 +75,8 @@ void wait_fence(latte::Engine& e) {
   f.get();
 }
 
-// Engine::~Engine alone hangs (stream.cc: the destructor's stop task has no completion, so the
-// worker treats it as a compute task and keeps waiting): always dispose + join first.
+// Drain and stop the engine explicitly (dispose + join) rather than relying on ~Engine: before
+// commit e8128ec, ~Engine without dispose() hung (the stop sentinel was run as a compute task).
 void shutdown(latte::Engine& e) {
   std::promise<void> p;
   auto f = p.get_future();

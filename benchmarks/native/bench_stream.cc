@@ -36,7 +36,7 @@ void wait_fence(latte::Engine& e) {
   f.get();
 }
 
-// ~Engine alone does not stop the worker (see bench_linear.cc): dispose and join first.
+// Drain and stop the engine explicitly (see bench_linear.cc).
 void shutdown(latte::Engine& e) {
   std::promise<void> p;
   auto f = p.get_future();

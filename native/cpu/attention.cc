@@ -7,10 +7,11 @@
 #include <cmath>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/vec_math.h"
 
 namespace latte::cpu {
 
-void attention(const AttentionArgs& a, Arena& arena) {
+LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
   const Tensor &q = *a.q, &k = *a.k, &v = *a.v;
   const int64_t B = q.shape[0], Sq = q.shape[1], H = q.shape[2], d = q.shape[3];
   const int64_t Skv = k.shape[1], G = k.shape[2], rep = H / G;
@@ -37,6 +38,7 @@ void attention(const AttentionArgs& a, Arena& arena) {
         for (int64_t j = 0; j < visible; j++) {
           const float* kj = kb + j * G * d;
           float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
           for (int64_t e = 0; e < d; e++) dot += qi[e] * kj[e];
           float sj = dot * a.scale;
           if (res && j >= c0) sj += gate[b * H + h] * res[((b * H + h) * Sq + i) * Ni + (j - c0)];
@@ -48,7 +50,11 @@ void attention(const AttentionArgs& a, Arena& arena) {
           for (int64_t j = c0; j < Skv; j++) li[j - c0] = j < visible ? s[j] : -INFINITY;
         }
         float sum = 0.f;
-        for (int64_t j = 0; j < visible; j++) sum += s[j] = std::exp(s[j] - mx);
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < visible; j++) {
+          s[j] = vexp(s[j] - mx);
+          sum += s[j];
+        }
         const float inv = 1.f / sum;
         float* oi = out + ((b * Sq + i) * H + h) * d;
         for (int64_t e = 0; e < d; e++) oi[e] = 0.f;
@@ -56,6 +62,7 @@ void attention(const AttentionArgs& a, Arena& arena) {
         for (int64_t j = 0; j < visible; j++) {
           const float p = s[j] * inv;
           const float* vj = vb + j * G * d;
+#pragma omp simd
           for (int64_t e = 0; e < d; e++) oi[e] += p * vj[e];
         }
       }

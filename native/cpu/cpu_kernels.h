@@ -13,6 +13,7 @@ CpuFeatures detect_features();  // cpuid + the AMX permission request
 std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFeatures& f);
 void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena& arena, const CpuFeatures& f);
 void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f);
+void gemv_f32(const float* x, const float* w, bool transposed, const float* b, float* y, int64_t n, int64_t k);
 void convert_rows(const Tensor& src, float* dst);  // any float dtype -> f32
 std::string onednn_version();
 

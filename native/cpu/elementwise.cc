@@ -2,25 +2,30 @@
 #include <cmath>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/vec_math.h"
 
 namespace latte::cpu {
 namespace {
 
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-inline float silu(float x) { return x * sigmoid(x); }
+// Below this many elements a loop runs on the stream thread alone: waking the OpenMP team costs
+// more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+
+inline float sigmoid(float x) { return 1.f / (1.f + vexp(-x)); }
+inline float silu(float x) { return vsilu(x); }
 
 template <class F>
 void map1(const Tensor& x, Tensor& y, F f) {
   const float* a = x.f32();
   float* o = y.f32();
   const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) o[i] = f(a[i]);
 }
 
 }  // namespace
 
-void unary(Unary op, const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void unary(Unary op, const Tensor& x, Tensor& y) {
   switch (op) {
     case Unary::Silu: return map1(x, y, silu);
     case Unary::Relu: return map1(x, y, [](float v) { return v > 0.f ? v : 0.f; });
@@ -34,12 +39,12 @@ void unary(Unary op, const Tensor& x, Tensor& y) {
   }
 }
 
-void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) {
+LATTE_MULTIVERSION void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) {
   const float* as = a.f32();
   const float* bs = b.f32();
   float* o = y.f32();
   const int64_t n = a.numel(), bn = b.numel(), rows = n / bn;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t r = 0; r < rows; r++) {
     const float* ai = as + r * bn;
     float* oi = o + r * bn;
@@ -50,21 +55,21 @@ void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) {
   }
 }
 
-void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
+LATTE_MULTIVERSION void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
   const float* g = gate.f32();
   const float* u = up.f32();
   float* o = y.f32();
   const int64_t n = gate.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) o[i] = silu(g[i]) * u[i];
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) o[i] = vsilu(g[i]) * u[i];
 }
 
 // x [B,S,D]; per-sample shift/scale/gate [B,D]
-void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) {
+LATTE_MULTIVERSION void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) {
   const int64_t B = x.shape[0], S = x.shape[1], D = x.shape[2];
   const float *xs = x.f32(), *sh = shift.f32(), *sc = scale.f32();
   float* o = y.f32();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * S * D >= kParallelMin)
   for (int64_t b = 0; b < B; b++)
     for (int64_t s = 0; s < S; s++) {
       const float* xi = xs + (b * S + s) * D;
@@ -73,11 +78,11 @@ void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor&
     }
 }
 
-void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) {
   const int64_t B = h.shape[0], S = h.shape[1], D = h.shape[2];
   const float *hs = h.f32(), *g = gate.f32(), *xs = x.f32();
   float* o = y.f32();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * S * D >= kParallelMin)
   for (int64_t b = 0; b < B; b++)
     for (int64_t s = 0; s < S; s++) {
       int64_t off = (b * S + s) * D;

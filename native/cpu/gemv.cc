@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/vec_math.h"
 
 namespace latte::cpu {
 namespace {
@@ -23,6 +24,7 @@ __attribute__((target("avx512f"))) void rows_avx512(const float* x, const uint16
   for (; j + 16 <= k; j += 16) {
     __m512 xv = _mm512_loadu_ps(x + j);
     for (int i = 0; i < r; i++) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + i * k + j) + 512, _MM_HINT_T0);
       __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * k + j));
       __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
       acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
@@ -45,6 +47,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const float* x, const uint16_
   for (; j + 8 <= k; j += 8) {
     __m256 xv = _mm256_loadu_ps(x + j);
     for (int i = 0; i < r; i++) {
+      if ((j & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(w + i * k + j) + 512, _MM_HINT_T0);
       __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i * k + j));
       __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
       acc[i] = _mm256_fmadd_ps(wv, xv, acc[i]);
@@ -68,6 +71,37 @@ void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int6
     rows(x, w + i0 * k, y + i0, r, k);
     if (b)
       for (int64_t i = 0; i < r; i++) y[i0 + i] += b[i0 + i];
+  }
+}
+
+// f32 weights at M = 1. Rows form: w is nn.Linear's [n, k]; columns form: w is its transpose
+// [k, n] (oneDNN's plain packed layout), read as y += x[j] * w[j, :] so both stream memory once.
+LATTE_MULTIVERSION void gemv_f32(const float* x, const float* w, bool transposed, const float* b, float* y, int64_t n, int64_t k) {
+  if (!transposed) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      const float* wi = w + i * k;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < k; j++) s += wi[j] * x[j];
+      y[i] = s + (b ? b[i] : 0.f);
+    }
+    return;
+  }
+  constexpr int64_t kCols = 256;  // a column block's accumulators stay in registers / L1
+  const int64_t blocks = (n + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    const int64_t c0 = blk * kCols, cn = std::min(kCols, n - c0);
+    float acc[kCols];
+    for (int64_t c = 0; c < cn; c++) acc[c] = b ? b[c0 + c] : 0.f;
+    for (int64_t j = 0; j < k; j++) {
+      const float xj = x[j];
+      const float* wj = w + j * n + c0;
+#pragma omp simd
+      for (int64_t c = 0; c < cn; c++) acc[c] += xj * wj[c];
+    }
+    for (int64_t c = 0; c < cn; c++) y[c0 + c] = acc[c];
   }
 }
 

@@ -36,6 +36,7 @@ struct PackedLinear final : Packed {
   memory wmem;                     // packed for matmul
   std::vector<uint16_t> bf16_rows;  // [n, k] bf16 copy for the M = 1 GEMV (16-bit weights only)
   std::map<std::pair<int64_t, bool>, dnnl::matmul> prims;  // (rows, has_bias) -> primitive
+  int plain = 0;                    // packed layout is plain f32: 1 = [k, n] (ab), 2 = [n, k] (ba)
   size_t bytes() const override { return wdesc.get_size() + bf16_rows.size() * 2; }
 };
 
@@ -109,10 +110,17 @@ std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFea
   }
   memory::desc any({p->k, p->n}, wdt, tag::any);
   p->wdesc = make_pd(kNominalRows, p->k, p->n, wdt, any, false).weights_desc();
+  // When oneDNN wants no blocking (its AVX2 gemm), keep nn.Linear's own row order: the GEMM is as
+  // fast either way, and M = 1 then streams whole weight rows (see gemv_f32).
+  if (p->wdesc.data.format_kind == dnnl_blocked && p->wdesc.data.format_desc.blocking.inner_nblks == 0)
+    p->wdesc = memory::desc({p->k, p->n}, wdt, tag::ba);
   p->wmem = memory(p->wdesc, eng());
   memory src = plain_weight(w32.data(), p->n, p->k);
   dnnl::reorder(src, p->wmem).execute(strm(), src, p->wmem);
   strm().wait();
+  const auto& blk = p->wdesc.data.format_desc.blocking;
+  if (wdt == dt::f32 && p->wdesc.data.format_kind == dnnl_blocked && blk.inner_nblks == 0)
+    p->plain = blk.strides[1] == 1 ? 1 : blk.strides[0] == 1 ? 2 : 0;
   return p;
 }
 
@@ -128,6 +136,15 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena&
   }
   if (m == 1 && !packed && w.dtype == DType::BF16) {
     gemv_bf16(x.f32(), w.ptr<uint16_t>(), bias, y.f32(), n, k, f);
+    return;
+  }
+  // M = 1 with f32 weights in a plain layout: a streaming GEMV beats a GEMM call set up for 128 rows
+  if (m == 1 && packed && packed->plain) {
+    gemv_f32(x.f32(), static_cast<const float*>(packed->wmem.get_data_handle()), packed->plain == 1, bias, y.f32(), n, k);
+    return;
+  }
+  if (m == 1 && !packed && w.dtype == DType::F32) {
+    gemv_f32(x.f32(), w.f32(), false, bias, y.f32(), n, k);
     return;
   }
 

@@ -3,10 +3,11 @@
 #include <cmath>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/vec_math.h"
 
 namespace latte::cpu {
 
-void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) {
+LATTE_MULTIVERSION void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const float* ws = w ? w->f32() : nullptr;
@@ -48,7 +49,7 @@ void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool
   }
 }
 
-void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) {
+LATTE_MULTIVERSION void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const float* ws = w ? w->f32() : nullptr;
@@ -73,7 +74,7 @@ void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Te
   }
 }
 
-void softmax(const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void softmax(const Tensor& x, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const int64_t rows = x.shape.rows(), n = x.shape[-1];
@@ -84,7 +85,11 @@ void softmax(const Tensor& x, Tensor& y) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < n; j++) mx = std::max(mx, xi[j]);
     float sum = 0.f;
-    for (int64_t j = 0; j < n; j++) sum += yi[j] = std::exp(xi[j] - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) {
+      yi[j] = vexp(xi[j] - mx);
+      sum += yi[j];
+    }
     float inv = 1.f / sum;
     for (int64_t j = 0; j < n; j++) yi[j] *= inv;
   }

@@ -23,11 +23,13 @@ void Stream::join() {
 }
 
 void Stream::push(Task t) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     q_.push_back(std::move(t));
+    wake = idle_;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 int64_t Stream::pending() const {
@@ -56,7 +58,9 @@ void Stream::loop(std::function<void()> thread_init) {
     Task t;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      idle_ = true;
       cv_.wait(lock, [&] { return !q_.empty(); });
+      idle_ = false;
       t = std::move(q_.front());
       q_.pop_front();
     }

@@ -38,6 +38,7 @@ class Stream {
   std::condition_variable cv_;
   std::deque<Task> q_;
   std::exception_ptr held_;
+  bool idle_ = false;  // the worker sleeps on cv_: only then does push() pay for a wake-up
   std::atomic<int64_t> ops_run_{0};
   std::thread worker_;
 };

@@ -1,0 +1,114 @@
+// Native tests of the engine core that need no Node: dtype rounding, the arena, the op layer's
+// shape checks and the stream's ordering and error rules. Prints TAP.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/dtype.h"
+#include "latte/engine.h"
+
+using namespace latte;
+
+static int g_n = 0, g_fail = 0;
+static void ok(bool cond, const std::string& name) {
+  g_n++;
+  if (!cond) g_fail++;
+  std::printf("%s %d - %s\n", cond ? "ok" : "not ok", g_n, name.c_str());
+}
+static std::string code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const EngineError& e) {
+    return e.code;
+  }
+  return "";
+}
+static std::vector<float> read_f32(Engine& e, const Tensor& t) {
+  std::promise<std::vector<uint8_t>> p;
+  e.read(t, [&](std::vector<uint8_t>&& b, std::exception_ptr err) {
+    if (err) p.set_exception(err);
+    else p.set_value(std::move(b));
+  });
+  auto bytes = p.get_future().get();
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+static std::string fence_code(Engine& e) {
+  std::promise<std::string> p;
+  e.fence([&](std::exception_ptr err) {
+    std::string c;
+    if (err) try {
+        std::rethrow_exception(err);
+      } catch (const EngineError& x) {
+        c = x.code;
+      }
+    p.set_value(c);
+  });
+  return p.get_future().get();
+}
+
+int main() {
+  // dtype conversions: round to nearest even, like PyTorch
+  ok(f32_to_bf16(1.0f) == 0x3f80, "bf16(1)");
+  ok(f32_to_bf16(1.00390625f) == 0x3f80, "bf16 ties to even (down)");
+  ok(f32_to_bf16(1.01171875f) == 0x3f82, "bf16 ties to even (up)");
+  ok(std::isnan(bf16_to_f32(f32_to_bf16(NAN))), "bf16 keeps NaN");
+  ok(f32_to_f16(65504.f) == 0x7bff && f32_to_f16(65520.f) == 0x7c00, "f16 max and overflow");
+  ok(f16_to_f32(0x0001) == std::ldexp(1.f, -24), "f16 smallest subnormal");
+  bool all = true;
+  for (uint32_t h = 0; h < 0x7c00; h++) all &= f32_to_f16(f16_to_f32(uint16_t(h))) == h;
+  ok(all, "f16 round trip of every finite half");
+
+  // arena: aligned, reusable after reset, grows
+  Arena arena;
+  auto* a = arena.take_n<float>(10);
+  auto* b = arena.take_n<float>(3);
+  ok(reinterpret_cast<uintptr_t>(a) % 64 == 0 && reinterpret_cast<uintptr_t>(b) % 64 == 0, "arena alignment");
+  arena.take(8 << 20);
+  arena.reset();
+  ok(arena.capacity() >= (8u << 20), "arena keeps its grown capacity");
+
+  // the op layer rejects bad operands at enqueue, with codes
+  Engine e(EngineOptions{"cpu", 1});
+  float xs[6] = {1, 2, 3, 4, 5, 6};
+  Tensor x = e.upload(DType::F32, Shape{2, 3}, xs, sizeof xs);
+  Tensor w = e.upload(DType::F32, Shape{2, 2}, xs, 16);
+  ok(code_of([&] { e.enqueue("linear", {&x, &w}, {}); }) == code::kShape, "linear shape mismatch -> E_SHAPE");
+  ok(code_of([&] { e.enqueue("no_such_op", {&x}, {}); }) == code::kArg, "unknown op -> E_ARG");
+  ok(code_of([&] { e.enqueue("add", {&x}, {}); }) == code::kArg, "missing operand -> E_ARG");
+  ok(code_of([&] { e.upload(DType::F32, Shape{2, 3}, xs, 8); }) == code::kShape, "upload size mismatch -> E_SHAPE");
+  ok(code_of([] { Engine bad(EngineOptions{"gpu9", 1}); }) == code::kArg, "unknown backend -> E_ARG");
+
+  // ordering: a chain of adds reads back in order
+  Tensor acc = x;
+  for (int i = 0; i < 100; i++) acc = e.enqueue("add", {&acc, &x}, {})[0];
+  auto v = read_f32(e, acc);
+  ok(v.size() == 6 && v[0] == 101.f && v[5] == 606.f, "100 queued adds in order");
+
+  // a failing op holds its error for the next fence only
+  int32_t ids[1] = {7};
+  Tensor table = e.upload(DType::F32, Shape{3, 2}, xs, sizeof xs);
+  Tensor bad_ids = e.upload(DType::I32, Shape{1}, ids, 4);
+  Tensor g = e.enqueue("embedding", {&table, &bad_ids}, {})[0];
+  ok(fence_code(e) == code::kIndex, "run-time error surfaces at the fence");
+  ok(fence_code(e).empty(), "and only once");
+  Tensor g2 = e.enqueue("add", {&g, &g}, {})[0];
+  ok(fence_code(e) == code::kNotComputed, "an op on a failed op's output -> E_NOT_COMPUTED");
+
+  // dispose frees everything and refuses further work
+  std::promise<void> done;
+  e.dispose(false, [&](std::exception_ptr) { done.set_value(); });
+  done.get_future().get();
+  e.join();
+  ok(e.stats().bytes_in_use == 0, "dispose frees all memory");
+  ok(code_of([&] { e.enqueue("add", {&x, &x}, {}); }) == code::kDisposed, "use after dispose -> E_DISPOSED");
+
+  std::printf("1..%d\n# native: %d passed, %d failed\n", g_n, g_n - g_fail, g_fail);
+  return g_fail ? 1 : 0;
+}
