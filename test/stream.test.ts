@@ -207,4 +207,9 @@ test('tensor dispose releases memory; a disposed tensor or one from another engi
   t.is(t.throws(() => e.tensor(new Float32Array(2), [2], 'i32'), { instanceOf: LatteError })?.code, 'E_DTYPE');
   t.is(t.throws(() => e.tensor([1, 2], [-2]), { instanceOf: LatteError })?.code, 'E_ARG');
   t.is(t.throws(() => e.reshape(e.tensor([1, 2, 3], [3]), [2, 2]), { instanceOf: LatteError })?.code, 'E_SHAPE');
+  const empty = e.tensor(new Float32Array(0), [2, 0]);
+  t.is(t.throws(() => e.softmax(empty), { instanceOf: LatteError })?.code, 'E_SHAPE');
+  const img = e.tensor(new Float32Array(4), [1, 1, 2, 2]);
+  t.is(t.throws(() => e.upsampleNearest(img, 2 ** 30), { instanceOf: LatteError })?.code, 'E_OOM');
+  t.is(t.throws(() => e.upsampleNearest(img, 2 ** 31), { instanceOf: LatteError })?.code, 'E_ARG');
 });

@@ -6,18 +6,12 @@
 #include <tuple>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/onednn.h"
 
 namespace latte::cpu {
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
-dnnl::engine& eng() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
+using namespace onednn;
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, bool>;
 
@@ -30,8 +24,8 @@ memory::desc weight_desc(const Conv2dArgs& a) {
 }  // namespace
 
 void conv2d(const Conv2dArgs& a) {
-  thread_local dnnl::stream strm(eng());
   thread_local std::map<Key, dnnl::convolution_forward> cache;
+  dnnl::stream& strm = onednn::strm();
   const Shape &x = a.x->shape, &w = a.w->shape, &y = a.out->shape;
   memory::desc src({x[0], x[1], x[2], x[3]}, dt::f32, tag::nchw);
   memory::desc dst({y[0], y[1], y[2], y[3]}, dt::f32, tag::nchw);

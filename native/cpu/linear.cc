@@ -9,23 +9,12 @@
 #include <tuple>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/onednn.h"
 
 namespace latte::cpu {
 namespace {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-
-dnnl::engine& eng() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-// One stream per thread: oneDNN streams are not thread-safe, and each engine stream is one thread.
-dnnl::stream& strm() {
-  thread_local dnnl::stream s(eng());
-  return s;
-}
+using namespace onednn;
 
 constexpr int64_t kNominalRows = 128;  // the generator's image-token count; packing is chosen for it
 

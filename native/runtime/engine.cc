@@ -51,7 +51,14 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
   for (size_t i = 0; i < in.size(); i++)
     if (in[i] && in[i]->buf->is_packed && int(i) != op->packed_operand)
       fail(code::kArg, name + ": operand " + std::to_string(i) + " is a packed weight, usable only as a linear weight");
+  for (auto* t : in)
+    if (t && t->numel() == 0) fail(code::kShape, name + ": empty operand " + t->desc());
   std::vector<OutDesc> outs = op->infer(in, attrs);
+  for (auto& d : outs) {
+    double bytes = double(dtype_size(d.dtype));
+    for (int i = 0; i < d.shape.ndim; i++) bytes *= double(d.shape.d[i]);
+    if (bytes > double(int64_t(1) << 44)) fail(code::kOom, name + ": output " + d.shape.str() + " is too large");
+  }
 
   std::vector<Tensor> result;
   for (auto& d : outs) {
