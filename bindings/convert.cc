@@ -83,6 +83,7 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
   Napi::Array keys = o.GetPropertyNames();
   for (uint32_t i = 0; i < keys.Length(); i++) {
     std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+    if (o.Get(k).IsUndefined()) continue;  // an option left unset keeps the op's default
     if (k == "eps") a.eps = float(num(o, "eps", a.eps));
     else if (k == "scale") a.scale = float(num(o, "scale", a.scale));
     else if (k == "theta") a.theta = float(num(o, "theta", a.theta));

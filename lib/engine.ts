@@ -196,8 +196,8 @@ export class Engine implements AsyncDisposable {
   }
   #op(name: OpName, inputs: (Tensor | null)[], attrs: NativeAttrs = {}): Tensor[] {
     const handles = inputs.map((t) => (t === null ? null : this.#own(t)));
-    const clean = Object.fromEntries(Object.entries(attrs).filter(([, v]) => v !== undefined)) as NativeAttrs;
-    return native(() => this.#native.op(name, handles, clean)).map((h) => this.#wrap(h));
+    // attributes left undefined take the op's defaults on the native side
+    return native(() => this.#native.op(name, handles, attrs)).map((h) => this.#wrap(h));
   }
   #op1(name: OpName, inputs: (Tensor | null)[], attrs: NativeAttrs = {}): Tensor {
     return this.#op(name, inputs, attrs)[0];
