@@ -36,10 +36,6 @@ export function ensure(ok: unknown, message: string, code: ErrorCode = 'E_ARG'):
   if (!ok) throw new LatteError(code, message);
 }
 
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new LatteError('E_ABORTED', 'aborted', { cause: signal.reason });
-}
-
 /** Calls a native function, rethrowing its errors as LatteError. */
 export function native<T>(f: () => T): T {
   try {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "latte/engine.h"
+#include "latte/sync.h"
 
 namespace {
 
@@ -61,43 +62,6 @@ std::string today() {
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
   return buf;
-}
-
-void wait_fence(latte::Engine& e) {
-  std::promise<void> p;
-  auto f = p.get_future();
-  e.fence([&p](std::exception_ptr err) {
-    if (err)
-      p.set_exception(err);
-    else
-      p.set_value();
-  });
-  f.get();
-}
-
-// Drain and stop the engine explicitly (dispose + join) rather than relying on ~Engine: before
-// commit e8128ec, ~Engine without dispose() hung (the stop sentinel was run as a compute task).
-void shutdown(latte::Engine& e) {
-  std::promise<void> p;
-  auto f = p.get_future();
-  e.dispose(false, [&p](std::exception_ptr) { p.set_value(); });
-  f.get();
-  e.join();
-}
-
-std::vector<float> read_f32(latte::Engine& e, const latte::Tensor& t) {
-  std::promise<std::vector<uint8_t>> p;
-  auto f = p.get_future();
-  e.read(t, [&p](std::vector<uint8_t>&& bytes, std::exception_ptr err) {
-    if (err)
-      p.set_exception(err);
-    else
-      p.set_value(std::move(bytes));
-  });
-  auto bytes = f.get();
-  std::vector<float> out(bytes.size() / 4);
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
 }
 
 // Raw oneDNN, the reference: primitive for this exact M, weights in oneDNN's preferred layout.
@@ -221,14 +185,14 @@ int main(int argc, char** argv) {
       const latte::OpAttrs none;
       auto engine_call = [&] {
         latte::Tensor out = engine.enqueue("linear", {&tx, &packed}, none)[0];
-        wait_fence(engine);
+        latte::sync::fence(engine);
         return out;
       };
 
       RawMatmul raw(x.data(), w.data(), y.data(), c.m, c.k, c.n);
 
       // agreement check (same algorithm family: should be ~1e-6)
-      std::vector<float> ye = read_f32(engine, engine_call());
+      std::vector<float> ye = latte::sync::read_f32(engine, engine_call());
       raw.run();
       double maxrel = 0, ymax = 0;
       for (float e : y) ymax = std::max(ymax, double(std::fabs(e)));
@@ -275,7 +239,7 @@ int main(int argc, char** argv) {
                   glue, maxrel, reps, o.rounds, raw.impl.c_str());
       std::fflush(stdout);
     }
-    shutdown(engine);
+    latte::sync::dispose(engine);
     sched_setaffinity(0, sizeof all_cpus, &all_cpus);
   }
   std::printf("\nglue %% = (raw time / engine time)^-1 - 1 from the median per-round ratio; target <= 5%% "

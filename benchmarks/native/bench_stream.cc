@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "latte/engine.h"
+#include "latte/sync.h"
 
 namespace {
 
@@ -22,27 +23,6 @@ double now_us() { return std::chrono::duration<double, std::micro>(clk::now().ti
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, size_t(q * double(v.size())))];
-}
-
-void wait_fence(latte::Engine& e) {
-  std::promise<void> p;
-  auto f = p.get_future();
-  e.fence([&p](std::exception_ptr err) {
-    if (err)
-      p.set_exception(err);
-    else
-      p.set_value();
-  });
-  f.get();
-}
-
-// Drain and stop the engine explicitly (see bench_linear.cc).
-void shutdown(latte::Engine& e) {
-  std::promise<void> p;
-  auto f = p.get_future();
-  e.dispose(false, [&p](std::exception_ptr) { p.set_value(); });
-  f.get();
-  e.join();
 }
 
 }  // namespace
@@ -79,7 +59,7 @@ int main(int argc, char** argv) {
     std::vector<float> ones(64, 1.f), twos(64, 2.f);
     latte::Tensor a = e.upload(latte::DType::F32, latte::Shape{64}, ones.data(), 256);
     latte::Tensor b = e.upload(latte::DType::F32, latte::Shape{64}, twos.data(), 256);
-    wait_fence(e);
+    latte::sync::fence(e);
     const latte::OpAttrs none;
     std::vector<latte::Tensor> outs(static_cast<size_t>(ops));
     std::vector<double> enq, tot;
@@ -87,7 +67,7 @@ int main(int argc, char** argv) {
       double t0 = now_us();
       for (int i = 0; i < ops; i++) outs[size_t(i)] = e.enqueue("add", {&a, &b}, none)[0];
       double t1 = now_us();
-      wait_fence(e);
+      latte::sync::fence(e);
       double t2 = now_us();
       for (auto& o : outs) o = latte::Tensor{};
       if (r == 0) continue;
@@ -95,10 +75,10 @@ int main(int argc, char** argv) {
       tot.push_back((t2 - t0) / ops);
     }
     std::vector<double> fs;
-    for (int i = 0; i < 50; i++) wait_fence(e);
+    for (int i = 0; i < 50; i++) latte::sync::fence(e);
     for (int i = 0; i < fences; i++) {
       double t0 = now_us();
-      wait_fence(e);
+      latte::sync::fence(e);
       fs.push_back(now_us() - t0);
     }
     double em = quantile(enq, 0.5), tm = quantile(tot, 0.5), fm = quantile(fs, 0.5), f9 = quantile(fs, 0.9);
@@ -106,7 +86,7 @@ int main(int argc, char** argv) {
     std::printf("RESULT bench=stream_native threads=%d enqueue_us=%.3f total_us=%.3f fence_us=%.2f fence_p90_us=%.2f\n", t,
                 em, tm, fm, f9);
     std::fflush(stdout);
-    shutdown(e);
+    latte::sync::dispose(e);
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "core/dtype.h"
 #include "latte/engine.h"
+#include "latte/sync.h"
 
 using namespace latte;
 
@@ -27,17 +28,6 @@ static std::string code_of(const std::function<void()>& f) {
     return e.code;
   }
   return "";
-}
-static std::vector<float> read_f32(Engine& e, const Tensor& t) {
-  std::promise<std::vector<uint8_t>> p;
-  e.read(t, [&](std::vector<uint8_t>&& b, std::exception_ptr err) {
-    if (err) p.set_exception(err);
-    else p.set_value(std::move(b));
-  });
-  auto bytes = p.get_future().get();
-  std::vector<float> v(bytes.size() / 4);
-  std::memcpy(v.data(), bytes.data(), bytes.size());
-  return v;
 }
 static std::string fence_code(Engine& e) {
   std::promise<std::string> p;
@@ -88,7 +78,7 @@ int main() {
   // ordering: a chain of adds reads back in order
   Tensor acc = x;
   for (int i = 0; i < 100; i++) acc = e.enqueue("add", {&acc, &x}, {})[0];
-  auto v = read_f32(e, acc);
+  auto v = sync::read_f32(e, acc);
   ok(v.size() == 6 && v[0] == 101.f && v[5] == 606.f, "100 queued adds in order");
 
   // a failing op holds its error for the next fence only
@@ -102,10 +92,7 @@ int main() {
   ok(fence_code(e) == code::kNotComputed, "an op on a failed op's output -> E_NOT_COMPUTED");
 
   // dispose frees everything and refuses further work
-  std::promise<void> done;
-  e.dispose(false, [&](std::exception_ptr) { done.set_value(); });
-  done.get_future().get();
-  e.join();
+  sync::dispose(e);
   ok(e.stats().bytes_in_use == 0, "dispose frees all memory");
   ok(code_of([&] { e.enqueue("add", {&x, &x}, {}); }) == code::kDisposed, "use after dispose -> E_DISPOSED");
 
