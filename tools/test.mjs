@@ -1,4 +1,6 @@
-// `npm test`: the native core tests (TAP, no Node) and the ava suite (TAP), then one closing line
+// `npm test`: the native core tests (TAP, no Node), the PyTorch reference's unit tests (Debian's
+// python3 with python3-torch; reported as skipped where torch is missing, a failure when
+// LATTE_REQUIRE_REFERENCE=1 as in CI) and the ava suite (TAP), then one closing line
 // `N passed, N failed[, N skipped]` that CI reads. Exits non-zero if anything failed or did not run.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,6 +42,25 @@ if (!nativeBin) {
   const bad = (r.out.match(/^not ok \d+/gm) ?? []).length;
   passed += ok;
   failed += bad + (r.code !== 0 && bad === 0 ? 1 : 0);
+}
+
+if (args.length === 0) {
+  // The reference runs on Debian's system python (python3-torch), not a pyenv python first on PATH.
+  const py = '/usr/bin/python3';
+  const probe = await run(py, ['-c', 'import torch, numpy; print("# reference: torch", torch.__version__)']);
+  if (probe.code === 0) {
+    const r = await run(py, ['tools/reference/run_tests.py']);
+    const m = r.out.match(/^reference: (\d+) passed, (\d+) failed/m);
+    passed += m ? Number(m[1]) : 0;
+    failed += m ? Number(m[2]) : 1;
+    if (m && r.code !== 0 && Number(m[2]) === 0) failed++;
+  } else if (process.env.LATTE_REQUIRE_REFERENCE === '1') {
+    console.log('not ok - reference tests: /usr/bin/python3 cannot import torch (apt-get install python3-torch python3-numpy)');
+    failed++;
+  } else {
+    console.log('# SKIP reference tests: /usr/bin/python3 has no torch (apt-get install python3-torch python3-numpy)');
+    skipped++;
+  }
 }
 
 const ava = await run(process.execPath, [path.join(root, 'node_modules/ava/entrypoints/cli.mjs'), '--tap', ...args]);

@@ -1,0 +1,247 @@
+"""Regenerate every parity fixture in test/fixtures/ deterministically (tiny random models, f32).
+
+    /usr/bin/python3 tools/reference/make_fixtures.py [--out test/fixtures]
+
+Layout (docs/reference.md describes every tensor):
+  tiny-model/                      a complete tiny LaTtE-Flow model in the documented directory layout
+    latte_flow.json                  manifest: where each part lives
+    vlm/      config.json model.safetensors tokenizer.json preprocessor_config.json
+    generator/ config.json model.safetensors        (L = 4, K = 2)
+    vae/      config.json diffusion_pytorch_model.safetensors
+  vlm_*.safetensors, gen_*.safetensors, vae_*.safetensors, noise.safetensors
+Each fixture file holds inputs "in.*", outputs "out.*" and, for single-layer fixtures, the layer's weights
+under their checkpoint names; its __metadata__ has "config" (JSON) and "model" (the model dir it uses).
+MANIFEST.json lists every file with its size and sha256.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from latte_ref import chat, flow, preprocess, rng, st, tiny          # noqa: E402
+from latte_ref.config import Qwen2VLConfig                          # noqa: E402
+from latte_ref.dcae import AutoencoderDC                            # noqa: E402
+from latte_ref.genstream import GenerationStream, image_positions   # noqa: E402
+from latte_ref.rope import get_rope_index, mrope_cos_sin            # noqa: E402
+from latte_ref.tokenizer import Tokenizer                           # noqa: E402
+from latte_ref.train import gen_config_from_vlm, init_from_vlm      # noqa: E402
+from latte_ref.vlm import Qwen2VL                                   # noqa: E402
+
+PCFG = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16, "patch_size": 14, "temporal_patch_size": 2,
+        "merge_size": 2, "rescale_factor": 1 / 255, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711]}
+PROMPT = "a small red circle on the left"
+
+
+def fixture_image(h=45, w=71):
+    """Deterministic smooth test picture (uint8 RGB)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([127 + 120 * np.sin(xx / 7 + yy / 11), 127 + 120 * np.cos(yy / 5),
+                    255 * ((xx + 2 * yy) % 23) / 23], -1)
+    return np.clip(img.round(), 0, 255).astype(np.uint8)
+
+
+def save(out, name, tensors, config, model=None):
+    meta = {"config": json.dumps(config, sort_keys=True)}
+    if model:
+        meta["model"] = model
+    st.save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, name), meta)
+
+
+def prefixed(module, prefix):
+    return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+# ---- models ----------------------------------------------------------------------------------------------
+def build_models(root):
+    vdir, gdir, adir = (os.path.join(root, d) for d in ("vlm", "generator", "vae"))
+    os.makedirs(vdir, exist_ok=True)
+    specials = tiny.write_tokenizer_json(os.path.join(vdir, "tokenizer.json"), 40)
+    tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
+    cfg = tiny.tiny_qwen2vl_config(len(tok.vocab) + len(tok.added), specials, layers=4)
+    vlm = tiny.randomize_(Qwen2VL(cfg), 1, std=0.3).eval()
+    vlm.save_pretrained(vdir)
+    with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
+                   "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
+    gcfg = gen_config_from_vlm(cfg, latent_channels=4, latent_size=(4, 4), num_groups=2, guidance_scale=2.0,
+                               num_steps=4)
+    gen = init_from_vlm(GenerationStream(gcfg), vlm)
+    tiny.randomize_(gen, 2, std=0.1)                      # "trained" weights: nonzero gates and heads
+    with torch.no_grad():                                 # make modulation and TCRA gates matter visibly
+        for layer in gen.layers:
+            layer.modulation.weight.mul_(4.0)
+            layer.tcra_gate.weight.mul_(8.0)
+    gen.save(gdir)
+    vae = tiny.randomize_(AutoencoderDC(tiny.tiny_dcae_config(4)), 3, std=0.15).eval()
+    vae.save(adir)
+    with open(os.path.join(root, "latte_flow.json"), "w") as f:
+        json.dump({"format": "latte-flow", "format_version": 1, "vlm": "vlm", "generator": "generator",
+                   "vae": "vae", "tokenizer": "vlm/tokenizer.json"}, f, indent=2)
+    return Qwen2VL.from_pretrained(vdir), tok, GenerationStream.load(gdir), AutoencoderDC.load(adir)
+
+
+# ---- VLM fixtures ----------------------------------------------------------------------------------------
+def vlm_fixtures(out, vlm, tok):
+    cfg = vlm.cfg
+    c = cfg.to_hf_dict()
+    img = fixture_image()
+    pv, grid = preprocess.preprocess_image(img, PCFG)
+    h, w = int(grid[0, 1]) * 14, int(grid[0, 2]) * 14
+    save(out, "vlm_preprocess.safetensors",
+         {"in.image": torch.from_numpy(img), "out.resized": torch.from_numpy(preprocess.resize_bicubic(img, h, w)),
+          "out.pixel_values": pv, "out.grid_thw": grid}, PCFG)
+    with torch.no_grad():
+        x = vlm.visual.patch_embed(pv)
+        cos, sin = vlm.visual.rotary(grid)
+        blk = vlm.visual.blocks[0]
+        y = blk(x, cos, sin, vlm.visual.segments(grid))
+        save(out, "vlm_vision_block.safetensors",
+             {**prefixed(blk, "visual.blocks.0."), "in.hidden": x, "in.grid_thw": grid, "out.cos": cos,
+              "out.sin": sin, "out.hidden": y}, c["vision_config"])
+        emb, pre = vlm.visual(pv, grid, return_pre_merger=True)
+        save(out, "vlm_vision_tower.safetensors", {"in.pixel_values": pv, "in.grid_thw": grid,
+             "out.patch_embed": x, "out.pre_merger": pre, "out.image_embeds": emb}, c, "tiny-model/vlm")
+
+        text = chat.render([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe the image."}]}])
+        text = chat.expand_image_pads(text, [grid[0].tolist()], 2)
+        ids = torch.tensor(tok.encode(text), dtype=torch.long)
+        pos, delta = get_rope_index(ids, grid, cfg)
+        # one decoder layer on the real embedded prompt, with M-RoPE positions covering an image
+        xe = vlm.embed(ids, pv, grid)
+        cs, sn = vlm.rope(pos[:, None])
+        layer = vlm.model.layers[0]
+        hy, (k, v) = layer(xe, cs, sn)
+        save(out, "vlm_decoder_layer.safetensors",
+             {**prefixed(layer, "model.layers.0."), "in.hidden": xe, "in.position_ids": pos[:, None],
+              "out.cos": cs, "out.sin": sn, "out.hidden": hy, "out.k": k, "out.v": v}, c)
+        logits, _ = vlm.prefill(ids, pv, grid)
+        save(out, "vlm_logits.safetensors", {"in.input_ids": ids, "in.pixel_values": pv, "in.grid_thw": grid,
+             "out.position_ids": pos, "out.rope_delta": torch.tensor([delta]), "out.logits": logits},
+             {**c, "prompt": text}, "tiny-model/vlm")
+        stop = [tok.token_id(t) for t in chat.STOP_TOKENS]
+        sampling = {"temperature": 0.8, "top_k": 20, "top_p": 0.9, "seed": 1234}
+        greedy = vlm.generate(ids, pv, grid, max_new_tokens=6)
+        sampled = vlm.generate(ids, pv, grid, max_new_tokens=6, **sampling)
+        save(out, "vlm_generate.safetensors", {"in.input_ids": ids, "in.pixel_values": pv, "in.grid_thw": grid,
+             "out.greedy": torch.tensor(greedy), "out.sampled": torch.tensor(sampled)},
+             {"max_new_tokens": 6, "stop_ids": stop, "sampled_with": sampling, "prompt": text}, "tiny-model/vlm")
+
+
+# ---- generation-stream fixtures --------------------------------------------------------------------------
+def gen_fixtures(out, vlm, tok, gen):
+    cfg = gen.cfg
+    c = cfg.to_dict()
+    with torch.no_grad():
+        kv = flow.encode_prompt(vlm, tok, PROMPT, cfg.prompt_template)
+        nkv = flow.encode_prompt(vlm, tok, cfg.null_prompt, cfg.prompt_template)
+        kv_t = {f"in.prompt.{l}.{n}": t for l, (k, v) in enumerate(kv) for n, t in (("k", k), ("v", v))}
+        nkv_t = {f"in.null.{l}.{n}": t for l, (k, v) in enumerate(nkv) for n, t in (("k", k), ("v", v))}
+        P = kv[0][0].shape[1]
+        H, W = cfg.latent_size
+        g = torch.Generator().manual_seed(5)
+        # one layer (layer 1: NOT a group start, so it may take a residual), two timesteps, +/- residual
+        l = 1
+        layer = gen.layers[l]
+        h = torch.randn(1, H * W, cfg.hidden_size, generator=g)
+        r_prev = torch.randn(1, cfg.num_attention_heads, H * W, H * W, generator=g)
+        pos = image_positions(torch.tensor([P]), H, W)
+        cs, sn = mrope_cos_sin(pos, cfg.head_dim, cfg.rope_theta, cfg.mrope_section)
+        t = torch.tensor([0.3, 0.85])
+        tens = {**prefixed(layer, f"layers.{l}."), **prefixed(gen.time_embedder, "time_embedder."),
+                "in.hidden": h, "in.t": t, "in.r_prev": r_prev, "in.prompt_k": kv[l][0], "in.prompt_v": kv[l][1],
+                "in.position_ids": pos, "out.cos": cs, "out.sin": sn}
+        for i in range(2):
+            cvec = gen.time_embedder(t[i:i + 1])
+            tens[f"out.t{i}.c"] = cvec
+            for tag, r in (("res", r_prev), ("nores", None)):
+                hy, ry = layer(h, cvec, cs, sn, kv[l][0], kv[l][1], None, r)
+                tens[f"out.t{i}.{tag}.hidden"], tens[f"out.t{i}.{tag}.r"] = hy, ry
+        save(out, "gen_layer.safetensors", tens, {**c, "layer": l})
+        # a whole group (group 1 = layers 2, 3) with per-layer trace
+        x = torch.randn(1, cfg.latent_channels, H, W, generator=g)
+        tg = 0.7
+        k = cfg.group_of(tg)
+        v, trace = gen.forward_layers(x, tg, list(cfg.group_layers(k)), kv, return_trace=True)
+        tr = {f"out.layer{li}.{n}": tt for li, (hh, rr) in zip(cfg.group_layers(k), trace) for n, tt in (("hidden", hh), ("r", rr))}
+        save(out, "gen_group.safetensors", {**kv_t, "in.x": x, "in.t": torch.tensor([tg]),
+             "out.group": torch.tensor([k]), **tr, "out.v": v}, c, "tiny-model/generator")
+        # routing over schedules (t in float64 is exact for these; stored f32 as well as the group ids)
+        rows = {}
+        for name, steps, shift, bounds in (("s40", 40, 1.0, None), ("s7_shift3", 7, 3.0, None),
+                                           ("s10_explicit", 10, 1.0, [0.0, 0.35, 1.0])):
+            gc = type(cfg)(**{**c, "group_boundaries": bounds})
+            ts = flow.schedule(steps, shift)
+            rows[f"out.{name}.t"] = torch.tensor(ts, dtype=torch.float32)
+            rows[f"out.{name}.group"] = torch.tensor([gc.group_of(x_) for x_ in ts[:-1]])
+        save(out, "gen_routing.safetensors", rows,
+             {"num_groups": cfg.num_groups, "cases": {"s40": [40, 1.0, None], "s7_shift3": [7, 3.0, None],
+                                                      "s10_explicit": [10, 1.0, [0.0, 0.35, 1.0]]}})
+        # 4-step Euler sampling from fixed noise with CFG, and a 2-step Heun run without CFG
+        x0 = rng.normal(7, (1, cfg.latent_channels, H, W))
+        steps_t, w = {}, 2.0
+        def cb(i, ti, xi):
+            steps_t[f"out.euler.step{i}.x"] = xi
+        xe = flow.integrate(flow.guided_velocity(gen, kv, nkv, w), x0, 4, "euler", 1.0, cb)
+        vc0, vn0 = gen.velocity(x0, 0.0, kv), gen.velocity(x0, 0.0, nkv)
+        xh = flow.integrate(flow.guided_velocity(gen, kv, nkv, 1.0), x0, 2, "heun", 1.0)
+        save(out, "gen_sample.safetensors", {**kv_t, **nkv_t, "in.noise": x0, "out.step0.v_cond": vc0,
+             "out.step0.v_null": vn0, **steps_t, "out.euler.x": xe, "out.heun.x": xh},
+             {**c, "seed": 7, "euler": {"steps": 4, "guidance": w}, "heun": {"steps": 2, "guidance": 1.0},
+              "prompt": PROMPT}, "tiny-model/generator")
+        save(out, "noise.safetensors", {"out.seed42": rng.normal(42, (2, 4, 4, 4)),
+             "out.seed_2pow53m1": rng.normal(2 ** 53 - 1, (17,))},
+             {"algorithm": "docs/reference.md#noise", "seeds": [42, 2 ** 53 - 1]})
+
+
+def vae_fixtures(out, vae):
+    g = torch.Generator().manual_seed(9)
+    z = torch.randn(1, vae.config["latent_channels"], 4, 4, generator=g)
+    with torch.no_grad():
+        d = vae.decoder
+        x = d.conv_in(z) + z.repeat_interleave(d.in_repeats, dim=1)
+        tens = {"in.latent": z, "out.conv_in": x}
+        for i in reversed(range(len(d.up_blocks))):
+            x = d.up_blocks[i](x)
+            tens[f"out.up_blocks.{i}"] = x
+        tens["out.image"] = vae.decode(z)
+    save(out, "vae_decoder.safetensors", tens, vae.config, "tiny-model/vae")
+
+
+def build(out):
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    vlm, tok, gen, vae = build_models(os.path.join(out, "tiny-model"))
+    vlm_fixtures(out, vlm, tok)
+    gen_fixtures(out, vlm, tok, gen)
+    vae_fixtures(out, vae)
+    files = {}
+    for dp, _, fs in os.walk(out):
+        for f in fs:
+            p = os.path.join(dp, f)
+            rel = os.path.relpath(p, out)
+            if rel == "MANIFEST.json":
+                continue
+            with open(p, "rb") as fh:
+                files[rel] = {"bytes": os.path.getsize(p), "sha256": hashlib.sha256(fh.read()).hexdigest()}
+    with open(os.path.join(out, "MANIFEST.json"), "w") as f:
+        json.dump({"generator": "tools/reference/make_fixtures.py", "torch": torch.__version__,
+                   "files": dict(sorted(files.items()))}, f, indent=1)
+    return files
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--out", default=os.path.join(here, "..", "..", "test", "fixtures"))
+    a = ap.parse_args()
+    files = build(os.path.abspath(a.out))
+    for k, v in sorted(files.items()):
+        print(f"{v['bytes']:>9}  {k}")
+    print(f"{sum(v['bytes'] for v in files.values()):>9}  total")
