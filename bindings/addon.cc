@@ -1,6 +1,7 @@
 // Module entry: the native contract that lib/native.ts declares.
 #include <napi.h>
 
+#include "checkpoint_wrap.h"
 #include "convert.h"
 #include "engine_wrap.h"
 #include "tensor_wrap.h"
@@ -43,6 +44,8 @@ static Napi::Value OpNames(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", TensorWrap::Init(env));
   exports.Set("NativeEngine", EngineWrap::Init(env));
+  exports.Set("NativeCheckpoint", CheckpointWrap::Init(env));
+  exports.Set("openCheckpoint", Napi::Function::New(env, CheckpointWrap::Open));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo));
   exports.Set("opNames", Napi::Function::New(env, OpNames));
   return exports;

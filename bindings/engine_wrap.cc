@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "checkpoint_wrap.h"
 #include "convert.h"
 #include "tensor_wrap.h"
 
@@ -11,7 +12,7 @@ Napi::Function EngineWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeEngine",
                      {InstanceAccessor<&EngineWrap::Info>("info"), InstanceAccessor<&EngineWrap::Disposed>("disposed"),
                       InstanceMethod<&EngineWrap::Upload>("upload"), InstanceMethod<&EngineWrap::Op>("op"),
-                      InstanceMethod<&EngineWrap::Reshape>("reshape"), InstanceMethod<&EngineWrap::Read>("read"),
+                      InstanceMethod<&EngineWrap::Reshape>("reshape"), InstanceMethod<&EngineWrap::Load>("load"), InstanceMethod<&EngineWrap::Read>("read"),
                       InstanceMethod<&EngineWrap::Fence>("fence"), InstanceMethod<&EngineWrap::DropPending>("dropPending"),
                       InstanceMethod<&EngineWrap::Dispose>("dispose"), InstanceMethod<&EngineWrap::Stats>("stats")});
 }
@@ -125,6 +126,19 @@ Napi::Value EngineWrap::Reshape(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     latte::Engine& e = live(engine_);
     return TensorWrap::New(env, e.reshape(TensorWrap::Get(info[0]), to_shape(info[1])));
+  });
+}
+
+Napi::Value EngineWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    latte::Engine& e = live(engine_);
+    auto ck = CheckpointWrap::Get(info[0]);
+    if (!info[1].IsString()) latte::fail(latte::code::kArg, "load: name must be a string");
+    latte::DType as;
+    bool has_as = !info[2].IsUndefined() && !info[2].IsNull();
+    if (has_as) as = to_dtype(info[2]);
+    return TensorWrap::New(env, e.load(ck, info[1].As<Napi::String>().Utf8Value(), has_as ? &as : nullptr));
   });
 }
 

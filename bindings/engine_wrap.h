@@ -20,6 +20,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Upload(const Napi::CallbackInfo& info);
   Napi::Value Op(const Napi::CallbackInfo& info);
   Napi::Value Reshape(const Napi::CallbackInfo& info);
+  Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Fence(const Napi::CallbackInfo& info);
   Napi::Value DropPending(const Napi::CallbackInfo& info);

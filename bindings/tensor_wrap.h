@@ -25,6 +25,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 // Per-environment data (worker threads each load the addon in their own environment).
 struct AddonData {
   Napi::FunctionReference tensor_ctor;
+  Napi::FunctionReference checkpoint_ctor;
 };
 
 }  // namespace bindings

@@ -6,6 +6,7 @@
 import { ensure, LatteError, native, nativeAsync } from './errors.js';
 import { loadAddon, type DTypeName, type GeluName, type MaskName, type NativeAttrs, type NativeEngine, type NativeStats, type NativeTensor, type OpName } from './native.js';
 import { Tensor, type HostArray } from './tensor.js';
+import { Checkpoint } from './checkpoint.js';
 
 export type BackendRequest = 'auto' | 'cpu' | 'cuda';
 
@@ -86,6 +87,12 @@ export class Engine implements AsyncDisposable {
     return this.#wrap(native(() => this.#native.upload(arr, shape, dtype)));
   }
 
+  /** Loads tensor `name` of a checkpoint, as `dtype` (default: its own; integers load as i32). */
+  load(ck: Checkpoint, name: string, dtype?: DTypeName): Tensor {
+    ensure(ck instanceof Checkpoint, 'expected a Checkpoint from openCheckpoint()');
+    return this.#wrap(native(() => this.#native.load(ck.handle, name, dtype ?? null)));
+  }
+
   reshape(t: Tensor, shape: number[]): Tensor {
     return this.#wrap(native(() => this.#native.reshape(this.#own(t), shape)));
   }
@@ -144,6 +151,9 @@ export class Engine implements AsyncDisposable {
   }
   relu(x: Tensor): Tensor {
     return this.#op1('relu', [x]);
+  }
+  tanh(x: Tensor): Tensor {
+    return this.#op1('tanh', [x]);
   }
   gelu(x: Tensor, mode: GeluName = 'tanh'): Tensor {
     return this.#op1('gelu', [x], { gelu: mode });

@@ -34,7 +34,7 @@ export interface NativeAttrs {
 
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
-  | 'softmax' | 'silu' | 'relu' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
+  | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
   | 'convert' | 'concat' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
@@ -60,11 +60,21 @@ export interface NativeEngine {
   /** Enqueues an op and returns its outputs at once (shapes known); throws on bad operands. */
   op(name: OpName, inputs: (NativeTensor | null)[], attrs?: NativeAttrs): NativeTensor[];
   reshape(t: NativeTensor, shape: number[]): NativeTensor;
+  /** Loads a checkpoint tensor (copied from the mapping on the stream); `as` converts its dtype. */
+  load(ck: NativeCheckpoint, name: string, as?: DTypeName | null): NativeTensor;
   read(t: NativeTensor): Promise<ArrayBuffer>;
   fence(): Promise<void>;
   dropPending(): number;
   dispose(drop: boolean): Promise<void>;
   stats(): NativeStats;
+}
+
+export interface NativeCheckpoint {
+  names(): string[];
+  /** dtype as written in the file (F32, BF16, F16, F64, I64, I32, ...). */
+  info(name: string): { dtype: string; shape: number[]; file: string };
+  metadata(): Record<string, string>;
+  close(): void;
 }
 
 export interface NativeBackendInfo {
@@ -86,6 +96,8 @@ export interface NativeAddon {
   NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
   NativeTensor: unknown;
   backendInfo(): NativeBackendInfo;
+  /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */
+  openCheckpoint(path: string): NativeCheckpoint;
   opNames(): string[];
 }
 

@@ -9,7 +9,7 @@
 
 namespace latte {
 
-enum class Unary : int { Silu, Relu, GeluQuick, GeluTanh, GeluErf };
+enum class Unary : int { Silu, Relu, GeluQuick, GeluTanh, GeluErf, Tanh };
 enum class Binary : int { Add, Mul };
 enum class Mask : int { None = 0, Causal = 1, PrefixCausal = 2 };
 

@@ -327,6 +327,7 @@ const std::map<std::string, OpDef>& registry() {
       {"softmax", {"softmax", 1, 1, infer_same_f32, run_softmax}},
       {"silu", {"silu", 1, 1, infer_same_f32, run_unary<Unary::Silu>}},
       {"relu", {"relu", 1, 1, infer_same_f32, run_unary<Unary::Relu>}},
+      {"tanh", {"tanh", 1, 1, infer_same_f32, run_unary<Unary::Tanh>}},
       {"gelu", {"gelu", 1, 1, infer_same_f32, run_gelu}},
       {"add", {"add", 2, 2, infer_binary, run_binary<Binary::Add>}},
       {"mul", {"mul", 2, 2, infer_binary, run_binary<Binary::Mul>}},

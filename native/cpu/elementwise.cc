@@ -35,6 +35,7 @@ LATTE_MULTIVERSION void unary(Unary op, const Tensor& x, Tensor& y) {
         const float k = 0.7978845608028654f;  // sqrt(2/pi)
         return 0.5f * v * (1.f + std::tanh(k * (v + 0.044715f * v * v * v)));
       });
+    case Unary::Tanh: return map1(x, y, [](float v) { return std::tanh(v); });
     case Unary::GeluErf: return map1(x, y, [](float v) { return 0.5f * v * (1.f + std::erf(v * 0.7071067811865476f)); });
   }
 }

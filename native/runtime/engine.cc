@@ -5,6 +5,7 @@
 
 #include "core/backend.h"
 #include "core/backend_select.h"
+#include "io/safetensors.h"
 #include "runtime/stream.h"
 
 namespace latte {
@@ -109,6 +110,43 @@ Tensor Engine::upload(DType dtype, const Shape& shape, const void* data, size_t 
   task.run = [t, staged, pool, be] {
     pool->allocate(*t.buf, staged->size());
     if (!staged->empty()) be->upload(t.buf->data, staged->data(), staged->size());
+    t.buf->ready = true;
+  };
+  stream_->push(std::move(task));
+  ops_enqueued_++;
+  return t;
+}
+
+Tensor Engine::load(std::shared_ptr<io::Checkpoint> ck, const std::string& name, const DType* as) {
+  check_live();
+  const io::TensorEntry& e = ck->get(name);
+  DType target;
+  if (as) {
+    target = *as;
+  } else {
+    switch (e.dtype) {
+      case io::StDType::F64: case io::StDType::F32: target = DType::F32; break;
+      case io::StDType::BF16: target = DType::BF16; break;
+      case io::StDType::F16: target = DType::F16; break;
+      default: target = DType::I32; break;
+    }
+  }
+  if (!io::convertible(e.dtype, target))
+    fail(code::kDType, "tensor '" + name + "' (" + e.dtype_name + ") cannot load as " + dtype_name(target));
+  Tensor t;
+  t.dtype = target;
+  t.shape = e.shape;
+  t.buf = std::make_shared<Buffer>();
+  t.buf->owner = this;
+  auto pool = pool_;
+  Backend* be = backend_.get();
+  const io::TensorEntry* entry = &e;
+  Task task;
+  task.run = [t, ck, entry, pool, be] {  // ck keeps the mapping (and entry) alive
+    pool->allocate(*t.buf, t.nbytes());
+    std::vector<uint8_t> staged(t.nbytes());
+    io::convert_entry(*entry, t.dtype, staged.data());
+    if (!staged.empty()) be->upload(t.buf->data, staged.data(), staged.size());
     t.buf->ready = true;
   };
   stream_->push(std::move(task));

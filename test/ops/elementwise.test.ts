@@ -23,7 +23,7 @@ function erf(x: number): number {
   return x < 0 ? -r : r;
 }
 
-test('unary activations: silu, relu, gelu quick / tanh / erf', async (t) => {
+test('unary activations: silu, relu, tanh, gelu quick / tanh / erf', async (t) => {
   const e = cpuEngine();
   t.teardown(() => e.dispose());
   const n = 1031;
@@ -33,6 +33,7 @@ test('unary activations: silu, relu, gelu quick / tanh / erf', async (t) => {
   const cases: [string, Float32Array | Promise<Float32Array>, (v: number) => number][] = [
     ['silu', e.silu(xt).readFloat32(), silu],
     ['relu', e.relu(xt).readFloat32(), (v) => Math.max(v, 0)],
+    ['tanh', e.tanh(xt).readFloat32(), Math.tanh],
     ['gelu quick', e.gelu(xt, 'quick').readFloat32(), (v) => v * sig(1.702 * v)],
     ['gelu tanh', e.gelu(xt, 'tanh').readFloat32(), (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))],
     ['gelu erf', e.gelu(xt, 'erf').readFloat32(), (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))],

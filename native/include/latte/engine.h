@@ -17,6 +17,10 @@
 
 namespace latte {
 
+namespace io {
+class Checkpoint;
+}
+
 struct EngineOptions {
   std::string backend = "auto";  // "auto" | "cpu" | "cuda"
   int threads = 0;               // CPU threads for this engine; 0 = all cores
@@ -65,6 +69,9 @@ class Engine {
   std::vector<Tensor> enqueue(const std::string& op, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs);
   Tensor upload(DType dtype, const Shape& shape, const void* data, size_t bytes);  // copies data now
   Tensor reshape(const Tensor& t, const Shape& shape);                          // a view, no work
+  // A checkpoint tensor, copied from the mapping on the stream. `as`: the engine dtype to load it
+  // as; nullptr keeps its own (F64 -> f32, integers -> i32). Throws E_BAD_WEIGHTS / E_DTYPE now.
+  Tensor load(std::shared_ptr<io::Checkpoint> ck, const std::string& name, const DType* as);
   void read(const Tensor& t, ReadDone done);
   void fence(Done done);
   size_t drop_pending();      // skip everything not yet started; their reads/fences get E_ABORTED
