@@ -120,6 +120,31 @@ export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && url === pathToFileURL(path.resolve(process.argv[1])).href;
 }
 
+export interface ScriptOptions {
+  threads?: number[];
+  quick: boolean;
+  profile: boolean;
+}
+
+/**
+ * The command line shared by the bench scripts, when `url` is the script being run: --threads 1,2,
+ * --quick, --profile, and --emit-rows (for run.ts: rows as one JSON line, no machine header).
+ */
+export async function runAsScript(url: string, bench: (o: ScriptOptions) => Promise<Row[]>): Promise<void> {
+  if (!isMain(url)) return;
+  const args = process.argv.slice(2);
+  const ti = args.indexOf('--threads');
+  const threads = ti >= 0 ? args[ti + 1].split(',').map(Number) : undefined;
+  const emit = args.includes('--emit-rows');
+  if (!emit) printMachine(machineInfo());
+  const rows = await bench({ threads, quick: args.includes('--quick'), profile: args.includes('--profile') });
+  if (emit) console.log(`ROWS ${JSON.stringify(rows)}`);
+  else {
+    console.log();
+    printRows(rows);
+  }
+}
+
 /** CPU accounting for a run: what this process (and its reaped children) used vs the machine. */
 export interface CpuSample {
   busy: number; // machine busy ticks (all CPUs, excluding idle/iowait/steal)

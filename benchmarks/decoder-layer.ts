@@ -28,7 +28,7 @@
 import * as ort from 'onnxruntime-node';
 import { Engine, type Tensor } from '../lib/index.ts';
 import { GraphBuilder } from './onnx.ts';
-import { isMain, machineInfo, maxRelErr, median, nowMs, printMachine, printRows, randn, type Row } from './common.ts';
+import { maxRelErr, median, nowMs, randn, runAsScript, type Row } from './common.ts';
 
 export const CFG = { hidden: 896, heads: 14, kvHeads: 2, headDim: 64, ffn: 4864, eps: 1e-6, theta: 1e6 } as const;
 const { hidden: D, heads: H, kvHeads: G, headDim: HD, ffn: F } = CFG;
@@ -462,16 +462,4 @@ async function profileLayer(
   }
 }
 
-if (isMain(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const ti = args.indexOf('--threads');
-  const threads = ti >= 0 ? args[ti + 1].split(',').map(Number) : undefined;
-  const emit = args.includes('--emit-rows'); // for run.ts: rows as one JSON line, no machine header
-  if (!emit) printMachine(machineInfo());
-  const { rows } = await runDecoderBench({ quick: args.includes('--quick'), profile: args.includes('--profile'), threads });
-  if (emit) console.log(`ROWS ${JSON.stringify(rows)}`);
-  else {
-    console.log();
-    printRows(rows);
-  }
-}
+await runAsScript(import.meta.url, async (o) => (await runDecoderBench(o)).rows);

@@ -10,7 +10,7 @@
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../lib/index.ts';
 import { GraphBuilder } from './onnx.ts';
-import { isMain, machineInfo, maxRelErr, median, nowMs, printMachine, printRows, randn, type Row } from './common.ts';
+import { maxRelErr, median, nowMs, randn, runAsScript, type Row } from './common.ts';
 
 const SHAPES: [number, number, number][] = [
   [256, 896, 4864], // prefill gate/up
@@ -85,16 +85,4 @@ export async function runLinearVsOrt(opts: { threads?: number[]; quick?: boolean
   return rows;
 }
 
-if (isMain(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const ti = args.indexOf('--threads');
-  const threads = ti >= 0 ? args[ti + 1].split(',').map(Number) : undefined;
-  const emit = args.includes('--emit-rows'); // for run.ts: rows as one JSON line, no machine header
-  if (!emit) printMachine(machineInfo());
-  const rows = await runLinearVsOrt({ threads, quick: args.includes('--quick') });
-  if (emit) console.log(`ROWS ${JSON.stringify(rows)}`);
-  else {
-    console.log();
-    printRows(rows);
-  }
-}
+await runAsScript(import.meta.url, (o) => runLinearVsOrt(o));

@@ -78,13 +78,32 @@ void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int6
 // [k, n] (oneDNN's plain packed layout), read as y += x[j] * w[j, :] so both stream memory once.
 LATTE_MULTIVERSION void gemv_f32(const float* x, const float* w, bool transposed, const float* b, float* y, int64_t n, int64_t k) {
   if (!transposed) {
+    // four rows per pass: each load of x feeds four weight streams
+    const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-      const float* wi = w + i * k;
-      float s = 0.f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < k; j++) s += wi[j] * x[j];
-      y[i] = s + (b ? b[i] : 0.f);
+    for (int64_t blk = 0; blk < blocks; blk++) {
+      const int64_t i0 = blk * 4;
+      if (i0 + 4 <= n) {
+        const float *w0 = w + i0 * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int64_t j = 0; j < k; j++) {
+          s0 += w0[j] * x[j];
+          s1 += w1[j] * x[j];
+          s2 += w2[j] * x[j];
+          s3 += w3[j] * x[j];
+        }
+        const float r[4] = {s0, s1, s2, s3};
+        for (int q = 0; q < 4; q++) y[i0 + q] = r[q] + (b ? b[i0 + q] : 0.f);
+      } else {
+        for (int64_t i = i0; i < n; i++) {
+          const float* wi = w + i * k;
+          float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t j = 0; j < k; j++) acc += wi[j] * x[j];
+          y[i] = acc + (b ? b[i] : 0.f);
+        }
+      }
     }
     return;
   }
