@@ -72,6 +72,21 @@ int choice(const Napi::Object& o, const char* key, std::initializer_list<const c
   fail(kArg, std::string("attribute '") + key + "' must be one of " + all);
 }
 
+// A 64-bit unsigned attribute from a non-negative safe integer or a BigInt.
+uint64_t to_u64(const Napi::Value& v, const char* key) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) fail(kArg, std::string("attribute '") + key + "' must fit in 64 unsigned bits");
+    return u;
+  }
+  if (!v.IsNumber()) fail(kArg, std::string("attribute '") + key + "' must be an integer or a bigint");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || d != double(uint64_t(d)))
+    fail(kArg, std::string("attribute '") + key + "' must be a non-negative safe integer (or a bigint)");
+  return uint64_t(d);
+}
+
 }  // namespace
 
 // Reads only the keys present (most ops pass none or one): each N-API property read costs.
@@ -100,6 +115,9 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
     else if (k == "channels") a.channels = flag(o, "channels", false);
     else if (k == "axis") a.axis = integer(o, "axis", 0);
     else if (k == "dtype") a.dtype = to_dtype(o.Get("dtype"));
+    else if (k == "shape") a.shape = to_shape(o.Get("shape"));
+    else if (k == "seed") a.seed = to_u64(o.Get("seed"), "seed");
+    else if (k == "offset") a.offset = to_u64(o.Get("offset"), "offset");
     else if (k == "sections") {
       Napi::Value sec = o.Get("sections");
       if (!sec.IsArray() || sec.As<Napi::Array>().Length() > 4) fail(kArg, "attribute 'sections' must be an array of at most 4 integers");

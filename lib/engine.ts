@@ -180,6 +180,13 @@ export class Engine implements AsyncDisposable {
   convert(x: Tensor, dtype: DTypeName): Tensor {
     return this.#op1('convert', [x], { dtype });
   }
+  /**
+   * Seeded standard-normal noise (docs/reference.md#noise): element i (row-major) depends only on
+   * (seed, offset + i), identical on every backend and in the PyTorch reference.
+   */
+  noise(shape: number[], seed: number | bigint, offset: number | bigint = 0): Tensor {
+    return this.#op1('noise', [], { shape, seed, offset });
+  }
   /** Joins a and b along `axis` (negative counts from the end). */
   concat(a: Tensor, b: Tensor, axis: number): Tensor {
     return this.#op1('concat', [a, b], { axis });

@@ -30,12 +30,15 @@ export interface NativeAttrs {
   channels?: boolean;
   dtype?: DTypeName;
   axis?: number;
+  shape?: number[];
+  seed?: number | bigint;
+  offset?: number | bigint;
 }
 
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
   | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
-  | 'convert' | 'concat' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+  | 'convert' | 'concat' | 'noise' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
   readonly shape: number[];

@@ -71,6 +71,7 @@ class Backend {
   virtual void upsample_nearest(const Tensor& x, int f, Tensor& y) = 0;
   virtual void convert(const Tensor& x, Tensor& y) = 0;
   virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
+  virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

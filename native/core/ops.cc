@@ -274,6 +274,15 @@ void run_concat(Backend& be, const Inputs& in, std::vector<Tensor>& out, const O
   be.concat(*in[0], *in[1], a.axis < 0 ? a.axis + in[0]->shape.ndim : a.axis, out[0]);
 }
 
+// Seeded standard-normal noise of attrs.shape (f32): element i = rng::normal(key(seed), offset + i).
+Outs infer_noise(const Inputs&, const OpAttrs& a) {
+  if (a.shape.ndim == 0) fail(code::kArg, "noise: a shape is required");
+  for (int i = 0; i < a.shape.ndim; i++)
+    if (a.shape.d[i] <= 0) fail(code::kShape, "noise: dimensions must be positive, got " + a.shape.str());
+  return {{DType::F32, a.shape}};
+}
+void run_noise(Backend& be, const Inputs&, std::vector<Tensor>& out, const OpAttrs& a) { be.normal_noise(a.seed, a.offset, out[0]); }
+
 // ---- image ops (DC-AE) ----------------------------------------------------------------------
 Outs infer_conv2d(const Inputs& in, const OpAttrs& a) {
   const Tensor *x = in[0], *w = in[1], *b = in[2];
@@ -336,6 +345,7 @@ const std::map<std::string, OpDef>& registry() {
       {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},
       {"convert", {"convert", 1, 1, infer_convert, run_convert}},
       {"concat", {"concat", 2, 2, infer_concat, run_concat}},
+      {"noise", {"noise", 0, 0, infer_noise, run_noise}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
       {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
       {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},

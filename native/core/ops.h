@@ -27,6 +27,8 @@ struct OpAttrs {
   bool channels = false;         // rms_norm over dim 1 of NCHW
   DType dtype = DType::F32;      // convert / pack_linear target
   int axis = 0;                  // concat
+  Shape shape;                   // noise: output shape
+  uint64_t seed = 0, offset = 0; // noise: generator seed and first element index
 };
 
 struct OutDesc {

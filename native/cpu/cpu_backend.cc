@@ -62,6 +62,7 @@ class CpuBackend final : public Backend {
   void upsample_nearest(const Tensor& x, int f, Tensor& y) override { cpu::upsample_nearest(x, f, y); }
   void convert(const Tensor& x, Tensor& y) override { cpu::convert(x, y); }
   void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) override { cpu::concat(a, b, axis, y); }
+  void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cpu::normal_noise(seed, offset, y); }
 
  private:
   CpuFeatures features_;

@@ -33,5 +33,6 @@ void pixel_shuffle(const Tensor& x, int r, Tensor& y);
 void upsample_nearest(const Tensor& x, int f, Tensor& y);
 void convert(const Tensor& x, Tensor& y);
 void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y);
+void normal_noise(uint64_t seed, uint64_t offset, Tensor& y);
 
 }  // namespace latte::cpu

@@ -1,6 +1,7 @@
 // Data movement: embedding gather, pixel shuffle, nearest upsampling, dtype conversion.
 #include <cstring>
 
+#include "core/rng.h"
 #include "cpu/cpu_kernels.h"
 
 namespace latte::cpu {
@@ -79,6 +80,14 @@ void convert(const Tensor& x, Tensor& y) {
     float v = x.dtype == DType::F32 ? s32[i] : x.dtype == DType::BF16 ? bf16_to_f32(s16[i]) : f16_to_f32(s16[i]);
     o[i] = y.dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
   }
+}
+
+void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) {
+  const uint64_t k = rng::key(seed);
+  const int64_t n = y.numel();
+  float* o = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) o[i] = rng::normal(k, offset + uint64_t(i));
 }
 
 void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
