@@ -118,6 +118,10 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
     else if (k == "shape") a.shape = to_shape(o.Get("shape"));
     else if (k == "seed") a.seed = to_u64(o.Get("seed"), "seed");
     else if (k == "offset") a.offset = to_u64(o.Get("offset"), "offset");
+    else if (k == "step") a.offset = to_u64(o.Get("step"), "step");
+    else if (k == "temperature") a.temperature = float(num(o, "temperature", 0));
+    else if (k == "topK") a.top_k = integer(o, "topK", 0);
+    else if (k == "topP") a.top_p = float(num(o, "topP", 1));
     else if (k == "sections") {
       Napi::Value sec = o.Get("sections");
       if (!sec.IsArray() || sec.As<Napi::Array>().Length() > 4) fail(kArg, "attribute 'sections' must be an array of at most 4 integers");

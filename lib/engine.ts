@@ -187,6 +187,13 @@ export class Engine implements AsyncDisposable {
   noise(shape: number[], seed: number | bigint, offset: number | bigint = 0): Tensor {
     return this.#op1('noise', [], { shape, seed, offset });
   }
+  /**
+   * The next token per row of logits [..., V] -> i32 ids (docs/reference.md#token-sampling): greedy
+   * at temperature 0, else temperature / topK / topP and a draw with the seeded uniform(seed, step).
+   */
+  sample(logits: Tensor, opts: { temperature?: number; topK?: number; topP?: number; seed?: number | bigint; step?: number | bigint } = {}): Tensor {
+    return this.#op1('sample', [logits], opts);
+  }
   /** Joins a and b along `axis` (negative counts from the end). */
   concat(a: Tensor, b: Tensor, axis: number): Tensor {
     return this.#op1('concat', [a, b], { axis });

@@ -33,12 +33,16 @@ export interface NativeAttrs {
   shape?: number[];
   seed?: number | bigint;
   offset?: number | bigint;
+  step?: number | bigint;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
 }
 
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
   | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
-  | 'convert' | 'concat' | 'noise' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+  | 'convert' | 'concat' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
   readonly shape: number[];

@@ -72,6 +72,9 @@ class Backend {
   virtual void convert(const Tensor& x, Tensor& y) = 0;
   virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
   virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
+  // one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws
+  // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds
+  virtual void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -283,6 +283,21 @@ Outs infer_noise(const Inputs&, const OpAttrs& a) {
 }
 void run_noise(Backend& be, const Inputs&, std::vector<Tensor>& out, const OpAttrs& a) { be.normal_noise(a.seed, a.offset, out[0]); }
 
+// Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row).
+Outs infer_sample(const Inputs& in, const OpAttrs& a) {
+  need_f32("sample", "logits", in[0]);
+  if (!(a.temperature >= 0.f) || !std::isfinite(a.temperature)) fail(code::kArg, "sample: temperature must be finite and >= 0");
+  if (a.top_k < 0) fail(code::kArg, "sample: top_k must be >= 0");
+  if (!(a.top_p > 0.f && a.top_p <= 1.f)) fail(code::kArg, "sample: top_p must be in (0, 1]");
+  Shape s = in[0]->shape;
+  if (s.ndim == 1) return {{DType::I32, Shape{1}}};
+  s.ndim--;
+  return {{DType::I32, s}};
+}
+void run_sample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, out[0]);
+}
+
 // ---- image ops (DC-AE) ----------------------------------------------------------------------
 Outs infer_conv2d(const Inputs& in, const OpAttrs& a) {
   const Tensor *x = in[0], *w = in[1], *b = in[2];
@@ -346,6 +361,7 @@ const std::map<std::string, OpDef>& registry() {
       {"convert", {"convert", 1, 1, infer_convert, run_convert}},
       {"concat", {"concat", 2, 2, infer_concat, run_concat}},
       {"noise", {"noise", 0, 0, infer_noise, run_noise}},
+      {"sample", {"sample", 1, 1, infer_sample, run_sample}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
       {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
       {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},

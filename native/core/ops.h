@@ -28,7 +28,10 @@ struct OpAttrs {
   DType dtype = DType::F32;      // convert / pack_linear target
   int axis = 0;                  // concat
   Shape shape;                   // noise: output shape
-  uint64_t seed = 0, offset = 0; // noise: generator seed and first element index
+  uint64_t seed = 0, offset = 0; // noise: generator seed and first element index; sample: seed, step
+  float temperature = 0.f;       // sample: 0 = greedy
+  int top_k = 0;                 // sample: 0 = off
+  float top_p = 1.f;             // sample: 1 = off
 };
 
 struct OutDesc {

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "core/rng.h"
+#include "core/sampling.h"
 #include "cpu/cpu_kernels.h"
 
 namespace latte::cpu {
@@ -88,6 +89,14 @@ void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) {
   float* o = y.f32();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) o[i] = rng::normal(k, offset + uint64_t(i));
+}
+
+void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) {
+  const int64_t V = logits.shape[-1], rows = logits.numel() / V;
+  sampling::Params prm{temperature, top_k, top_p, seed, step};
+  std::vector<float> z, p;
+  std::vector<char> keep;
+  for (int64_t r = 0; r < rows; r++) ids.ptr<int32_t>()[r] = sampling::sample_row(logits.f32() + r * V, V, prm, z, p, keep);
 }
 
 void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {

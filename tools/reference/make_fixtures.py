@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from latte_ref import chat, flow, preprocess, rng, st, tiny          # noqa: E402
+from latte_ref import chat, flow, preprocess, rng, sampling, st, tiny  # noqa: E402
 from latte_ref.config import Qwen2VLConfig                          # noqa: E402
 from latte_ref.dcae import AutoencoderDC                            # noqa: E402
 from latte_ref.genstream import GenerationStream, image_positions   # noqa: E402
@@ -200,6 +200,23 @@ def gen_fixtures(out, vlm, tok, gen):
              {"algorithm": "docs/reference.md#noise", "seeds": [42, 2 ** 53 - 1]})
 
 
+def sampling_fixtures(out):
+    """Token choices of latte_ref.sampling for seeded random logits under several settings."""
+    g = torch.Generator().manual_seed(11)
+    logits = torch.randn(12, 97, generator=g) * 3
+    logits[3, 5] = logits[3, 9] = logits[3].max() + 1          # a tie at the maximum
+    settings = [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.8), (0.9, 5, 0.5), (1.0, 1, 1.0)]
+    ids = torch.zeros(len(settings), 12, 3, dtype=torch.int64)   # [setting, row, (seed, step) case]
+    cases = [(0, 0), (42, 3), (2 ** 53 - 1, 17)]
+    for s, (temp, k, p) in enumerate(settings):
+        for r in range(12):
+            for c, (seed, step) in enumerate(cases):
+                ids[s, r, c] = sampling.sample_token(logits[r], temp, k, p, seed, step)
+    save(out, "sampling.safetensors", {"in.logits": logits, "out.ids": ids},
+         {"settings": [list(x) for x in settings], "cases": [list(x) for x in cases],
+          "algorithm": "docs/reference.md#token-sampling"})
+
+
 def vae_fixtures(out, vae):
     g = torch.Generator().manual_seed(9)
     z = torch.randn(1, vae.config["latent_channels"], 4, 4, generator=g)
@@ -221,6 +238,7 @@ def build(out):
     vlm_fixtures(out, vlm, tok)
     gen_fixtures(out, vlm, tok, gen)
     vae_fixtures(out, vae)
+    sampling_fixtures(out)
     files = {}
     for dp, _, fs in os.walk(out):
         for f in fs:
