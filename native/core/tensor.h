@@ -45,7 +45,7 @@ struct Buffer {
   std::weak_ptr<MemoryPool> pool;
   bool ready = false;           // set once the op producing it has run
   bool is_packed = false;       // known at enqueue: the producing op packs (no plain data)
-  const void* owner = nullptr;  // the engine that created it
+  uint64_t owner = 0;           // id of the engine that created it (ids are never reused)
   ~Buffer();
 };
 

@@ -1,5 +1,6 @@
 #include "latte/engine.h"
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -10,7 +11,9 @@
 
 namespace latte {
 
-Engine::Engine(const EngineOptions& opts) {
+static std::atomic<uint64_t> next_engine_id{1};
+
+Engine::Engine(const EngineOptions& opts) : id_(next_engine_id++) {
   if (opts.threads < 0) fail(code::kArg, "threads must be >= 0");
   Selected sel = select_backend(opts.backend);
   backend_ = std::move(sel.backend);
@@ -48,7 +51,7 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
   for (int i = 0; i < op->min_inputs; i++)
     if (!in[i]) fail(code::kArg, name + ": operand " + std::to_string(i) + " is required");
   for (auto* t : in)
-    if (t && (!t->buf || t->buf->owner != this)) fail(code::kArg, name + ": a tensor belongs to another engine");
+    if (t && (!t->buf || t->buf->owner != id_)) fail(code::kArg, name + ": a tensor belongs to another engine");
   for (size_t i = 0; i < in.size(); i++)
     if (in[i] && in[i]->buf->is_packed && int(i) != op->packed_operand)
       fail(code::kArg, name + ": operand " + std::to_string(i) + " is a packed weight, usable only as a linear weight");
@@ -67,7 +70,7 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     t.dtype = d.dtype;
     t.shape = d.shape;
     t.buf = std::make_shared<Buffer>();
-    t.buf->owner = this;
+    t.buf->owner = id_;
     t.buf->is_packed = d.packed;
     result.push_back(t);
   }
@@ -102,7 +105,7 @@ Tensor Engine::upload(DType dtype, const Shape& shape, const void* data, size_t 
   if (bytes != t.nbytes())
     fail(code::kShape, "data has " + std::to_string(bytes) + " bytes but " + t.desc() + " needs " + std::to_string(t.nbytes()));
   t.buf = std::make_shared<Buffer>();
-  t.buf->owner = this;
+  t.buf->owner = id_;
   auto staged = std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
   auto pool = pool_;
   Backend* be = backend_.get();
@@ -137,7 +140,7 @@ Tensor Engine::load(std::shared_ptr<io::Checkpoint> ck, const std::string& name,
   t.dtype = target;
   t.shape = e.shape;
   t.buf = std::make_shared<Buffer>();
-  t.buf->owner = this;
+  t.buf->owner = id_;
   auto pool = pool_;
   Backend* be = backend_.get();
   const io::TensorEntry* entry = &e;
@@ -170,7 +173,7 @@ Tensor Engine::reshape(const Tensor& t, const Shape& shape) {
 
 void Engine::read(const Tensor& t, ReadDone done) {
   check_live();
-  if (!t.buf || t.buf->owner != this) fail(code::kArg, "read: the tensor belongs to another engine");
+  if (!t.buf || t.buf->owner != id_) fail(code::kArg, "read: the tensor belongs to another engine");
   if (t.buf->is_packed) fail(code::kArg, "a packed weight cannot be read back");
   auto out = std::make_shared<std::vector<uint8_t>>();
   Backend* be = backend_.get();

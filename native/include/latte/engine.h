@@ -85,6 +85,7 @@ class Engine {
   std::string backend_name_, backend_reason_;
   int threads_ = 1;
   bool disposed_ = false;
+  uint64_t id_;  // unique per process: tensors carry it, so a tensor never passes for another engine's
   std::unique_ptr<class Backend> backend_;
   std::shared_ptr<class MemoryPool> pool_;
   std::unique_ptr<Stream> stream_;
