@@ -5,6 +5,8 @@ import { native } from './errors.js';
 export { Engine, type EngineOptions, type BackendRequest, type AttentionOptions, type RopeOptions, type Conv2dOptions } from './engine.js';
 export { Tensor, type HostArray } from './tensor.js';
 export { Checkpoint, openCheckpoint, type TensorInfo } from './checkpoint.js';
+export { TextTokenizer, TextStreamer } from './tokenizer.js';
+export { renderChat, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMessage, type ChatPart } from './chat.js';
 export { LatteError, type ErrorCode } from './errors.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';
 
