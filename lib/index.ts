@@ -6,6 +6,7 @@ export { Engine, type EngineOptions, type BackendRequest, type AttentionOptions,
 export { Tensor, type HostArray } from './tensor.js';
 export { Checkpoint, openCheckpoint, type TensorInfo } from './checkpoint.js';
 export { TextTokenizer, TextStreamer } from './tokenizer.js';
+export { decodeImage, preprocessImage, smartResize, type RgbImage, type PreprocessorConfig, type PixelValues } from './image.js';
 export { renderChat, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMessage, type ChatPart } from './chat.js';
 export { LatteError, type ErrorCode } from './errors.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';

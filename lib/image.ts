@@ -1,0 +1,205 @@
+/**
+ * Qwen2-VL image preprocessing, numerically identical to Hugging Face's PIL-based
+ * Qwen2VLImageProcessor (and to tools/reference/latte_ref/preprocess.py, which hf_parity.py checks
+ * against Pillow): smart resize to multiples of patch*merge within [min_pixels, max_pixels], Pillow's
+ * bicubic (a = -0.5, antialiased, 22-bit fixed point, horizontal pass then vertical, each rounded to
+ * uint8), rescale, normalise, and patchify into [grid_t*grid_h*grid_w, C*T*P*P] in HF's order.
+ */
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { convertIndexedToRgb, decode as decodePng, hasPngSignature } from 'fast-png';
+import { ensure, LatteError } from './errors.js';
+
+const jpeg = createRequire(import.meta.url)('jpeg-js') as {
+  decode(data: Uint8Array, opts: { useTArray: true; formatAsRGBA: boolean; maxMemoryUsageInMB?: number }): { width: number; height: number; data: Uint8Array };
+};
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** Row-major pixels, 3 (RGB) or 4 (RGBA, alpha dropped) channels. */
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+export interface PreprocessorConfig {
+  min_pixels: number;
+  max_pixels: number;
+  patch_size: number;
+  temporal_patch_size: number;
+  merge_size: number;
+  rescale_factor: number;
+  image_mean: number[];
+  image_std: number[];
+}
+
+export interface PixelValues {
+  data: Float32Array; // [rows, C*T*P*P]
+  shape: [number, number];
+  grid: [number, number, number]; // (t, h, w) in patches
+}
+
+const MAX_PIXELS = 64 * 1024 * 1024; // refuse decoding bombs beyond 64 megapixels
+
+/**
+ * Decodes a PNG or JPEG (a path or the file's bytes) to 8-bit RGB. Grey, palette and 16-bit PNGs
+ * are converted; alpha is dropped. Anything else is an E_BAD_IMAGE error.
+ */
+export async function decodeImage(input: string | Uint8Array): Promise<RgbImage> {
+  let bytes: Uint8Array;
+  try {
+    bytes = typeof input === 'string' ? new Uint8Array(await fs.readFile(input)) : input;
+  } catch (e) {
+    throw new LatteError('E_BAD_IMAGE', `cannot read image ${String(input)}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    if (hasPngSignature(bytes)) {
+      const png = decodePng(bytes);
+      if (png.width * png.height > MAX_PIXELS) throw new Error(`${png.width}x${png.height} is too large`);
+      const px = png.palette ? convertIndexedToRgb(png) : png.data;
+      const ch = png.palette ? px.length / (png.width * png.height) : png.channels;
+      const out = new Uint8Array(png.width * png.height * 3);
+      for (let i = 0; i < png.width * png.height; i++)
+        for (let c = 0; c < 3; c++) {
+          const v = px[i * ch + (ch >= 3 ? c : 0)];
+          out[i * 3 + c] = png.depth === 16 ? v >> 8 : v;
+        }
+      return { width: png.width, height: png.height, data: out };
+    }
+    if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+      const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
+      return { width: j.width, height: j.height, data: j.data };
+    }
+  } catch (e) {
+    throw new LatteError('E_BAD_IMAGE', `cannot decode image: ${(e as Error).message}`, { cause: e });
+  }
+  throw new LatteError('E_BAD_IMAGE', 'not a PNG or JPEG image');
+}
+
+/** Python's round(): halves go to the even neighbour (HF computes the target size with it). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export function smartResize(height: number, width: number, factor: number, minPixels: number, maxPixels: number): [number, number] {
+  ensure(Math.max(height, width) / Math.min(height, width) <= 200, `image aspect ratio ${width}x${height} is above 200`);
+  let h = roundHalfEven(height / factor) * factor;
+  let w = roundHalfEven(width / factor) * factor;
+  if (h * w > maxPixels) {
+    const beta = Math.sqrt((height * width) / maxPixels);
+    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+  } else if (h * w < minPixels) {
+    const beta = Math.sqrt(minPixels / (height * width));
+    h = Math.ceil((height * beta) / factor) * factor;
+    w = Math.ceil((width * beta) / factor) * factor;
+  }
+  return [h, w];
+}
+
+const PRECISION_BITS = 22;
+const ONE = 2 ** PRECISION_BITS;
+
+function cubic(x: number): number {
+  const a = -0.5;
+  x = Math.abs(x);
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc: first input index and integer taps per output. */
+function coeffs(inSize: number, outSize: number): { xmin: Int32Array; taps: Float64Array[] } {
+  const scale = inSize / outSize;
+  const fscale = Math.max(scale, 1);
+  const support = 2 * fscale;
+  const xmin = new Int32Array(outSize);
+  const taps: Float64Array[] = [];
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const n = Math.min(Math.trunc(center + support + 0.5), inSize) - lo;
+    const ss = 1 / fscale;
+    const w = Array.from({ length: n }, (_, x) => cubic((x + lo - center + 0.5) * ss));
+    const ww = w.reduce((s, v) => s + v, 0);
+    taps.push(Float64Array.from(w, (v) => {
+      const k = ww !== 0 ? v / ww : v;
+      return k < 0 ? Math.trunc(-0.5 + k * ONE) : Math.trunc(0.5 + k * ONE);
+    }));
+    xmin[xx] = lo;
+  }
+  return { xmin, taps };
+}
+
+/** One pass along x (horizontal) or y; integer sums stay exact in doubles (< 2^53). */
+function pass(src: Uint8Array, h: number, w: number, c: number, horizontal: boolean, outSize: number): Uint8Array {
+  const inSize = horizontal ? w : h;
+  const { xmin, taps } = coeffs(inSize, outSize);
+  const oh = horizontal ? h : outSize;
+  const ow = horizontal ? outSize : w;
+  const out = new Uint8Array(oh * ow * c);
+  for (let y = 0; y < oh; y++)
+    for (let x = 0; x < ow; x++) {
+      const o = horizontal ? x : y;
+      const t = taps[o];
+      for (let ch = 0; ch < c; ch++) {
+        let acc = ONE / 2;
+        for (let j = 0; j < t.length; j++) {
+          const i = xmin[o] + j;
+          acc += t[j] * src[horizontal ? (y * w + i) * c + ch : (i * w + x) * c + ch];
+        }
+        const v = Math.floor(acc / ONE);
+        out[(y * ow + x) * c + ch] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+    }
+  return out;
+}
+
+/** uint8 [h, w, c] -> uint8 [outH, outW, c], the same bytes as PIL Image.resize(BICUBIC). */
+export function resizeBicubic(src: Uint8Array, h: number, w: number, c: number, outH: number, outW: number): Uint8Array {
+  let x = src;
+  if (outW !== w) x = pass(x, h, w, c, true, outW);
+  if (outH !== h) x = pass(x, h, outW, c, false, outH);
+  return x;
+}
+
+export function preprocessImage(img: RgbImage, cfg: PreprocessorConfig): PixelValues {
+  const { width, height, data } = img;
+  ensure(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0, `bad image size ${width}x${height}`);
+  const channels = data.length / (width * height);
+  ensure(channels === 3 || channels === 4, `image data has ${data.length} bytes, not RGB or RGBA for ${width}x${height}`);
+  let rgb = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
+  if (channels === 4) rgb = rgb.filter((_, i) => i % 4 !== 3);
+  const P = cfg.patch_size;
+  const T = cfg.temporal_patch_size;
+  const M = cfg.merge_size;
+  const [h, w] = smartResize(height, width, P * M, cfg.min_pixels, cfg.max_pixels);
+  const resized = resizeBicubic(rgb, height, width, 3, h, w);
+  const mean = cfg.image_mean.map(Math.fround);
+  const std = cfg.image_std.map(Math.fround);
+  // [H, W, C] uint8 -> normalised f32 in the reference's order of operations
+  const norm = new Float32Array(resized.length);
+  for (let i = 0; i < resized.length; i++) {
+    const ch = i % 3;
+    norm[i] = Math.fround(Math.fround(Math.fround(resized[i] * cfg.rescale_factor) - mean[ch]) / std[ch]);
+  }
+  const gh = h / P;
+  const gw = w / P;
+  const row = 3 * T * P * P;
+  const out = new Float32Array(gh * gw * row);
+  // patches ordered by merge window (row-major), then within the window; inside (channel, frame, y, x)
+  let r = 0;
+  for (let by = 0; by < gh / M; by++)
+    for (let bx = 0; bx < gw / M; bx++)
+      for (let my = 0; my < M; my++)
+        for (let mx = 0; mx < M; mx++, r++) {
+          const py0 = (by * M + my) * P;
+          const px0 = (bx * M + mx) * P;
+          let k = r * row;
+          for (let ch = 0; ch < 3; ch++)
+            for (let f = 0; f < T; f++) // a still image repeated over the temporal patch
+              for (let y = 0; y < P; y++)
+                for (let x = 0; x < P; x++) out[k++] = norm[((py0 + y) * w + px0 + x) * 3 + ch];
+        }
+  return { data: out, shape: [gh * gw, row], grid: [1, gh, gw] };
+}
