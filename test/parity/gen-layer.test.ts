@@ -4,23 +4,12 @@
 // without the residual. The time embedding c comes from the fixture (the embedder is issue 5's).
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint, type Engine, type Tensor } from '../../lib/index.ts';
+import { openCheckpoint, type Tensor } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
 import { assertClose } from '../helpers/reference.ts';
+import { splitRows } from '../helpers/qwen2vl-ops.ts';
 
 const fixture = fileURLToPath(new URL('../fixtures/gen_layer.safetensors', import.meta.url));
-
-/** Rows [i*D, (i+1)*D) of a [4D, D] weight (and its bias) as separate engine tensors. */
-async function splitRows(e: Engine, w: Tensor, b: Tensor, parts: number): Promise<{ w: Tensor; b: Tensor }[]> {
-  const [out, inp] = w.shape;
-  const wh = await w.readFloat32();
-  const bh = await b.readFloat32();
-  const n = out / parts;
-  return Array.from({ length: parts }, (_, i) => ({
-    w: e.tensor(wh.slice(i * n * inp, (i + 1) * n * inp), [n, inp]),
-    b: e.tensor(bh.slice(i * n, (i + 1) * n), [n]),
-  }));
-}
 
 test('generation layer with and without TCRA at two timesteps matches the reference (fp32, 1e-4)', async (t) => {
   const ck = openCheckpoint(fixture);
@@ -45,7 +34,7 @@ test('generation layer with and without TCRA at two timesteps matches the refere
 
   for (const step of ['t0', 't1']) {
     const sc = e.silu(e.load(ck, `out.${step}.c`)); // [B, D]
-    const [s1, s2, b2, s3] = mod.map((m) => e.linear(sc, m.w, m.b));
+    const [s1, s2, b2, s3] = mod.map(([w, b]) => e.linear(sc, w, b));
     const gate = e.tanh(lin(sc, 'tcra_gate', true)); // [B, H]
     for (const res of ['nores', 'res'] as const) {
       const a = e.rmsNorm(h0, W('input_layernorm.weight'), { eps });
