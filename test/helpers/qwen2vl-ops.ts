@@ -13,8 +13,11 @@ export interface TextConfig {
   rope_scaling: { mrope_section: number[] };
 }
 
-/** One decoder layer over h [B, S, D] with M-RoPE positions [3, B, S]; also returns its k, v. */
-export function decoderLayer(e: Engine, ck: Checkpoint, prefix: string, cfg: TextConfig, h: Tensor, pos: Tensor) {
+/**
+ * One decoder layer over h [B, S, D] with M-RoPE positions [3, B, S]. With `past` (the layer's cached
+ * k/v) the new tokens attend to it too; the returned k, v are the whole cache.
+ */
+export function decoderLayer(e: Engine, ck: Checkpoint, prefix: string, cfg: TextConfig, h: Tensor, pos: Tensor, past?: { k: Tensor; v: Tensor }) {
   const [D, H, G] = [cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads];
   const d = D / H;
   const [B, S] = h.shape;
@@ -23,8 +26,10 @@ export function decoderLayer(e: Engine, ck: Checkpoint, prefix: string, cfg: Tex
   const a = e.rmsNorm(h, W('input_layernorm.weight'), { eps: cfg.rms_norm_eps });
   const rope = { theta: cfg.rope_theta, sections: cfg.rope_scaling.mrope_section };
   const q = e.rope(e.reshape(lin(a, 'self_attn.q_proj', true), [B, S, H, d]), pos, rope);
-  const k = e.rope(e.reshape(lin(a, 'self_attn.k_proj', true), [B, S, G, d]), pos, rope);
-  const v = e.reshape(lin(a, 'self_attn.v_proj', true), [B, S, G, d]);
+  const kNew = e.rope(e.reshape(lin(a, 'self_attn.k_proj', true), [B, S, G, d]), pos, rope);
+  const vNew = e.reshape(lin(a, 'self_attn.v_proj', true), [B, S, G, d]);
+  const k = past ? e.concat(past.k, kNew, 1) : kNew;
+  const v = past ? e.concat(past.v, vNew, 1) : vNew;
   const { out } = e.attention(q, k, v, { mask: 'causal' });
   const h1 = e.add(h, lin(e.reshape(out, [B, S, D]), 'self_attn.o_proj'));
   const m = e.rmsNorm(h1, W('post_attention_layernorm.weight'), { eps: cfg.rms_norm_eps });
