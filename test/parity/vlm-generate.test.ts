@@ -12,8 +12,9 @@ test('greedy and seeded sampled tokens equal the reference (prefill, then one de
   const fx = openCheckpoint(`${fixtures}vlm_generate.safetensors`);
   const ck = openCheckpoint(`${fixtures}tiny-model/vlm`);
   const meta = JSON.parse(fx.metadata().config);
-XX
+  // the same prompt's prefill fixture carries the model config and its M-RoPE positions / delta
   const pos0 = openCheckpoint(`${fixtures}vlm_logits.safetensors`);
+  const cfg = JSON.parse(pos0.metadata().config);
   const e = cpuEngine();
   t.teardown(() => e.dispose());
   const ids = Array.from((await e.load(fx, 'in.input_ids').read()) as Int32Array);
