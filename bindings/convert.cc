@@ -116,6 +116,16 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
     else if (k == "axis") a.axis = integer(o, "axis", 0);
     else if (k == "dtype") a.dtype = to_dtype(o.Get("dtype"));
     else if (k == "shape") a.shape = to_shape(o.Get("shape"));
+    else if (k == "perm") {
+      Napi::Value pv = o.Get("perm");
+      if (!pv.IsArray() || pv.As<Napi::Array>().Length() > uint32_t(latte::kMaxDims)) fail(kArg, "attribute 'perm' must be an array of dimension indices");
+      Napi::Array arr = pv.As<Napi::Array>();
+      a.n_perm = int(arr.Length());
+      for (uint32_t j = 0; j < arr.Length(); j++) {
+        if (!arr.Get(j).IsNumber()) fail(kArg, "attribute 'perm' must hold integers");
+        a.perm[j] = arr.Get(j).As<Napi::Number>().Int32Value();
+      }
+    }
     else if (k == "seed") a.seed = to_u64(o.Get("seed"), "seed");
     else if (k == "offset") a.offset = to_u64(o.Get("offset"), "offset");
     else if (k == "step") a.offset = to_u64(o.Get("step"), "step");

@@ -194,6 +194,10 @@ export class Engine implements AsyncDisposable {
   sample(logits: Tensor, opts: { temperature?: number; topK?: number; topP?: number; seed?: number | bigint; step?: number | bigint } = {}): Tensor {
     return this.#op1('sample', [logits], opts);
   }
+  /** Reorders dimensions like torch.permute: output dim i is input dim perm[i]. */
+  permute(x: Tensor, perm: number[]): Tensor {
+    return this.#op1('permute', [x], { perm });
+  }
   /** Joins a and b along `axis` (negative counts from the end). */
   concat(a: Tensor, b: Tensor, axis: number): Tensor {
     return this.#op1('concat', [a, b], { axis });

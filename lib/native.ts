@@ -31,6 +31,7 @@ export interface NativeAttrs {
   dtype?: DTypeName;
   axis?: number;
   shape?: number[];
+  perm?: number[];
   seed?: number | bigint;
   offset?: number | bigint;
   step?: number | bigint;
@@ -42,7 +43,7 @@ export interface NativeAttrs {
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
   | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
-  | 'convert' | 'concat' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+  | 'convert' | 'concat' | 'permute' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
   readonly shape: number[];

@@ -298,6 +298,22 @@ void run_sample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const O
   be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, out[0]);
 }
 
+// Reorders dimensions (torch.permute): e.g. latents [B,C,h,w] -> tokens [B,h,w,C] for patchify.
+Outs infer_permute(const Inputs& in, const OpAttrs& a) {
+  const Shape& s = in[0]->shape;
+  if (a.n_perm != s.ndim) fail(code::kArg, "permute: perm must list all " + std::to_string(s.ndim) + " dimensions");
+  bool seen[kMaxDims] = {false};
+  Shape o = s;
+  for (int i = 0; i < s.ndim; i++) {
+    int p = a.perm[i];
+    if (p < 0 || p >= s.ndim || seen[p]) fail(code::kArg, "permute: perm must be a permutation of 0.." + std::to_string(s.ndim - 1));
+    seen[p] = true;
+    o.d[i] = s.d[p];
+  }
+  return {{in[0]->dtype, o}};
+}
+void run_permute(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.permute(*in[0], a.perm, out[0]); }
+
 // ---- image ops (DC-AE) ----------------------------------------------------------------------
 Outs infer_conv2d(const Inputs& in, const OpAttrs& a) {
   const Tensor *x = in[0], *w = in[1], *b = in[2];
@@ -360,6 +376,7 @@ const std::map<std::string, OpDef>& registry() {
       {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},
       {"convert", {"convert", 1, 1, infer_convert, run_convert}},
       {"concat", {"concat", 2, 2, infer_concat, run_concat}},
+      {"permute", {"permute", 1, 1, infer_permute, run_permute}},
       {"noise", {"noise", 0, 0, infer_noise, run_noise}},
       {"sample", {"sample", 1, 1, infer_sample, run_sample}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},

@@ -27,6 +27,8 @@ struct OpAttrs {
   bool channels = false;         // rms_norm over dim 1 of NCHW
   DType dtype = DType::F32;      // convert / pack_linear target
   int axis = 0;                  // concat
+  int perm[kMaxDims] = {0, 1, 2, 3, 4, 5};
+  int n_perm = 0;                // permute: output dim i is input dim perm[i]
   Shape shape;                   // noise: output shape
   uint64_t seed = 0, offset = 0; // noise: generator seed and first element index; sample: seed, step
   float temperature = 0.f;       // sample: 0 = greedy

@@ -99,6 +99,30 @@ void sample_tokens(const Tensor& logits, float temperature, int top_k, float top
   for (int64_t r = 0; r < rows; r++) ids.ptr<int32_t>()[r] = sampling::sample_row(logits.f32() + r * V, V, prm, z, p, keep);
 }
 
+// Walks the output in order; each output index maps to an input offset through permuted strides.
+void permute(const Tensor& x, const int* perm, Tensor& y) {
+  const int nd = x.shape.ndim;
+  int64_t in_stride[kMaxDims], strides[kMaxDims];
+  for (int i = nd - 1, s = 1; i >= 0; i--) {
+    in_stride[i] = s;
+    s *= int(x.shape.d[i]);
+  }
+  for (int i = 0; i < nd; i++) strides[i] = in_stride[perm[i]];
+  const size_t es = dtype_size(x.dtype);
+  const char* src = static_cast<const char*>(x.buf->data);
+  char* dst = static_cast<char*>(y.buf->data);
+  const int64_t n = y.numel();
+#pragma omp parallel for schedule(static) if (n >= (1 << 15))
+  for (int64_t o = 0; o < n; o++) {
+    int64_t rem = o, off = 0;
+    for (int i = nd - 1; i >= 0; i--) {
+      off += (rem % y.shape.d[i]) * strides[i];
+      rem /= y.shape.d[i];
+    }
+    std::memcpy(dst + o * es, src + off * es, es);
+  }
+}
+
 void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
   int64_t outer = 1;
   for (int i = 0; i < axis; i++) outer *= a.shape[i];

@@ -92,6 +92,22 @@ test('convert f32 <-> bf16 / f16 rounds like PyTorch', async (t) => {
   t.is(t.throws(() => e.convert(xt, 'i32'), { instanceOf: LatteError })?.code, 'E_ARG');
 });
 
+test('permute reorders dimensions like torch.permute, for any dtype', async (t) => {
+  const e = cpuEngine(1);
+  t.teardown(() => e.dispose());
+  const [B, C, H, W] = [2, 3, 4, 5];
+  const x = Float32Array.from({ length: B * C * H * W }, (_, i) => i);
+  const got = await e.permute(e.tensor(x, [B, C, H, W]), [0, 2, 3, 1]).readFloat32(); // latent -> tokens
+  const want: number[] = [];
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) for (let c = 0; c < C; c++) want.push(x[((b * C + c) * H + h) * W + w]);
+  t.deepEqual(Array.from(got), want);
+  const ids = await e.permute(e.tensor(Int32Array.from([1, 2, 3, 4, 5, 6]), [2, 3], 'i32'), [1, 0]).read();
+  t.deepEqual(Array.from(ids), [1, 4, 2, 5, 3, 6]);
+  const code = (f: () => unknown) => t.throws(f, { instanceOf: LatteError })?.code;
+  t.is(code(() => e.permute(e.tensor(x, [B, C, H, W]), [0, 1, 2])), 'E_ARG');
+  t.is(code(() => e.permute(e.tensor(x, [B, C, H, W]), [0, 1, 1, 2])), 'E_ARG');
+});
+
 test('concat joins along any axis and checks the other dims', async (t) => {
   const e = cpuEngine(1);
   t.teardown(() => e.dispose());
