@@ -95,3 +95,39 @@ export async function visionTower(e: Engine, ck: Checkpoint, vc: VisionConfig, p
   const embeds = lin(e.gelu(lin(merged, 'merger.mlp.0'), 'erf'), 'merger.mlp.2');
   return { patchEmbed, preMerger: x, embeds };
 }
+
+export interface GenConfig {
+  hidden_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  mrope_section: number[];
+}
+
+/**
+ * One LaTtE-Flow generation layer (model.md section 3) over image tokens h [B, N, D], given
+ * sc = SiLU(c) [B, D], the prompt K/V of this layer and, except at a group's first layer, the
+ * previous layer's image-key logits. Returns the new h and this layer's logits.
+ */
+export async function genLayer(e: Engine, ck: Checkpoint, prefix: string, cfg: GenConfig, h: Tensor, sc: Tensor, pos: Tensor, pk: Tensor, pv: Tensor, rPrev?: Tensor) {
+  const [D, H, G] = [cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads];
+  const d = D / H;
+  const [B, N] = h.shape;
+  const eps = cfg.rms_norm_eps;
+  const W = (n: string) => e.load(ck, prefix + n);
+  const lin = (x: Tensor, n: string, bias = false) => e.linear(x, e.packLinear(W(`${n}.weight`)), bias ? W(`${n}.bias`) : null);
+  const [s1, s2, b2, s3] = (await splitRows(e, W('modulation.weight'), W('modulation.bias'), 4)).map(([w, b]) => e.linear(sc, w, b));
+  const a = e.rmsNorm(h, W('input_layernorm.weight'), { eps });
+  const rope = { theta: cfg.rope_theta, sections: cfg.mrope_section };
+  const q = e.rope(e.reshape(lin(a, 'self_attn.q_proj', true), [B, N, H, d]), pos, rope);
+  const k = e.rope(e.reshape(lin(a, 'self_attn.k_proj', true), [B, N, G, d]), pos, rope);
+  const v = e.reshape(lin(a, 'self_attn.v_proj', true), [B, N, G, d]);
+  const residual = rPrev ? { residual: rPrev, gate: e.tanh(lin(sc, 'tcra_gate', true)) } : {};
+  const { out, logits } = e.attention(q, e.concat(pk, k, 1), e.concat(pv, v, 1), { imageCol0: pk.shape[1], returnLogits: true, ...residual });
+  const o = lin(e.reshape(out, [B, N, D]), 'self_attn.o_proj');
+  const h1 = e.gatedAdd(h, s1, e.rmsNorm(o, W('attn_out_norm.weight'), { eps }));
+  const y = e.modulate(e.rmsNorm(h1, W('post_attention_layernorm.weight'), { eps }), b2, s2);
+  const mlp = lin(e.swiglu(lin(y, 'mlp.gate_proj'), lin(y, 'mlp.up_proj')), 'mlp.down_proj');
+  return { hidden: e.gatedAdd(h1, s3, e.rmsNorm(mlp, W('ffn_out_norm.weight'), { eps })), logits: logits! };
+}
