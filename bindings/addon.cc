@@ -4,6 +4,7 @@
 #include "checkpoint_wrap.h"
 #include "convert.h"
 #include "engine_wrap.h"
+#include "model_wrap.h"
 #include "tensor_wrap.h"
 
 namespace bindings {
@@ -45,6 +46,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", TensorWrap::Init(env));
   exports.Set("NativeEngine", EngineWrap::Init(env));
   exports.Set("NativeCheckpoint", CheckpointWrap::Init(env));
+  exports.Set("NativeQwen2VL", Qwen2VLWrap::Init(env));
+  exports.Set("NativeSequence", SequenceWrap::Init(env));
   exports.Set("openCheckpoint", Napi::Function::New(env, CheckpointWrap::Open));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo));
   exports.Set("opNames", Napi::Function::New(env, OpNames));

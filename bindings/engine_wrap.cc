@@ -9,12 +9,14 @@
 namespace bindings {
 
 Napi::Function EngineWrap::Init(Napi::Env env) {
-  return DefineClass(env, "NativeEngine",
+  Napi::Function f = DefineClass(env, "NativeEngine",
                      {InstanceAccessor<&EngineWrap::Info>("info"), InstanceAccessor<&EngineWrap::Disposed>("disposed"),
                       InstanceMethod<&EngineWrap::Upload>("upload"), InstanceMethod<&EngineWrap::Op>("op"),
                       InstanceMethod<&EngineWrap::Reshape>("reshape"), InstanceMethod<&EngineWrap::Load>("load"), InstanceMethod<&EngineWrap::Read>("read"),
                       InstanceMethod<&EngineWrap::Fence>("fence"), InstanceMethod<&EngineWrap::DropPending>("dropPending"),
                       InstanceMethod<&EngineWrap::Dispose>("dispose"), InstanceMethod<&EngineWrap::Stats>("stats")});
+  env.GetInstanceData<AddonData>()->engine_ctor = Napi::Persistent(f);
+  return f;
 }
 
 EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
@@ -87,6 +89,12 @@ Napi::Value EngineWrap::Disposed(const Napi::CallbackInfo& info) {
 static latte::Engine& live(std::unique_ptr<latte::Engine>& e) {
   if (!e || e->disposed()) latte::fail(latte::code::kDisposed, "engine is disposed");
   return *e;
+}
+
+latte::Engine& EngineWrap::Get(const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(v.Env().GetInstanceData<AddonData>()->engine_ctor.Value()))
+    latte::fail(latte::code::kArg, "expected a NativeEngine");
+  return live(Unwrap(v.As<Napi::Object>())->engine_);
 }
 
 Napi::Value EngineWrap::Upload(const Napi::CallbackInfo& info) {

@@ -12,6 +12,8 @@ namespace bindings {
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Init(Napi::Env env);
+  // The engine behind a NativeEngine object (E_ARG if it is not one, E_DISPOSED once disposed).
+  static latte::Engine& Get(const Napi::Value& v);
   explicit EngineWrap(const Napi::CallbackInfo& info);
   ~EngineWrap() override;
 

@@ -26,6 +26,8 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 struct AddonData {
   Napi::FunctionReference tensor_ctor;
   Napi::FunctionReference checkpoint_ctor;
+  Napi::FunctionReference engine_ctor;
+  Napi::FunctionReference sequence_ctor;
 };
 
 }  // namespace bindings

@@ -74,6 +74,18 @@ export class Engine implements AsyncDisposable {
   get disposed(): boolean {
     return this.#native.disposed;
   }
+  /** @internal the native engine, for model objects built on it */
+  get handle(): NativeEngine {
+    return this.#native;
+  }
+  /** @internal wraps a native tensor of this engine */
+  wrap(h: NativeTensor): Tensor {
+    return this.#wrap(h);
+  }
+  /** @internal this engine's handle of `t` (E_ARG for another engine's tensor) */
+  own(t: Tensor): NativeTensor {
+    return this.#own(t);
+  }
   stats(): NativeStats {
     return this.#native.stats();
   }
@@ -197,6 +209,10 @@ export class Engine implements AsyncDisposable {
   /** Reorders dimensions like torch.permute: output dim i is input dim perm[i]. */
   permute(x: Tensor, perm: number[]): Tensor {
     return this.#op1('permute', [x], { perm });
+  }
+  /** x[..., start:start+length, ...] along `axis` (a copy). */
+  slice(x: Tensor, axis: number, start: number, length: number): Tensor {
+    return this.#op1('slice', [x], { axis, start, length });
   }
   /** Joins a and b along `axis` (negative counts from the end). */
   concat(a: Tensor, b: Tensor, axis: number): Tensor {

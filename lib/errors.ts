@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'E_ABORTED' // work was aborted or dropped before it ran
   | 'E_NOT_COMPUTED' // an input's producing op failed or was dropped
   | 'E_BAD_WEIGHTS' // a checkpoint is missing, corrupt or mis-shaped
+  | 'E_BAD_CONFIG' // a model config that is malformed or unsupported
   | 'E_BAD_IMAGE' // an image file or buffer that cannot be decoded
   | 'E_NATIVE_LOAD' // the native addon could not be loaded
   | 'E_INTERNAL';

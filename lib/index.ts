@@ -8,6 +8,9 @@ export { Checkpoint, openCheckpoint, type TensorInfo } from './checkpoint.js';
 export { TextTokenizer, TextStreamer } from './tokenizer.js';
 export { decodeImage, preprocessImage, smartResize, type RgbImage, type PreprocessorConfig, type PixelValues } from './image.js';
 export { renderChat, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMessage, type ChatPart } from './chat.js';
+export { Qwen2VL, type Qwen2VLLoadOptions, type WeightStorage } from './qwen2vl.js';
+export { MAX_QUESTION_CHARS, type AnswerOptions, type ImageInput } from './answer.js';
+export { ropePositions, type RopeIndexConfig } from './positions.js';
 export { LatteError, type ErrorCode } from './errors.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';
 

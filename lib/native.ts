@@ -30,6 +30,8 @@ export interface NativeAttrs {
   channels?: boolean;
   dtype?: DTypeName;
   axis?: number;
+  start?: number;
+  length?: number;
   shape?: number[];
   perm?: number[];
   seed?: number | bigint;
@@ -43,7 +45,7 @@ export interface NativeAttrs {
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
   | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
-  | 'convert' | 'concat' | 'permute' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+  | 'convert' | 'concat' | 'slice' | 'permute' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
   readonly shape: number[];
@@ -85,6 +87,38 @@ export interface NativeCheckpoint {
   close(): void;
 }
 
+/** The config fields the TypeScript side needs, as the engine parsed and checked them. */
+export interface NativeQwen2VLConfig {
+  hiddenSize: number;
+  layers: number;
+  vocabSize: number;
+  maxPositions: number;
+  imageTokenId: number;
+  visionStartTokenId: number;
+  mergeSize: number;
+  patchSize: number;
+  temporalPatchSize: number;
+  visionDepth: number;
+}
+
+/** One conversation's KV cache inside the engine. */
+export interface NativeSequence {
+  readonly length: number;
+  release(): void;
+}
+
+export interface NativeQwen2VL {
+  readonly config: NativeQwen2VLConfig;
+  /** pixels f32 [t*h*w, C*T*P*P] -> merged image embeddings [t*h*w/merge^2, D] */
+  encodeImage(pixels: NativeTensor, t: number, h: number, w: number): NativeTensor;
+  newSequence(): NativeSequence;
+  /** Embeds ids (images spliced in at image-token runs), runs the decoder -> logits [1, V] ([S, V] with allRows). */
+  prefill(seq: NativeSequence, ids: Int32Array, images: NativeTensor[], positions: NativeTensor, allRows?: boolean): NativeTensor;
+  /** One token (an i32 [1] engine tensor) at `position` on all M-RoPE axes -> logits [1, V]. */
+  decode(seq: NativeSequence, token: NativeTensor, position: number): NativeTensor;
+  dispose(): void;
+}
+
 export interface NativeBackendInfo {
   compiled: string[];
   cuda: { compiled: boolean; available: boolean; reason: string; device: string };
@@ -103,6 +137,7 @@ export interface NativeBackendInfo {
 export interface NativeAddon {
   NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
   NativeTensor: unknown;
+  NativeQwen2VL: new (engine: NativeEngine, ck: NativeCheckpoint, configJson: string, weights: 'f32' | 'bf16') => NativeQwen2VL;
   backendInfo(): NativeBackendInfo;
   /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */
   openCheckpoint(path: string): NativeCheckpoint;

@@ -72,6 +72,7 @@ class Backend {
   virtual void convert(const Tensor& x, Tensor& y) = 0;
   virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
   virtual void permute(const Tensor& x, const int* perm, Tensor& y) = 0;  // y dim i = x dim perm[i]
+  virtual void slice(const Tensor& x, int axis, int64_t start, Tensor& y) = 0;  // y = x[.., start:start+y.shape[axis], ..]
   virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
   // one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws
   // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds

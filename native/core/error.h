@@ -17,6 +17,7 @@ constexpr const char* kBackend = "E_BACKEND_UNAVAILABLE";
 constexpr const char* kNotComputed = "E_NOT_COMPUTED";  // an input's producing op failed or was dropped
 constexpr const char* kAborted = "E_ABORTED";        // pending work dropped before it ran
 constexpr const char* kBadWeights = "E_BAD_WEIGHTS";  // a checkpoint file is missing, corrupt or mis-shaped
+constexpr const char* kBadConfig = "E_BAD_CONFIG";    // a model config that is malformed or unsupported
 constexpr const char* kInternal = "E_INTERNAL";
 }  // namespace code
 

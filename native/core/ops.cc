@@ -274,6 +274,21 @@ void run_concat(Backend& be, const Inputs& in, std::vector<Tensor>& out, const O
   be.concat(*in[0], *in[1], a.axis < 0 ? a.axis + in[0]->shape.ndim : a.axis, out[0]);
 }
 
+// Rows [start, start + length) of `axis` (a copy): splits fused q/k/v outputs, picks the last token.
+Outs infer_slice(const Inputs& in, const OpAttrs& a) {
+  const Shape& s = in[0]->shape;
+  int ax = a.axis < 0 ? a.axis + s.ndim : a.axis;
+  if (ax < 0 || ax >= s.ndim) fail(code::kArg, "slice: axis out of range for " + s.str());
+  if (a.start < 0 || a.length <= 0 || a.start + a.length > s[ax])
+    fail(code::kArg, "slice: [" + std::to_string(a.start) + ", " + std::to_string(a.start + a.length) + ") is not inside dim " + std::to_string(ax) + " of " + s.str());
+  Shape o = s;
+  o[ax] = a.length;
+  return {{in[0]->dtype, o}};
+}
+void run_slice(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
+  be.slice(*in[0], a.axis < 0 ? a.axis + in[0]->shape.ndim : a.axis, a.start, out[0]);
+}
+
 // Seeded standard-normal noise of attrs.shape (f32): element i = rng::normal(key(seed), offset + i).
 Outs infer_noise(const Inputs&, const OpAttrs& a) {
   if (a.shape.ndim == 0) fail(code::kArg, "noise: a shape is required");
@@ -377,6 +392,7 @@ const std::map<std::string, OpDef>& registry() {
       {"convert", {"convert", 1, 1, infer_convert, run_convert}},
       {"concat", {"concat", 2, 2, infer_concat, run_concat}},
       {"permute", {"permute", 1, 1, infer_permute, run_permute}},
+      {"slice", {"slice", 1, 1, infer_slice, run_slice}},
       {"noise", {"noise", 0, 0, infer_noise, run_noise}},
       {"sample", {"sample", 1, 1, infer_sample, run_sample}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},

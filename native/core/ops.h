@@ -26,7 +26,8 @@ struct OpAttrs {
   int gelu = 0;                  // 0 quick, 1 tanh, 2 erf
   bool channels = false;         // rms_norm over dim 1 of NCHW
   DType dtype = DType::F32;      // convert / pack_linear target
-  int axis = 0;                  // concat
+  int axis = 0;                  // concat, slice
+  int64_t start = 0, length = 0; // slice: rows [start, start + length) of `axis`
   int perm[kMaxDims] = {0, 1, 2, 3, 4, 5};
   int n_perm = 0;                // permute: output dim i is input dim perm[i]
   Shape shape;                   // noise: output shape

@@ -63,6 +63,7 @@ class CpuBackend final : public Backend {
   void convert(const Tensor& x, Tensor& y) override { cpu::convert(x, y); }
   void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) override { cpu::concat(a, b, axis, y); }
   void permute(const Tensor& x, const int* perm, Tensor& y) override { cpu::permute(x, perm, y); }
+  void slice(const Tensor& x, int axis, int64_t start, Tensor& y) override { cpu::slice(x, axis, start, y); }
   void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cpu::normal_noise(seed, offset, y); }
   void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, Tensor& ids) override {
     cpu::sample_tokens(l, temp, k, p, seed, step, ids);

@@ -137,4 +137,15 @@ void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
   }
 }
 
+void slice(const Tensor& x, int axis, int64_t start, Tensor& y) {
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; i++) outer *= x.shape[i];
+  for (int i = axis + 1; i < x.shape.ndim; i++) inner *= x.shape[i];
+  const size_t es = dtype_size(x.dtype);
+  const size_t row = size_t(inner) * es, src_stride = size_t(x.shape[axis]) * row, dst_stride = size_t(y.shape[axis]) * row;
+  const char* px = static_cast<const char*>(x.buf->data) + size_t(start) * row;
+  char* py = static_cast<char*>(y.buf->data);
+  for (int64_t o = 0; o < outer; o++) std::memcpy(py + o * dst_stride, px + o * src_stride, dst_stride);
+}
+
 }  // namespace latte::cpu

@@ -122,3 +122,19 @@ test('concat joins along any axis and checks the other dims', async (t) => {
   t.is(last[4], a[0]);
   t.is(t.throws(() => e.concat(e.tensor(a, [2, 3, 4]), e.tensor(b, [2, 5, 4]), 2), { instanceOf: LatteError })?.code, 'E_SHAPE');
 });
+
+test('slice copies rows [start, start + length) of any axis, any dtype, and checks its range', async (t) => {
+  const e = cpuEngine(1);
+  t.teardown(() => e.dispose());
+  const [A, B, C] = [3, 7, 5];
+  const x = randn(A * B * C, 3);
+  const got = await e.slice(e.tensor(x, [A, B, C]), 1, 2, 4).readFloat32();
+  const want: number[] = [];
+  for (let a = 0; a < A; a++) for (let b = 2; b < 6; b++) for (let c = 0; c < C; c++) want.push(x[(a * B + b) * C + c]);
+  t.deepEqual(Array.from(got), want);
+  const ids = Int32Array.from({ length: 12 }, (_, i) => i);
+  t.deepEqual(Array.from((await e.slice(e.tensor(ids, [3, 4], 'i32'), -1, 3, 1).read()) as Int32Array), [3, 7, 11]);
+  t.deepEqual(Array.from(await e.slice(e.tensor(ids.map(Number), [12]), 0, 0, 12).readFloat32()), Array.from(ids));
+  for (const [axis, start, length] of [[1, 5, 3], [1, -1, 2], [1, 0, 0], [3, 0, 1]])
+    t.is(t.throws(() => e.slice(e.tensor(x, [A, B, C]), axis, start, length), { instanceOf: LatteError })?.code, 'E_ARG');
+});

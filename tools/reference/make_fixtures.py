@@ -1,6 +1,9 @@
 """Regenerate every parity fixture in test/fixtures/ deterministically (tiny random models, f32).
 
-    /usr/bin/python3 tools/reference/make_fixtures.py [--out test/fixtures]
+    /usr/bin/python3 tools/reference/make_fixtures.py [--out test/fixtures] [--only NAME[,NAME]]
+
+--only regenerates some fixture groups (models, vlm, vlm_bf16, gen, vae, sampling) against the tiny model
+already in --out and updates only their files' MANIFEST.json entries; without it everything is rewritten.
 
 Layout (docs/reference.md describes every tensor):
   tiny-model/                      a complete tiny LaTtE-Flow model in the documented directory layout
@@ -9,11 +12,13 @@ Layout (docs/reference.md describes every tensor):
     generator/ config.json model.safetensors        (L = 4, K = 2)
     vae/      config.json diffusion_pytorch_model.safetensors
   vlm_*.safetensors, gen_*.safetensors, vae_*.safetensors, noise.safetensors
+  vlm_bf16.safetensors             the f32 reference logits next to bf16-weight and all-bf16 runs of the tiny VLM
 Each fixture file holds inputs "in.*", outputs "out.*" and, for single-layer fixtures, the layer's weights
 under their checkpoint names; its __metadata__ has "config" (JSON) and "model" (the model dir it uses).
 MANIFEST.json lists every file with its size and sha256.
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from latte_ref import chat, flow, preprocess, rng, sampling, st, tiny  # noqa: E402
+from latte_ref import chat, flow, preprocess, rng, rope, sampling, st, tiny  # noqa: E402
+from latte_ref import text as text_mod, vision as vision_mod        # noqa: E402
 from latte_ref.config import Qwen2VLConfig                          # noqa: E402
 from latte_ref.dcae import AutoencoderDC                            # noqa: E402
 from latte_ref.genstream import GenerationStream, image_positions   # noqa: E402
@@ -47,11 +53,15 @@ def fixture_image(h=45, w=71):
     return np.clip(img.round(), 0, 255).astype(np.uint8)
 
 
+WRITTEN = []   # paths save() wrote, for --only's partial MANIFEST.json update
+
+
 def save(out, name, tensors, config, model=None):
     meta = {"config": json.dumps(config, sort_keys=True)}
     if model:
         meta["model"] = model
     st.save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, name), meta)
+    WRITTEN.append(os.path.join(out, name))
 
 
 def prefixed(module, prefix):
@@ -84,15 +94,31 @@ def build_models(root):
     with open(os.path.join(root, "latte_flow.json"), "w") as f:
         json.dump({"format": "latte-flow", "format_version": 1, "vlm": "vlm", "generator": "generator",
                    "vae": "vae", "tokenizer": "vlm/tokenizer.json"}, f, indent=2)
-    return Qwen2VL.from_pretrained(vdir), tok, GenerationStream.load(gdir), AutoencoderDC.load(adir)
+    for dp, _, fs in os.walk(root):
+        WRITTEN.extend(os.path.join(dp, f) for f in fs)
+    return load_models(root)
+
+
+def load_models(root):
+    vdir, gdir, adir = (os.path.join(root, d) for d in ("vlm", "generator", "vae"))
+    return (Qwen2VL.from_pretrained(vdir), Tokenizer(os.path.join(vdir, "tokenizer.json")),
+            GenerationStream.load(gdir), AutoencoderDC.load(adir))
 
 
 # ---- VLM fixtures ----------------------------------------------------------------------------------------
+def vlm_inputs(tok):
+    """The picture and chat prompt of the whole-VLM fixtures -> (image, pixel_values, grid_thw, text, ids)."""
+    img = fixture_image()
+    pv, grid = preprocess.preprocess_image(img, PCFG)
+    text = chat.render([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe the image."}]}])
+    text = chat.expand_image_pads(text, [grid[0].tolist()], 2)
+    return img, pv, grid, text, torch.tensor(tok.encode(text), dtype=torch.long)
+
+
 def vlm_fixtures(out, vlm, tok):
     cfg = vlm.cfg
     c = cfg.to_hf_dict()
-    img = fixture_image()
-    pv, grid = preprocess.preprocess_image(img, PCFG)
+    img, pv, grid, text, ids = vlm_inputs(tok)
     h, w = int(grid[0, 1]) * 14, int(grid[0, 2]) * 14
     save(out, "vlm_preprocess.safetensors",
          {"in.image": torch.from_numpy(img), "out.resized": torch.from_numpy(preprocess.resize_bicubic(img, h, w)),
@@ -109,9 +135,6 @@ def vlm_fixtures(out, vlm, tok):
         save(out, "vlm_vision_tower.safetensors", {"in.pixel_values": pv, "in.grid_thw": grid,
              "out.patch_embed": x, "out.pre_merger": pre, "out.image_embeds": emb}, c, "tiny-model/vlm")
 
-        text = chat.render([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe the image."}]}])
-        text = chat.expand_image_pads(text, [grid[0].tolist()], 2)
-        ids = torch.tensor(tok.encode(text), dtype=torch.long)
         pos, delta = get_rope_index(ids, grid, cfg)
         # one decoder layer on the real embedded prompt, with M-RoPE positions covering an image
         xe = vlm.embed(ids, pv, grid)
@@ -132,6 +155,65 @@ def vlm_fixtures(out, vlm, tok):
         save(out, "vlm_generate.safetensors", {"in.input_ids": ids, "in.pixel_values": pv, "in.grid_thw": grid,
              "out.greedy": torch.tensor(greedy), "out.sampled": torch.tensor(sampled)},
              {"max_new_tokens": 6, "stop_ids": stop, "sampled_with": sampling, "prompt": text}, "tiny-model/vlm")
+
+
+@contextlib.contextmanager
+def hf_bf16_rotary():
+    """Rotary dtype handling of transformers' Qwen2-VL, so the reference runs with bf16 activations: its
+    f32 cos/sin tables would otherwise promote q, k to f32 and the P V einsum (f32 P, bf16 V) fails. Decoder
+    (Qwen2VLRotaryEmbedding): tables cast to the activation dtype, rotation in bf16. Vision tower
+    (apply_rotary_pos_emb_vision): rotation in f32, q and k rounded back to bf16. No-ops for f32 inputs."""
+    saved = text_mod.apply_rotary, vision_mod.apply_rotary
+
+    def decoder(x, cos, sin):
+        return rope.apply_rotary(x, cos.to(x.dtype), sin.to(x.dtype))
+
+    def vision(x, cos, sin):
+        return rope.apply_rotary(x.float(), cos.float(), sin.float()).to(x.dtype)
+
+    text_mod.apply_rotary, vision_mod.apply_rotary = decoder, vision
+    try:
+        yield
+    finally:
+        text_mod.apply_rotary, vision_mod.apply_rotary = saved
+
+
+def logits_error(x, ref):
+    """max |x - ref|, that over max |ref|, and on how many rows argmax agrees (numbers at 4 significant digits)."""
+    d = float((x - ref).abs().max())
+    return {"max_abs_err": float(f"{d:.4g}"), "max_rel_err": float(f"{d / float(ref.abs().max()):.4g}"),
+            "argmax_agree_rows": int((x.argmax(-1) == ref.argmax(-1)).sum()), "rows": int(ref.shape[0])}
+
+
+def vlm_bf16_fixtures(out, vdir):
+    """Prefill logits of the vlm_logits prompt in three precisions, for testing a bf16-weight engine:
+    f32 (= vlm_logits out.logits); bf16w = every checkpoint tensor rounded to bf16, all arithmetic f32 (what
+    bf16 weight storage with f32 activations computes); bf16 = the model and pixel values in bf16 throughout
+    (transformers' dtype handling: f32 RMSNorm statistics and softmax, see hf_bf16_rotary), a naive upper bound."""
+    tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
+    _, pv, grid, text, ids = vlm_inputs(tok)
+    f32 = Qwen2VL.from_pretrained(vdir)
+    bf16w = Qwen2VL.from_pretrained(vdir)
+    bf16w.load_state_dict({k: v.to(torch.bfloat16).to(torch.float32) for k, v in bf16w.state_dict().items()})
+    bf16 = Qwen2VL.from_pretrained(vdir, torch.bfloat16)
+    with torch.no_grad():
+        l32, _ = f32.prefill(ids, pv, grid)
+        lw, _ = bf16w.prefill(ids, pv, grid)
+        with hf_bf16_rotary():
+            lb, _ = bf16.prefill(ids, pv.to(torch.bfloat16), grid)
+        lb = lb.to(torch.float32)
+        greedy = bf16w.generate(ids, pv, grid, max_new_tokens=6)
+        greedy32 = f32.generate(ids, pv, grid, max_new_tokens=6)
+    errors = {"logits_bf16w": logits_error(lw, l32), "logits_bf16": logits_error(lb, l32)}
+    save(out, "vlm_bf16.safetensors", {"in.input_ids": ids, "in.pixel_values": pv, "in.grid_thw": grid,
+         "out.logits_f32": l32, "out.logits_bf16w": lw, "out.logits_bf16": lb,
+         "out.greedy_bf16w": torch.tensor(greedy)},
+         {"prompt": text, "max_new_tokens": 6, "errors_vs_f32": errors, "greedy_bf16w_equals_f32": greedy == greedy32,
+          "bf16w": "state dict .to(bfloat16).to(float32), f32 compute",
+          "bf16": "model .to(bfloat16), pixel values bf16; rotary as transformers (docs/reference.md#bf16-reference)",
+          "bf16_torch": torch.__version__},
+         "tiny-model/vlm")
+    return errors
 
 
 # ---- generation-stream fixtures --------------------------------------------------------------------------
@@ -231,26 +313,59 @@ def vae_fixtures(out, vae):
     save(out, "vae_decoder.safetensors", tens, vae.config, "tiny-model/vae")
 
 
-def build(out):
+GROUPS = ("models", "vlm", "vlm_bf16", "gen", "vae", "sampling")
+
+
+def file_entry(p):
+    with open(p, "rb") as fh:
+        return {"bytes": os.path.getsize(p), "sha256": hashlib.sha256(fh.read()).hexdigest()}
+
+
+def build(out, only=None):
+    """Write every fixture (only=None) and MANIFEST.json, returning its files; or only the given GROUPS, using
+    the tiny model already in out, updating just their MANIFEST.json entries and returning those."""
+    unknown = set(only or ()) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown fixture groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+    run = set(GROUPS if only is None else only)
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
-    vlm, tok, gen, vae = build_models(os.path.join(out, "tiny-model"))
-    vlm_fixtures(out, vlm, tok)
-    gen_fixtures(out, vlm, tok, gen)
-    vae_fixtures(out, vae)
-    sampling_fixtures(out)
-    files = {}
-    for dp, _, fs in os.walk(out):
-        for f in fs:
-            p = os.path.join(dp, f)
-            rel = os.path.relpath(p, out)
-            if rel == "MANIFEST.json":
-                continue
-            with open(p, "rb") as fh:
-                files[rel] = {"bytes": os.path.getsize(p), "sha256": hashlib.sha256(fh.read()).hexdigest()}
-    with open(os.path.join(out, "MANIFEST.json"), "w") as f:
-        json.dump({"generator": "tools/reference/make_fixtures.py", "torch": torch.__version__,
-                   "files": dict(sorted(files.items()))}, f, indent=1)
+    root = os.path.join(out, "tiny-model")
+    mpath = os.path.join(out, "MANIFEST.json")
+    if only is not None and not os.path.exists(mpath):
+        raise FileNotFoundError(f"{mpath} missing: run without --only first")
+    del WRITTEN[:]
+    if "models" in run:
+        vlm, tok, gen, vae = build_models(root)
+    elif run & {"vlm", "gen", "vae"}:
+        vlm, tok, gen, vae = load_models(root)
+    if "vlm" in run:
+        vlm_fixtures(out, vlm, tok)
+    if "gen" in run:
+        gen_fixtures(out, vlm, tok, gen)
+    if "vae" in run:
+        vae_fixtures(out, vae)
+    if "sampling" in run:
+        sampling_fixtures(out)
+    if "vlm_bf16" in run:
+        vlm_bf16_fixtures(out, os.path.join(root, "vlm"))
+    if only is None:
+        files = {}
+        for dp, _, fs in os.walk(out):
+            for f in fs:
+                p = os.path.join(dp, f)
+                rel = os.path.relpath(p, out)
+                if rel != "MANIFEST.json":
+                    files[rel] = file_entry(p)
+        manifest = {"generator": "tools/reference/make_fixtures.py", "torch": torch.__version__, "files": files}
+    else:
+        with open(mpath) as f:
+            manifest = json.load(f)
+        files = {os.path.relpath(p, out): file_entry(p) for p in WRITTEN}
+        manifest["files"].update(files)
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    with open(mpath, "w") as f:
+        json.dump(manifest, f, indent=1)
     return files
 
 
@@ -258,8 +373,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "test", "fixtures"))
+    ap.add_argument("--only", metavar="NAME[,NAME]", help=f"regenerate only these groups: {', '.join(GROUPS)}")
     a = ap.parse_args()
-    files = build(os.path.abspath(a.out))
+    only = None if a.only is None else [n.strip() for n in a.only.split(",") if n.strip()]
+    if only is not None and (not only or set(only) - set(GROUPS)):
+        ap.error(f"--only takes a comma-separated list of: {', '.join(GROUPS)}")
+    files = build(os.path.abspath(a.out), only)
     for k, v in sorted(files.items()):
         print(f"{v['bytes']:>9}  {k}")
     print(f"{sum(v['bytes'] for v in files.values()):>9}  total")

@@ -1,0 +1,135 @@
+#include "model_wrap.h"
+
+#include "checkpoint_wrap.h"
+#include "convert.h"
+#include "engine_wrap.h"
+#include "tensor_wrap.h"
+
+namespace bindings {
+
+using latte::fail;
+using latte::code::kArg;
+
+Napi::Function SequenceWrap::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeSequence", {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceMethod<&SequenceWrap::Release>("release")});
+  env.GetInstanceData<AddonData>()->sequence_ctor = Napi::Persistent(f);
+  return f;
+}
+
+latte::model::KvCache& SequenceWrap::Get(const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(v.Env().GetInstanceData<AddonData>()->sequence_ctor.Value()))
+    fail(kArg, "expected a sequence from newSequence()");
+  return Unwrap(v.As<Napi::Object>())->cache_;
+}
+
+Napi::Value SequenceWrap::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(cache_.length)); }
+
+void SequenceWrap::Release(const Napi::CallbackInfo&) { cache_ = latte::model::KvCache{}; }
+
+Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
+  return DefineClass(env, "NativeQwen2VL",
+                     {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
+                      InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
+                      InstanceMethod<&Qwen2VLWrap::Decode>("decode"), InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
+}
+
+Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qwen2VLWrap>(info) {
+  Napi::Env env = info.Env();
+  guarded(env, [&] {
+    latte::Engine& e = EngineWrap::Get(info[0]);
+    auto ck = CheckpointWrap::Get(info[1]);
+    if (!info[2].IsString()) fail(kArg, "the model config must be a JSON string");
+    latte::DType storage = to_dtype(info[3]);
+    auto cfg = latte::model::Qwen2VLConfig::parse(info[2].As<Napi::String>().Utf8Value());
+    model_ = std::make_unique<latte::model::Qwen2VL>(e, ck, cfg, storage);
+    engine_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+  });
+}
+
+latte::model::Qwen2VL& Qwen2VLWrap::model() {
+  if (!model_) fail(latte::code::kDisposed, "the model is disposed");
+  return *model_;
+}
+
+void Qwen2VLWrap::Dispose(const Napi::CallbackInfo&) {
+  model_.reset();  // drops the weight handles; the memory goes when no queued op still uses it
+  if (!engine_ref_.IsEmpty()) engine_ref_.Reset();
+}
+
+Napi::Value Qwen2VLWrap::Config(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const auto& c = model().config();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("hiddenSize", c.text.hidden_size);
+    o.Set("layers", c.text.num_layers);
+    o.Set("vocabSize", c.text.vocab_size);
+    o.Set("maxPositions", c.text.max_positions);
+    o.Set("imageTokenId", c.image_token_id);
+    o.Set("visionStartTokenId", c.vision_start_token_id);
+    o.Set("mergeSize", c.vision.spatial_merge_size);
+    o.Set("patchSize", c.vision.patch_size);
+    o.Set("temporalPatchSize", c.vision.temporal_patch_size);
+    o.Set("visionDepth", c.vision.depth);
+    return o;
+  });
+}
+
+static int64_t int_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) fail(kArg, std::string(what) + " must be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != double(int64_t(d)) || d < 0 || d > 9.0e15) fail(kArg, std::string(what) + " must be a non-negative integer");
+  return int64_t(d);
+}
+
+Napi::Value Qwen2VLWrap::EncodeImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const latte::Tensor& px = TensorWrap::Get(info[0]);
+    return TensorWrap::New(env, model().encode_image(px, int_arg(info[1], "t"), int_arg(info[2], "h"), int_arg(info[3], "w")));
+  });
+}
+
+Napi::Value Qwen2VLWrap::NewSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    model();
+    return env.GetInstanceData<AddonData>()->sequence_ctor.New({});
+  });
+}
+
+Napi::Value Qwen2VLWrap::Prefill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, "prefill: ids must be an Int32Array");
+    Napi::Int32Array ids = info[1].As<Napi::Int32Array>();
+    if (!info[2].IsArray()) fail(kArg, "prefill: images must be an array of tensors");
+    Napi::Array arr = info[2].As<Napi::Array>();
+    std::vector<latte::Tensor> images;
+    for (uint32_t i = 0; i < arr.Length(); i++) images.push_back(TensorWrap::Get(arr.Get(i)));
+    const latte::Tensor& pos = TensorWrap::Get(info[3]);
+    bool all_rows = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    auto& m = model();
+    latte::Tensor x = m.embed_prompt(std::vector<int32_t>(ids.Data(), ids.Data() + ids.ElementLength()), images);
+    return TensorWrap::New(env, m.forward(seq, x, pos, all_rows));
+  });
+}
+
+Napi::Value Qwen2VLWrap::Decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
+    if (seq.length == 0) fail(kArg, "decode: the sequence has no prefill");
+    const latte::Tensor& token = TensorWrap::Get(info[1]);
+    int64_t p = int_arg(info[2], "position");
+    if (p > INT32_MAX) fail(kArg, "decode: position out of range");
+    auto& m = model();
+    latte::Engine& e = EngineWrap::Get(engine_ref_.Value());
+    std::vector<int32_t> pv(3, int32_t(p));
+    latte::Tensor pos = e.upload(latte::DType::I32, latte::Shape{3, 1, 1}, pv.data(), 12);
+    return TensorWrap::New(env, m.forward(seq, m.embed_token(token), pos));
+  });
+}
+
+}  // namespace bindings

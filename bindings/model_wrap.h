@@ -1,0 +1,42 @@
+// JS face of the engine's models: NativeQwen2VL (understanding) and the KV-cache sequences it
+// fills. Every method enqueues on the model's engine and returns tensors at once.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "model/qwen2vl.h"
+
+namespace bindings {
+
+class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static latte::model::KvCache& Get(const Napi::Value& v);
+  explicit SequenceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SequenceWrap>(info) {}
+
+ private:
+  Napi::Value Length(const Napi::CallbackInfo& info);
+  void Release(const Napi::CallbackInfo& info);  // frees the cache's tensors now
+  latte::model::KvCache cache_;
+};
+
+class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Qwen2VLWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, 'f32' | 'bf16')
+
+ private:
+  latte::model::Qwen2VL& model();
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value EncodeImage(const Napi::CallbackInfo& info);  // (pixels, t, h, w) -> embeddings
+  Napi::Value NewSequence(const Napi::CallbackInfo& info);
+  Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions, allRows) -> logits
+  Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, position) -> logits [1, V]
+  void Dispose(const Napi::CallbackInfo& info);
+
+  Napi::ObjectReference engine_ref_;  // keeps the engine object alive as long as the model
+  std::unique_ptr<latte::model::Qwen2VL> model_;
+};
+
+}  // namespace bindings

@@ -1,0 +1,70 @@
+// Op calls for model code: each enqueues one op of the op layer on the engine's stream and
+// returns its output at once. Model code is written against these and never names a device.
+#pragma once
+#include <vector>
+
+#include "latte/engine.h"
+#include "model/weights.h"
+
+namespace latte::model {
+
+class Graph {
+ public:
+  explicit Graph(Engine& e) : e_(e) {}
+  Engine& engine() { return e_; }
+
+  Tensor op(const char* name, const std::vector<const Tensor*>& in, const OpAttrs& a = {}) { return e_.enqueue(name, in, a)[0]; }
+  Tensor view(const Tensor& t, const Shape& s) { return e_.reshape(t, s); }
+  Tensor upload_i32(const std::vector<int32_t>& v, const Shape& s) { return e_.upload(DType::I32, s, v.data(), v.size() * 4); }
+
+  Tensor linear(const Tensor& x, const Linear& l) { return op("linear", {&x, &l.w, l.has_bias() ? &l.b : nullptr}); }
+  Tensor add(const Tensor& a, const Tensor& b) { return op("add", {&a, &b}); }
+  Tensor swiglu(const Tensor& g, const Tensor& u) { return op("swiglu", {&g, &u}); }
+  Tensor embedding(const Tensor& table, const Tensor& ids) { return op("embedding", {&table, &ids}); }
+  Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
+    OpAttrs a;
+    a.eps = eps;
+    return op("rms_norm", {&x, &w}, a);
+  }
+  Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+    OpAttrs a;
+    a.eps = eps;
+    return op("layer_norm", {&x, &w, &b}, a);
+  }
+  Tensor gelu(const Tensor& x, int mode) {
+    OpAttrs a;
+    a.gelu = mode;
+    return op("gelu", {&x}, a);
+  }
+  Tensor concat(const Tensor& a, const Tensor& b, int axis) {
+    OpAttrs at;
+    at.axis = axis;
+    return op("concat", {&a, &b}, at);
+  }
+  Tensor slice(const Tensor& x, int axis, int64_t start, int64_t length) {
+    OpAttrs a;
+    a.axis = axis;
+    a.start = start;
+    a.length = length;
+    return op("slice", {&x}, a);
+  }
+  // sections: the d/2 frequencies per position axis; restart: the vision tower's 2-D form
+  Tensor rope(const Tensor& x, const Tensor& pos, float theta, std::vector<int> sections, bool restart) {
+    OpAttrs a;
+    a.theta = theta;
+    a.n_sections = int(sections.size());
+    for (size_t i = 0; i < sections.size() && i < 4; i++) a.sections[i] = sections[i];
+    a.restart = restart;
+    return op("rope", {&x, &pos}, a);
+  }
+  Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, Mask mask) {
+    OpAttrs a;
+    a.mask = int(mask);
+    return op("attention", {&q, &k, &v}, a);
+  }
+
+ private:
+  Engine& e_;
+};
+
+}  // namespace latte::model
