@@ -40,7 +40,8 @@ Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qwen
     auto ck = CheckpointWrap::Get(info[1]);
     if (!info[2].IsString()) fail(kArg, "the model config must be a JSON string");
     latte::DType storage = to_dtype(info[3]);
-    auto cfg = latte::model::Qwen2VLConfig::parse(info[2].As<Napi::String>().Utf8Value());
+    std::string where = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "config.json";
+    auto cfg = latte::model::Qwen2VLConfig::parse(info[2].As<Napi::String>().Utf8Value(), where);
     model_ = std::make_unique<latte::model::Qwen2VL>(e, ck, cfg, storage);
     engine_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
   });

@@ -24,7 +24,7 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
 class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
  public:
   static Napi::Function Init(Napi::Env env);
-  explicit Qwen2VLWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, 'f32' | 'bf16')
+  explicit Qwen2VLWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, 'f32' | 'bf16', configPath?)
 
  private:
   latte::model::Qwen2VL& model();

@@ -126,9 +126,8 @@ function aborted(signal: AbortSignal): LatteError {
 
 /** Streams the answer as pieces of text. */
 export async function* answerStream(model: Qwen2VL, options: AnswerOptions): AsyncGenerator<string, void, undefined> {
-  const signal = options?.signal;
-  if (signal?.aborted) throw aborted(signal);
-  const req = await prepare(model, options);
+  const req = await prepare(model, options); // validates signal too, before it is trusted
+  const signal = options.signal;
   if (signal?.aborted) throw aborted(signal);
   const e = model.engine;
   const stopIds = new Set(STOP_TOKENS.map((t) => model.tokenizer.id(t)));

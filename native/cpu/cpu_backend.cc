@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/host_memory.h"
 
 namespace latte {
 namespace {
@@ -15,8 +16,8 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend() : features_(cpu::detect_features()) {}
   const char* name() const override { return "cpu"; }
-  void* alloc(size_t bytes) override { return std::aligned_alloc(64, (bytes + 63) & ~size_t(63)); }
-  void free(void* p, size_t) override { std::free(p); }
+  void* alloc(size_t bytes) override { return cpu::host_alloc(bytes); }
+  void free(void* p, size_t) override { cpu::host_free(p); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void synchronize() override {}

@@ -1,7 +1,9 @@
 // CPU kernels behind the backend contract. Each file implements one family; OpenMP threads come
 // from the stream thread's team (bind_thread sets its size), the same pool oneDNN uses.
 #pragma once
+#include <vector>
 #include "core/arena.h"
+#include "cpu/host_memory.h"
 #include "core/backend.h"
 #include "latte/engine.h"
 
@@ -12,7 +14,9 @@ CpuFeatures detect_features();  // cpuid + the AMX permission request
 // linear.cc (oneDNN matmul, packed weights) and gemv.cc (own M = 1 kernels for 16-bit weights)
 std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFeatures& f);
 void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena& arena, const CpuFeatures& f);
-void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f);
+void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f);  // plain [n, k]
+std::vector<uint16_t, HostAllocator<uint16_t>> pack_gemv_bf16(const uint16_t* rows, int64_t n, int64_t k);  // gemv.cc's streaming layout
+void gemv_bf16_packed(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f);
 void gemv_f32(const float* x, const float* w, bool transposed, const float* b, float* y, int64_t n, int64_t k);
 void convert_rows(const Tensor& src, float* dst);  // any float dtype -> f32
 std::string onednn_version();

@@ -23,7 +23,7 @@ struct PackedLinear final : Packed {
   DType compute = DType::F32;
   memory::desc wdesc;
   memory wmem;                     // packed for matmul
-  std::vector<uint16_t> bf16_rows;  // [n, k] bf16 copy for the M = 1 GEMV (16-bit weights only)
+  std::vector<uint16_t, HostAllocator<uint16_t>> bf16_rows;  // bf16 copy in gemv.cc's streaming layout, for M = 1 (16-bit weights only)
   std::map<std::pair<int64_t, bool>, dnnl::matmul> prims;  // (rows, has_bias) -> primitive
   int plain = 0;                    // packed layout is plain f32: 1 = [k, n] (ab), 2 = [n, k] (ba)
   size_t bytes() const override { return wdesc.get_size() + bf16_rows.size() * 2; }
@@ -91,11 +91,14 @@ std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFea
   std::vector<float> w32(size_t(p->n * p->k));
   convert_rows(w, w32.data());
   if (want_bf16) {
-    p->bf16_rows.resize(w32.size());
+    std::vector<uint16_t> rows(w32.size());
     if (w.dtype == DType::BF16)
-      std::memcpy(p->bf16_rows.data(), w.buf->data, w32.size() * 2);
+      std::memcpy(rows.data(), w.buf->data, w32.size() * 2);
     else
-      for (size_t i = 0; i < w32.size(); i++) p->bf16_rows[i] = f32_to_bf16(w32[i]);
+      for (size_t i = 0; i < w32.size(); i++) rows[i] = f32_to_bf16(w32[i]);
+    p->bf16_rows = pack_gemv_bf16(rows.data(), p->n, p->k);
+    // the GEMM (M > 1) then uses the same bf16-rounded weights as the GEMV: one model either way
+    for (size_t i = 0; i < w32.size(); i++) w32[i] = bf16_to_f32(rows[i]);
   }
   memory::desc any({p->k, p->n}, wdt, tag::any);
   p->wdesc = make_pd(kNominalRows, p->k, p->n, wdt, any, false).weights_desc();
@@ -120,7 +123,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena&
 
   // M = 1 with 16-bit weights: our GEMV streams half the bytes of an f32 GEMV.
   if (m == 1 && packed && !packed->bf16_rows.empty()) {
-    gemv_bf16(x.f32(), packed->bf16_rows.data(), bias, y.f32(), n, k, f);
+    gemv_bf16_packed(x.f32(), packed->bf16_rows.data(), bias, y.f32(), n, k, f);
     return;
   }
   if (m == 1 && !packed && w.dtype == DType::BF16) {

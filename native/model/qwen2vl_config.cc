@@ -78,7 +78,9 @@ Qwen2VLConfig Qwen2VLConfig::parse(const std::string& text, const std::string& w
   const int max_pos = 32768;
   t.max_positions = r.integer({tc, &root}, "max_position_embeddings", 1, 1 << 24, &max_pos);
   t.rms_norm_eps = r.number({tc, &root}, "rms_norm_eps", 1e-6f);
-  t.rope_theta = r.number({tc, &root}, "rope_theta", 10000.f);
+  // transformers 5 moved rope_theta (and mrope_section) into rope_parameters
+  const json* rp = r.find({tc, &root}, "rope_parameters");
+  t.rope_theta = r.number({tc, &root, rp}, "rope_theta", 10000.f);
   const json* tie = r.find({tc, &root}, "tie_word_embeddings");
   t.tie_word_embeddings = tie && tie->is_boolean() ? tie->get<bool>() : false;
   if (t.hidden_size % t.num_heads) r.bad("hidden_size", "is not a multiple of num_attention_heads");

@@ -246,6 +246,8 @@ export async function writeRandomQwen2VL(dir: string, opts: RandomQwen2VLOptions
   const pre = JSON.parse(await fs.promises.readFile(path.join(TINY_DIR, 'preprocessor_config.json'), 'utf8'));
   if (pre.patch_size !== PATCH || pre.temporal_patch_size !== T_PATCH || pre.merge_size !== MERGE)
     throw new Error('tiny preprocessor_config.json does not match Qwen2-VL patch/merge sizes 14/2/2');
+  // Qwen2-VL-2B-Instruct's own pixel budget (the tiny model's is far smaller)
+  Object.assign(pre, { min_pixels: 56 * 56, max_pixels: 28 * 28 * 1280 });
 
   // Header: offsets first, padded with spaces to a multiple of 8 (as HF does) so data is aligned.
   const specs = tensorSpecs(opts.layers, opts.visionDepth, vocab);
@@ -310,7 +312,7 @@ export async function writeRandomQwen2VLIfMissing(dir: string, opts: RandomQwen2
     dtype: opts.dtype ?? 'bf16',
     seed: (opts.seed ?? 0) >>> 0,
     vocabSize: opts.vocabSize ?? VOCAB,
-    version: 2,
+    version: 3,
   };
   const stampPath = path.join(dir, STAMP);
   try {
