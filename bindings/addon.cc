@@ -3,7 +3,9 @@
 
 #include "checkpoint_wrap.h"
 #include "convert.h"
+#include "dcae_wrap.h"
 #include "engine_wrap.h"
+#include "generator_wrap.h"
 #include "model_wrap.h"
 #include "tensor_wrap.h"
 
@@ -48,6 +50,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeCheckpoint", CheckpointWrap::Init(env));
   exports.Set("NativeQwen2VL", Qwen2VLWrap::Init(env));
   exports.Set("NativeSequence", SequenceWrap::Init(env));
+  exports.Set("NativeGenerator", GeneratorWrap::Init(env));
+  exports.Set("NativeDcae", DcaeWrap::Init(env));
   exports.Set("openCheckpoint", Napi::Function::New(env, CheckpointWrap::Open));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo));
   exports.Set("opNames", Napi::Function::New(env, OpNames));

@@ -114,6 +114,9 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
     else if (k == "gelu") a.gelu = choice(o, "gelu", {"quick", "tanh", "erf"}, 0);
     else if (k == "channels") a.channels = flag(o, "channels", false);
     else if (k == "axis") a.axis = integer(o, "axis", 0);
+    else if (k == "alpha") a.alpha = float(num(o, "alpha", 1));
+    else if (k == "beta") a.beta = float(num(o, "beta", 1));
+    else if (k == "headDim") a.head_dim = integer(o, "headDim", 0);
     else if (k == "start") a.start = integer(o, "start", 0);
     else if (k == "length") a.length = integer(o, "length", 0);
     else if (k == "dtype") a.dtype = to_dtype(o.Get("dtype"));

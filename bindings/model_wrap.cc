@@ -30,7 +30,8 @@ Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeQwen2VL",
                      {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
                       InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
-                      InstanceMethod<&Qwen2VLWrap::Decode>("decode"), InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
+                      InstanceMethod<&Qwen2VLWrap::Decode>("decode"), InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"),
+                      InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
 }
 
 Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qwen2VLWrap>(info) {
@@ -130,6 +131,19 @@ Napi::Value Qwen2VLWrap::Decode(const Napi::CallbackInfo& info) {
     std::vector<int32_t> pv(3, int32_t(p));
     latte::Tensor pos = e.upload(latte::DType::I32, latte::Shape{3, 1, 1}, pv.data(), 12);
     return TensorWrap::New(env, m.forward(seq, m.embed_token(token), pos));
+  });
+}
+
+Napi::Value Qwen2VLWrap::EncodePrompt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, "encodePrompt: ids must be an Int32Array");
+    Napi::Int32Array ids = info[1].As<Napi::Int32Array>();
+    const latte::Tensor& pos = TensorWrap::Get(info[2]);
+    auto& m = model();
+    latte::Tensor x = m.embed_prompt(std::vector<int32_t>(ids.Data(), ids.Data() + ids.ElementLength()), {});
+    return TensorWrap::New(env, m.encode_prompt(seq, x, pos, int(int_arg(info[3], "layers"))));
   });
 }
 

@@ -11,6 +11,7 @@ namespace bindings {
 
 class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
  public:
+  static const latte::model::KvCache& Cache(const Napi::Value& v) { return Get(v); }
   static Napi::Function Init(Napi::Env env);
   static latte::model::KvCache& Get(const Napi::Value& v);
   explicit SequenceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SequenceWrap>(info) {}
@@ -33,6 +34,7 @@ class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
   Napi::Value NewSequence(const Napi::CallbackInfo& info);
   Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions, allRows) -> logits
   Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, position) -> logits [1, V]
+  Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions, layers) -> hidden
   void Dispose(const Napi::CallbackInfo& info);
 
   Napi::ObjectReference engine_ref_;  // keeps the engine object alive as long as the model

@@ -177,6 +177,14 @@ export class Engine implements AsyncDisposable {
   mul(a: Tensor, b: Tensor): Tensor {
     return this.#op1('mul', [a, b]);
   }
+  /** alpha * a + beta * b (same shapes): CFG combine, Euler / Heun updates. */
+  axpby(alpha: number, a: Tensor, beta: number, b: Tensor): Tensor {
+    return this.#op1('axpby', [a, b], { alpha, beta });
+  }
+  /** DC-AE's ReLU linear attention: qkv [B, heads*3*d, H, W] (per head consecutive q, k, v) -> [B, heads*d, H, W]. */
+  reluLinearAttention(qkv: Tensor, headDim: number, eps = 1e-15): Tensor {
+    return this.#op1('relu_linear_attention', [qkv], { headDim, eps });
+  }
   /** silu(gate) * up */
   swiglu(gate: Tensor, up: Tensor): Tensor {
     return this.#op1('swiglu', [gate, up]);

@@ -31,6 +31,9 @@ export interface NativeAttrs {
   dtype?: DTypeName;
   axis?: number;
   start?: number;
+  alpha?: number;
+  beta?: number;
+  headDim?: number;
   length?: number;
   shape?: number[];
   perm?: number[];
@@ -44,7 +47,7 @@ export interface NativeAttrs {
 
 export type OpName =
   | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
-  | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'swiglu' | 'modulate' | 'gated_add'
+  | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'axpby' | 'relu_linear_attention' | 'swiglu' | 'modulate' | 'gated_add'
   | 'convert' | 'concat' | 'slice' | 'permute' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
 
 export interface NativeTensor {
@@ -116,6 +119,8 @@ export interface NativeQwen2VL {
   prefill(seq: NativeSequence, ids: Int32Array, images: NativeTensor[], positions: NativeTensor, allRows?: boolean): NativeTensor;
   /** One token (an i32 [1] engine tensor) at `position` on all M-RoPE axes -> logits [1, V]. */
   decode(seq: NativeSequence, token: NativeTensor, position: number): NativeTensor;
+  /** A text prompt's K/V for the first `layers` decoder layers (no LM head) -> the last hidden state. */
+  encodePrompt(seq: NativeSequence, ids: Int32Array, positions: NativeTensor, layers: number): NativeTensor;
   dispose(): void;
 }
 

@@ -141,6 +141,17 @@ export class Qwen2VL {
     return e.wrap(native(() => this.#native.prefill(seq, ids, images.map((t) => e.own(t)), e.own(positions), allRows)));
   }
 
+  /** A text prompt's per-layer K/V (positions 0..S-1), for the generation stream; returns the sequence. */
+  encodePrompt(ids: Int32Array, layers: number): NativeSequence {
+    const e = this.engine;
+    const S = ids.length;
+    const seq = this.newSequence();
+    const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+    native(() => this.#native.encodePrompt(seq, ids, e.own(pos), layers)).dispose();
+    pos.dispose();
+    return seq;
+  }
+
   /** One sampled token (engine tensor i32 [1]) at M-RoPE position `position` -> logits [1, V]. */
   decode(seq: NativeSequence, token: Tensor, position: number): Tensor {
     return this.engine.wrap(native(() => this.#native.decode(seq, this.engine.own(token), position)));

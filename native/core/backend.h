@@ -63,6 +63,8 @@ class Backend {
   virtual void softmax(const Tensor& x, Tensor& y) = 0;
   virtual void unary(Unary op, const Tensor& x, Tensor& y) = 0;
   virtual void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) = 0;  // b broadcasts over a's leading dims
+  virtual void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) = 0;
+  virtual void relu_linear_attention(const Tensor& qkv, int head_dim, float eps, Tensor& y) = 0;  // DC-AE
   virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) = 0;
   virtual void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) = 0;
   virtual void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) = 0;

@@ -218,6 +218,27 @@ Outs infer_binary(const Inputs& in, const OpAttrs&) {
 template <Binary O>
 void run_binary(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.binary(O, *in[0], *in[1], out[0]); }
 
+// alpha * a + beta * b (same shapes): the sampler's CFG combine and Euler/Heun updates in one op.
+Outs infer_axpby(const Inputs& in, const OpAttrs& a) {
+  need_f32("axpby", "a", in[0]);
+  need_f32("axpby", "b", in[1]);
+  if (in[0]->shape != in[1]->shape) fail(code::kShape, "axpby: " + in[0]->shape.str() + " and " + in[1]->shape.str() + " differ");
+  if (!std::isfinite(a.alpha) || !std::isfinite(a.beta)) fail(code::kArg, "axpby: alpha and beta must be finite");
+  return {{DType::F32, in[0]->shape}};
+}
+void run_axpby(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.axpby(a.alpha, *in[0], a.beta, *in[1], out[0]); }
+
+// DC-AE's (Sana's) ReLU linear attention: qkv [B, heads * 3 * d, H, W], each head's consecutive
+// 3d channels are its (q, k, v) -> [B, heads * d, H, W].
+Outs infer_relu_linear_attention(const Inputs& in, const OpAttrs& a) {
+  need_f32("relu_linear_attention", "qkv", in[0]);
+  const Shape& s = in[0]->shape;
+  if (s.ndim != 4) fail(code::kShape, "relu_linear_attention: qkv must be [B, C, H, W], got " + s.str());
+  if (a.head_dim <= 0 || s[1] % (3 * a.head_dim)) fail(code::kArg, "relu_linear_attention: channels " + std::to_string(s[1]) + " are not a multiple of 3 * head_dim " + std::to_string(a.head_dim));
+  return {{DType::F32, Shape{s[0], s[1] / 3, s[2], s[3]}}};
+}
+void run_relu_linear_attention(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.relu_linear_attention(*in[0], a.head_dim, a.eps, out[0]); }
+
 Outs infer_swiglu(const Inputs& in, const OpAttrs&) {
   need_f32("swiglu", "gate", in[0]);
   need_f32("swiglu", "up", in[1]);
@@ -386,6 +407,8 @@ const std::map<std::string, OpDef>& registry() {
       {"gelu", {"gelu", 1, 1, infer_same_f32, run_gelu}},
       {"add", {"add", 2, 2, infer_binary, run_binary<Binary::Add>}},
       {"mul", {"mul", 2, 2, infer_binary, run_binary<Binary::Mul>}},
+      {"axpby", {"axpby", 2, 2, infer_axpby, run_axpby}},
+      {"relu_linear_attention", {"relu_linear_attention", 1, 1, infer_relu_linear_attention, run_relu_linear_attention}},
       {"swiglu", {"swiglu", 2, 2, infer_swiglu, run_swiglu}},
       {"modulate", {"modulate", 3, 3, infer_modulate, run_modulate}},
       {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},

@@ -35,6 +35,8 @@ struct OpAttrs {
   float temperature = 0.f;       // sample: 0 = greedy
   int top_k = 0;                 // sample: 0 = off
   float top_p = 1.f;             // sample: 1 = off
+  float alpha = 1.f, beta = 1.f; // axpby: alpha * a + beta * b
+  int head_dim = 0;              // relu_linear_attention
 };
 
 struct OutDesc {

@@ -55,6 +55,8 @@ class CpuBackend final : public Backend {
   void softmax(const Tensor& x, Tensor& y) override { cpu::softmax(x, y); }
   void unary(Unary op, const Tensor& x, Tensor& y) override { cpu::unary(op, x, y); }
   void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) override { cpu::binary(op, a, b, y); }
+  void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) override { cpu::axpby(alpha, a, beta, b, y); }
+  void relu_linear_attention(const Tensor& qkv, int d, float eps, Tensor& y) override { cpu::relu_linear_attention(qkv, d, eps, y); }
   void swiglu(const Tensor& g, const Tensor& u, Tensor& y) override { cpu::swiglu(g, u, y); }
   void modulate(const Tensor& x, const Tensor& s, const Tensor& c, Tensor& y) override { cpu::modulate(x, s, c, y); }
   void gated_add(const Tensor& h, const Tensor& g, const Tensor& x, Tensor& y) override { cpu::gated_add(h, g, x, y); }

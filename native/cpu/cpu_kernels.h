@@ -29,6 +29,8 @@ void attention(const AttentionArgs& a, Arena& arena);
 void softmax(const Tensor& x, Tensor& y);
 void unary(Unary op, const Tensor& x, Tensor& y);
 void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y);
+void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y);
+void relu_linear_attention(const Tensor& qkv, int head_dim, float eps, Tensor& y);  // linear_attention.cc
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& y);
 void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y);
 void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y);

@@ -91,4 +91,12 @@ LATTE_MULTIVERSION void gated_add(const Tensor& h, const Tensor& gate, const Ten
     }
 }
 
+LATTE_MULTIVERSION void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) {
+  const float *pa = a.f32(), *pb = b.f32();
+  float* py = y.f32();
+  const int64_t n = y.numel();
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n; i++) py[i] = alpha * pa[i] + beta * pb[i];
+}
+
 }  // namespace latte::cpu

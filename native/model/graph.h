@@ -1,6 +1,7 @@
 // Op calls for model code: each enqueues one op of the op layer on the engine's stream and
 // returns its output at once. Model code is written against these and never names a device.
 #pragma once
+#include <initializer_list>
 #include <vector>
 
 #include "latte/engine.h"
@@ -19,6 +20,23 @@ class Graph {
 
   Tensor linear(const Tensor& x, const Linear& l) { return op("linear", {&x, &l.w, l.has_bias() ? &l.b : nullptr}); }
   Tensor add(const Tensor& a, const Tensor& b) { return op("add", {&a, &b}); }
+  Tensor silu(const Tensor& x) { return op("silu", {&x}); }
+  Tensor tanh(const Tensor& x) { return op("tanh", {&x}); }
+  // x [B, S, D] * (1 + scale [B, D]) + shift [B, D]
+  Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) { return op("modulate", {&x, &shift, &scale}); }
+  // h + gate [B, D] * x
+  Tensor gated_add(const Tensor& h, const Tensor& gate, const Tensor& x) { return op("gated_add", {&h, &gate, &x}); }
+  Tensor axpby(float alpha, const Tensor& a, float beta, const Tensor& b) {
+    OpAttrs at;
+    at.alpha = alpha;
+    at.beta = beta;
+    return op("axpby", {&a, &b}, at);
+  }
+  Tensor permute(const Tensor& x, std::initializer_list<int> perm) {
+    OpAttrs a;
+    for (int p : perm) a.perm[a.n_perm++] = p;
+    return op("permute", {&x}, a);
+  }
   Tensor swiglu(const Tensor& g, const Tensor& u) { return op("swiglu", {&g, &u}); }
   Tensor embedding(const Tensor& table, const Tensor& ids) { return op("embedding", {&table, &ids}); }
   Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {

@@ -43,16 +43,7 @@ Qwen2VL::Qwen2VL(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Qwen2VLCon
   embed_table_ = wb.big("model.embed_tokens.weight", Shape{V, D});
   for (int l = 0; l < tc.num_layers; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    DecoderLayer L;
-    L.input_norm = wb.small(p + "input_layernorm.weight", Shape{D});
-    L.post_norm = wb.small(p + "post_attention_layernorm.weight", Shape{D});
-    L.q = wb.linear(p + "self_attn.q_proj", H * d, D, true);
-    L.k = wb.linear(p + "self_attn.k_proj", G * d, D, true);
-    L.v = wb.linear(p + "self_attn.v_proj", G * d, D, true);
-    L.o = wb.linear(p + "self_attn.o_proj", D, H * d, false);
-    L.gate = wb.linear(p + "mlp.gate_proj", F, D, false);
-    L.up = wb.linear(p + "mlp.up_proj", F, D, false);
-    L.down = wb.linear(p + "mlp.down_proj", D, F, false);
+    DecoderLayer L = DecoderWeights::bind(wb, p, D, H, G, d, F);
     layers_.push_back(std::move(L));
   }
   final_norm_ = wb.small("model.norm.weight", Shape{D});
@@ -140,6 +131,21 @@ Tensor Qwen2VL::embed_token(const Tensor& id) {
 }
 
 Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows) {
+  const int64_t D = cfg_.text.hidden_size;
+  Tensor h = run_layers(cache, x, positions, int(layers_.size()));
+  const int64_t S = x.shape[1];
+  Tensor rows = all_rows ? g_.view(h, Shape{S, D}) : g_.view(g_.slice(h, 1, S - 1, 1), Shape{1, D});
+  return g_.linear(g_.rms_norm(rows, final_norm_, cfg_.text.rms_norm_eps), lm_head_);
+}
+
+Tensor Qwen2VL::encode_prompt(KvCache& cache, const Tensor& x, const Tensor& positions, int layers) {
+  if (layers < 1 || layers > int(layers_.size()))
+    fail(code::kArg, "encode_prompt: " + std::to_string(layers) + " layers requested; the VLM has " + std::to_string(layers_.size()));
+  if (cache.length) fail(code::kArg, "encode_prompt: the sequence already holds tokens");
+  return run_layers(cache, x, positions, layers);
+}
+
+Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int n_layers) {
   const TextConfig& tc = cfg_.text;
   const int64_t D = tc.hidden_size, H = tc.num_heads, G = tc.num_kv_heads, d = tc.head_dim();
   if (x.dtype != DType::F32 || x.shape.ndim != 3 || x.shape[0] != 1 || x.shape[2] != D)
@@ -149,13 +155,14 @@ Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions
     fail(code::kShape, "forward: positions must be i32 [3, 1, " + std::to_string(S) + "], got " + positions.desc());
   if (cache.length + S > tc.max_positions)
     fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed max_position_embeddings " + std::to_string(tc.max_positions));
+  if (cache.length && int(cache.k.size()) < n_layers) fail(code::kArg, "forward: the sequence was encoded with fewer layers");
   if (cache.k.empty()) {
-    cache.k.resize(layers_.size());
-    cache.v.resize(layers_.size());
+    cache.k.resize(size_t(n_layers));
+    cache.v.resize(size_t(n_layers));
   }
   const std::vector<int> sections(tc.mrope_section, tc.mrope_section + 3);
   Tensor h = x;
-  for (size_t l = 0; l < layers_.size(); l++) {
+  for (size_t l = 0; l < size_t(n_layers); l++) {
     const DecoderLayer& L = layers_[l];
     Tensor a = g_.rms_norm(h, L.input_norm, tc.rms_norm_eps);
     Tensor q = g_.rope(g_.view(g_.linear(a, L.q), Shape{1, S, H, d}), positions, tc.rope_theta, sections, false);
@@ -173,8 +180,7 @@ Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions
     h = g_.add(h, g_.linear(g_.swiglu(g_.linear(mlp_in, L.gate), g_.linear(mlp_in, L.up)), L.down));
   }
   cache.length += S;
-  Tensor rows = all_rows ? g_.view(h, Shape{S, D}) : g_.view(g_.slice(h, 1, S - 1, 1), Shape{1, D});
-  return g_.linear(g_.rms_norm(rows, final_norm_, tc.rms_norm_eps), lm_head_);
+  return h;
 }
 
 }  // namespace latte::model

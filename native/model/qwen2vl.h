@@ -37,17 +37,18 @@ class Qwen2VL {
   // their keys/values to the cache and returns the logits of the last row [1, V] (all rows
   // [S, V] with all_rows).
   Tensor forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows = false);
+  // A prompt's per-layer keys/values only (what the generation stream attends to): the first
+  // `layers` decoder layers over x, no LM head. The returned hidden state is a completion token.
+  Tensor encode_prompt(KvCache& cache, const Tensor& x, const Tensor& positions, int layers);
 
  private:
   struct VisionBlock {
     Tensor norm1_w, norm1_b, norm2_w, norm2_b;
     Linear qkv, proj, fc1, fc2;
   };
-  struct DecoderLayer {
-    Tensor input_norm, post_norm;
-    Linear q, k, v, o, gate, up, down;
-  };
+  using DecoderLayer = DecoderWeights;
   Tensor vision_positions(int64_t h, int64_t w);
+  Tensor run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int layers);
 
   Qwen2VLConfig cfg_;
   Graph g_;

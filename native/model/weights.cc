@@ -65,4 +65,18 @@ Linear WeightBinder::linear(const std::string& prefix, int64_t out, int64_t in, 
   return pack(w, bias ? &b : nullptr);
 }
 
+DecoderWeights DecoderWeights::bind(WeightBinder& wb, const std::string& p, int64_t D, int64_t H, int64_t G, int64_t d, int64_t F) {
+  DecoderWeights L;
+  L.input_norm = wb.small(p + "input_layernorm.weight", Shape{D});
+  L.post_norm = wb.small(p + "post_attention_layernorm.weight", Shape{D});
+  L.q = wb.linear(p + "self_attn.q_proj", H * d, D, true);
+  L.k = wb.linear(p + "self_attn.k_proj", G * d, D, true);
+  L.v = wb.linear(p + "self_attn.v_proj", G * d, D, true);
+  L.o = wb.linear(p + "self_attn.o_proj", D, H * d, false);
+  L.gate = wb.linear(p + "mlp.gate_proj", F, D, false);
+  L.up = wb.linear(p + "mlp.up_proj", F, D, false);
+  L.down = wb.linear(p + "mlp.down_proj", D, F, false);
+  return L;
+}
+
 }  // namespace latte::model

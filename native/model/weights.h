@@ -22,6 +22,17 @@ struct Linear {
   bool has_bias() const { return bool(b.buf); }
 };
 
+class WeightBinder;
+
+// A Qwen2 decoder layer's weights (the VLM's layers and the generation stream's copies of them):
+// prefix + input_layernorm, post_attention_layernorm, self_attn.{q,k,v}_proj (with bias), o_proj,
+// mlp.{gate,up,down}_proj.
+struct DecoderWeights {
+  Tensor input_norm, post_norm;
+  Linear q, k, v, o, gate, up, down;
+  static DecoderWeights bind(WeightBinder& wb, const std::string& prefix, int64_t D, int64_t H, int64_t G, int64_t d, int64_t F);
+};
+
 class WeightBinder {
  public:
   // aliases: (prefix as the model names it, prefix another convention writes) pairs

@@ -134,7 +134,58 @@ test('slice copies rows [start, start + length) of any axis, any dtype, and chec
   t.deepEqual(Array.from(got), want);
   const ids = Int32Array.from({ length: 12 }, (_, i) => i);
   t.deepEqual(Array.from((await e.slice(e.tensor(ids, [3, 4], 'i32'), -1, 3, 1).read()) as Int32Array), [3, 7, 11]);
-  t.deepEqual(Array.from(await e.slice(e.tensor(ids.map(Number), [12]), 0, 0, 12).readFloat32()), Array.from(ids));
+  t.deepEqual(Array.from(await e.slice(e.tensor(Float32Array.from(ids), [12]), 0, 0, 12).readFloat32()), Array.from(ids));
   for (const [axis, start, length] of [[1, 5, 3], [1, -1, 2], [1, 0, 0], [3, 0, 1]])
     t.is(t.throws(() => e.slice(e.tensor(x, [A, B, C]), axis, start, length), { instanceOf: LatteError })?.code, 'E_ARG');
+});
+
+test('axpby: alpha a + beta b, shapes checked', async (t) => {
+  const e = cpuEngine(1);
+  t.teardown(() => e.dispose());
+  const [a, b] = [randn(1000, 11), randn(1000, 12)];
+  const got = await e.axpby(0.25, e.tensor(a, [10, 100]), -1.5, e.tensor(b, [10, 100])).readFloat32();
+  assertClose(t, got, a.map((x, i) => 0.25 * x - 1.5 * b[i]), 1e-6, 'axpby');
+  t.is(t.throws(() => e.axpby(1, e.tensor(a, [10, 100]), 1, e.tensor(b, [100, 10])), { instanceOf: LatteError })?.code, 'E_SHAPE');
+  t.is(t.throws(() => e.axpby(NaN, e.tensor(a, [10, 100]), 1, e.tensor(b, [10, 100])), { instanceOf: LatteError })?.code, 'E_ARG');
+});
+
+/** DC-AE's ReLU linear attention, from its definition (float64). */
+function reluLinearAttentionRef(qkv: Float32Array, B: number, heads: number, d: number, N: number, eps: number): Float64Array {
+  const out = new Float64Array(B * heads * d * N);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < heads; h++) {
+      const base = (b * heads + h) * 3 * d * N;
+      const q = (j: number, n: number) => Math.max(qkv[base + j * N + n], 0);
+      const k = (j: number, n: number) => Math.max(qkv[base + (d + j) * N + n], 0);
+      const v = (i: number, n: number) => qkv[base + (2 * d + i) * N + n];
+      const o = (i: number, n: number, x: number) => (out[((b * heads + h) * d + i) * N + n] = x);
+      for (let n = 0; n < N; n++) {
+        if (N > d) {
+          // o = ([v; 1] k^T) q, normalised by its last row
+          let den = 0;
+          for (let m = 0; m < N; m++) for (let j = 0; j < d; j++) den += k(j, m) * q(j, n);
+          for (let i = 0; i < d; i++) {
+            let num = 0;
+            for (let m = 0; m < N; m++) for (let j = 0; j < d; j++) num += v(i, m) * k(j, m) * q(j, n);
+            o(i, n, num / (den + eps));
+          }
+        } else {
+          const s = Array.from({ length: N }, (_, m) => Array.from({ length: d }, (_, j) => k(j, m) * q(j, n)).reduce((x, y) => x + y, 0));
+          const col = s.reduce((x, y) => x + y, 0);
+          for (let i = 0; i < d; i++) o(i, n, s.reduce((acc, sm, m) => acc + v(i, m) * (sm / (col + eps)), 0));
+        }
+      }
+    }
+  return out;
+}
+
+test('relu_linear_attention matches its definition (linear form N > d and the quadratic form N <= d)', async (t) => {
+  const e = cpuEngine(2);
+  t.teardown(() => e.dispose());
+  for (const [B, heads, d, H, W] of [[2, 3, 4, 3, 5], [1, 2, 8, 2, 2], [1, 1, 8, 5, 7]]) {
+    const x = randn(B * heads * 3 * d * H * W, B + d + H);
+    const got = await e.reluLinearAttention(e.tensor(x, [B, heads * 3 * d, H, W]), d).readFloat32();
+    assertClose(t, got, reluLinearAttentionRef(x, B, heads, d, H * W, 1e-15), 1e-5, `B${B} h${heads} d${d} ${H}x${W}`);
+  }
+  t.is(t.throws(() => e.reluLinearAttention(e.tensor(randn(2 * 10 * 4, 1), [2, 10, 2, 2]), 4), { instanceOf: LatteError })?.code, 'E_ARG');
 });

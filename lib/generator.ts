@@ -1,0 +1,82 @@
+/**
+ * The generation stream (this project's checkpoint format, docs/checkpoint-format.md section 2) on
+ * an engine: config checked and weights bound by the engine (native/model/generator.cc).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Engine } from './engine.js';
+import { LatteError, native } from './errors.js';
+import { openCheckpoint } from './checkpoint.js';
+import { loadAddon, type NativeAddon, type NativeSequence } from './native.js';
+import type { Tensor } from './tensor.js';
+import type { WeightStorage } from './qwen2vl.js';
+
+export interface GeneratorConfig {
+  hiddenSize: number;
+  numLayers: number;
+  numGroups: number;
+  latentChannels: number;
+  latentSize: [number, number];
+  patchSize: number;
+  boundaries: number[];
+  guidanceScale: number;
+  numSteps: number;
+  sampler: 'euler' | 'heun';
+  timeShift: number;
+  promptTemplate: string;
+  nullPrompt: string;
+}
+
+interface NativeGenerator {
+  readonly config: GeneratorConfig;
+  velocity(x: unknown, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
+  velocityLayers(x: unknown, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
+  dispose(): void;
+}
+type GeneratorCtor = new (engine: unknown, ck: unknown, json: string, weights: WeightStorage, where: string) => NativeGenerator;
+
+export class GenerationStream {
+  readonly config: GeneratorConfig;
+  readonly #native: NativeGenerator;
+  readonly #engine: Engine;
+
+  private constructor(engine: Engine, nat: NativeGenerator) {
+    this.#engine = engine;
+    this.#native = nat;
+    this.config = nat.config;
+  }
+
+  /** Loads generator/ (config.json + safetensors) onto `engine`. E_BAD_CONFIG, E_BAD_WEIGHTS. */
+  static load(dir: string, engine: Engine, weights: WeightStorage = 'f32'): GenerationStream {
+    const file = path.join(dir, 'config.json');
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new LatteError('E_BAD_CONFIG', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    }
+    const ck = openCheckpoint(dir);
+    try {
+      const Ctor = (loadAddon() as NativeAddon & { NativeGenerator: GeneratorCtor }).NativeGenerator;
+      return new GenerationStream(engine, native(() => new Ctor(engine.handle, ck.handle, text, weights, file)));
+    } finally {
+      ck.close();
+    }
+  }
+
+  /** The guided velocity of expert group `group` at time t (null branch only when `nul` is given). */
+  velocity(x: Tensor, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
+    const e = this.#engine;
+    return e.wrap(native(() => this.#native.velocity(e.own(x), t, group, cond, nul, guidance)) as never);
+  }
+
+  /** The same over any consecutive layers [first, last): all of them is the full-depth baseline. */
+  velocityLayers(x: Tensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
+    const e = this.#engine;
+    return e.wrap(native(() => this.#native.velocityLayers(e.own(x), t, first, last, cond, nul, guidance)) as never);
+  }
+
+  dispose(): void {
+    this.#native.dispose();
+  }
+}

@@ -1,0 +1,136 @@
+#include "model/generator.h"
+
+#include <cmath>
+
+#include "io/safetensors.h"
+
+namespace latte::model {
+
+Generator::Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const GeneratorConfig& cfg, DType storage) : cfg_(cfg), g_(e) {
+  WeightBinder wb(e, std::move(ck), storage);
+  const int64_t D = cfg.hidden_size, H = cfg.num_heads, G = cfg.num_kv_heads, d = cfg.head_dim(), F = cfg.intermediate_size;
+  const int64_t patch = int64_t(cfg.latent_channels) * cfg.patch_size * cfg.patch_size;
+  time_1_ = wb.linear("time_embedder.linear_1", D, cfg.time_embed_dim, true);
+  time_2_ = wb.linear("time_embedder.linear_2", D, D, true);
+  patch_embed_ = wb.linear("patch_embed", D, patch, true);
+  for (int l = 0; l < cfg.num_layers; l++) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    Layer L;
+    static_cast<DecoderWeights&>(L) = DecoderWeights::bind(wb, p, D, H, G, d, F);
+    L.attn_out_norm = wb.small(p + "attn_out_norm.weight", Shape{D});
+    L.ffn_out_norm = wb.small(p + "ffn_out_norm.weight", Shape{D});
+    L.modulation = wb.linear(p + "modulation", 4 * D, D, true);
+    L.tcra_gate = wb.linear(p + "tcra_gate", H, D, true);
+    layers_.push_back(std::move(L));
+  }
+  final_norm_ = wb.small("norm.weight", Shape{D});
+  head_modulation_ = wb.linear("head_modulation", 2 * D, D, true);
+  proj_out_ = wb.linear("proj_out", patch, D, true);
+}
+
+// DiT sinusoid of float32(time_scale * t): [cos(a_j), sin(a_j)], a_j = a * max_period^(-j/half),
+// rounded to float32 at the reference's steps; then c = linear_2(SiLU(linear_1(.))), returned as SiLU(c).
+Tensor Generator::time_condition(double t) {
+  const int half = cfg_.time_embed_dim / 2;
+  std::vector<float> f(size_t(cfg_.time_embed_dim));
+  const float a0 = float(float(t) * cfg_.time_scale);
+  for (int j = 0; j < half; j++) {
+    const float freq = float(std::exp(double(float((-std::log(double(cfg_.time_max_period)) * j) / half))));
+    const float a = a0 * freq;
+    f[size_t(j)] = float(std::cos(double(a)));
+    f[size_t(half + j)] = float(std::sin(double(a)));
+  }
+  Tensor feats = g_.engine().upload(DType::F32, Shape{1, cfg_.time_embed_dim}, f.data(), f.size() * 4);
+  return g_.silu(g_.linear(g_.silu(g_.linear(feats, time_1_)), time_2_));
+}
+
+// M-RoPE ids [3, R, N] of every row's image grid after its own prompt: (P, P + i, P + j).
+Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t batch) {
+  const int64_t gw = cfg_.latent_w / cfg_.patch_size, N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
+  std::vector<int32_t> pos(size_t(3 * R * N));
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t P = prompt_lens[size_t(r / batch)];
+    for (int64_t n = 0; n < N; n++) {
+      pos[size_t(r * N + n)] = int32_t(P);
+      pos[size_t((R + r) * N + n)] = int32_t(P + n / gw);
+      pos[size_t((2 * R + r) * N + n)] = int32_t(P + n % gw);
+    }
+  }
+  return g_.upload_i32(pos, Shape{3, R, N});
+}
+
+Tensor Generator::velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance) {
+  if (group < 0 || group >= cfg_.num_groups) fail(code::kArg, "velocity: group " + std::to_string(group) + " is outside [0, " + std::to_string(cfg_.num_groups) + ")");
+  const int m = cfg_.layers_per_group();
+  return velocity_layers(x, t, group * m, (group + 1) * m, cond, null, guidance);
+}
+
+Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
+  const GeneratorConfig& c = cfg_;
+  const int64_t C = c.latent_channels, p = c.patch_size, h = c.latent_h, w = c.latent_w, N = c.tokens();
+  const int64_t D = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
+  if (x.dtype != DType::F32 || x.shape.ndim != 4 || x.shape[1] != C || x.shape[2] != h || x.shape[3] != w)
+    fail(code::kShape, "velocity: the latent must be f32 [B, " + std::to_string(C) + ", " + std::to_string(h) + ", " + std::to_string(w) + "], got " + x.desc());
+  if (!(t >= 0.0 && t <= 1.0)) fail(code::kArg, "velocity: t must be in [0, 1]");
+  if (first < 0 || last > c.num_layers || first >= last) fail(code::kArg, "velocity: bad layer range");
+  std::vector<const KvCache*> branches = {&cond};
+  if (null) branches.push_back(null);
+  std::vector<int64_t> lens;
+  for (auto* b : branches) {
+    if (int(b->k.size()) < last || b->length <= 0) fail(code::kArg, "velocity: a prompt has no K/V for layer " + std::to_string(last - 1) + " (encode the prompt first)");
+    lens.push_back(b->length);
+  }
+  const int64_t B = x.shape[0], R = B * int64_t(branches.size());
+
+  Tensor sc = time_condition(t);
+  Tensor xx = x;
+  for (size_t i = 1; i < branches.size(); i++) xx = g_.concat(xx, x, 0);  // [R, C, h, w]: cond rows, then null rows
+  // patchify: [R, C, h/p, p, w/p, p] -> [R, h/p, w/p, C, p, p] -> tokens [R, N, C p p], features (c, py, px)
+  Tensor patches = g_.permute(g_.view(xx, Shape{R, C, h / p, p, w / p, p}), {0, 2, 4, 1, 3, 5});
+  Tensor hs = g_.linear(g_.view(patches, Shape{R, N, C * p * p}), patch_embed_);  // [R, N, D]
+  Tensor pos = positions(lens, B);
+  const std::vector<int> sections(c.mrope_section, c.mrope_section + 3);
+
+  std::vector<Tensor> logits(static_cast<size_t>(R));  // TCRA: per row, the previous layer's image-key logits
+  for (int l = first; l < last; l++) {
+    const Layer& L = layers_[size_t(l)];
+    Tensor mod = g_.linear(sc, L.modulation);  // [1, 4D]: s1, s2, b2, s3 (same t for every row)
+    Tensor s1 = g_.slice(mod, 1, 0, D), s2 = g_.slice(mod, 1, D, D), b2 = g_.slice(mod, 1, 2 * D, D), s3 = g_.slice(mod, 1, 3 * D, D);
+    Tensor a = g_.rms_norm(hs, L.input_norm, c.rms_norm_eps);
+    Tensor q = g_.rope(g_.view(g_.linear(a, L.q), Shape{R, N, H, d}), pos, c.rope_theta, sections, false);
+    Tensor k = g_.rope(g_.view(g_.linear(a, L.k), Shape{R, N, G, d}), pos, c.rope_theta, sections, false);
+    Tensor v = g_.view(g_.linear(a, L.v), Shape{R, N, G, d});
+    const bool residual = l > first;  // no residual at the group's first layer
+    Tensor gate;
+    if (residual) gate = g_.tanh(g_.linear(sc, L.tcra_gate));  // [1, H]
+    Tensor out;
+    for (int64_t r = 0; r < R; r++) {  // attention per row: each branch has its own prompt keys
+      const KvCache& kv = *branches[size_t(r / B)];
+      Tensor qr = g_.slice(q, 0, r, 1);
+      Tensor kr = g_.concat(kv.k[size_t(l)], g_.slice(k, 0, r, 1), 1);
+      Tensor vr = g_.concat(kv.v[size_t(l)], g_.slice(v, 0, r, 1), 1);
+      OpAttrs at;
+      at.image_col0 = kv.length;
+      at.return_logits = true;
+      const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
+      const Tensor* g = residual ? &gate : nullptr;
+      auto res = g_.engine().enqueue("attention", {&qr, &kr, &vr, prev, g}, at);
+      logits[size_t(r)] = res[1];
+      out = r ? g_.concat(out, res[0], 0) : res[0];
+    }
+    Tensor o = g_.linear(g_.view(out, Shape{1, R * N, D}), L.o);
+    Tensor h1 = g_.gated_add(g_.view(hs, Shape{1, R * N, D}), s1, g_.rms_norm(o, L.attn_out_norm, c.rms_norm_eps));
+    Tensor y = g_.modulate(g_.rms_norm(h1, L.post_norm, c.rms_norm_eps), b2, s2);
+    Tensor mlp = g_.linear(g_.swiglu(g_.linear(y, L.gate), g_.linear(y, L.up)), L.down);
+    hs = g_.view(g_.gated_add(h1, s3, g_.rms_norm(mlp, L.ffn_out_norm, c.rms_norm_eps)), Shape{R, N, D});
+  }
+  Tensor hm = g_.linear(sc, head_modulation_);  // [1, 2D]: shift, scale
+  Tensor y = g_.modulate(g_.rms_norm(g_.view(hs, Shape{1, R * N, D}), final_norm_, c.rms_norm_eps), g_.slice(hm, 1, 0, D), g_.slice(hm, 1, D, D));
+  // unpatchify: [R, h/p, w/p, C, p, p] -> [R, C, h/p, p, w/p, p] -> [R, C, h, w]
+  Tensor vout = g_.view(g_.permute(g_.view(g_.linear(y, proj_out_), Shape{R, h / p, w / p, C, p, p}), {0, 3, 1, 4, 2, 5}), Shape{R, C, h, w});
+  if (!null) return vout;
+  // v_null + w (v_cond - v_null) = w v_cond + (1 - w) v_null
+  return g_.axpby(guidance, g_.slice(vout, 0, 0, B), 1.f - guidance, g_.slice(vout, 0, B, B));
+}
+
+}  // namespace latte::model

@@ -1,0 +1,44 @@
+// The LaTtE-Flow generation stream (model.md section 3): L layers in K expert groups; a sampling
+// step runs only the group that owns its time. velocity() is the expert-group forward: time
+// embedding -> patch embed -> the group's layers (TCRA: each layer's image-key logits feed the
+// next, none at the group's first layer) -> modulated head -> unpatchify, with the conditional and
+// null (CFG) branches batched through every linear layer and combined at the end.
+//
+// Prompt K/V come from the frozen VLM (Qwen2VL::forward fills a KvCache); a branch's image tokens
+// sit at M-RoPE positions (P, P + i, P + j) after its P prompt tokens. Shapes: x [B, C, h, w].
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "model/generator_config.h"
+#include "model/graph.h"
+#include "model/qwen2vl.h"
+
+namespace latte::model {
+
+class Generator {
+ public:
+  Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const GeneratorConfig& cfg, DType storage);
+  const GeneratorConfig& config() const { return cfg_; }
+
+  // v(x, t) of expert group `group`. With `null`, returns null_v + guidance (cond_v - null_v).
+  Tensor velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance);
+  // Any consecutive layers [first, last) (the full-depth baseline runs all of them as one group).
+  Tensor velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
+
+ private:
+  struct Layer : DecoderWeights {  // a VLM decoder layer's weights plus the stream's own
+    Tensor attn_out_norm, ffn_out_norm;
+    Linear modulation, tcra_gate;
+  };
+  Tensor time_condition(double t);  // SiLU(c) [1, D]
+  Tensor positions(const std::vector<int64_t>& prompt_lens, int64_t batch);
+
+  GeneratorConfig cfg_;
+  Graph g_;
+  Linear time_1_, time_2_, patch_embed_, head_modulation_, proj_out_;
+  Tensor final_norm_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace latte::model

@@ -1,0 +1,100 @@
+#include "model/generator_config.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace latte::model {
+
+using nlohmann::json;
+
+GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    fail(code::kBadConfig, where + ": not valid JSON (" + e.what() + ")");
+  }
+  auto bad = [&](const std::string& key, const std::string& why) { fail(code::kBadConfig, where + ": " + key + " " + why); };
+  if (!j.is_object()) bad("the document", "must be a JSON object");
+  auto integer = [&](const char* key, int lo, int hi, const int* dflt) {
+    if (!j.contains(key) || j[key].is_null()) {
+      if (!dflt) bad(key, "is missing");
+      return *dflt;
+    }
+    if (!j[key].is_number_integer()) bad(key, "must be an integer");
+    int64_t v = j[key].get<int64_t>();
+    if (v < lo || v > hi) bad(key, "= " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return int(v);
+  };
+  auto number = [&](const char* key, float dflt) {
+    if (!j.contains(key) || j[key].is_null()) return dflt;
+    if (!j[key].is_number() || !std::isfinite(j[key].get<double>())) bad(key, "must be a finite number");
+    return float(j[key].get<double>());
+  };
+  auto string = [&](const char* key, const std::string& dflt) {
+    if (!j.contains(key) || j[key].is_null()) return dflt;
+    if (!j[key].is_string()) bad(key, "must be a string");
+    return j[key].get<std::string>();
+  };
+  GeneratorConfig c;
+  if (string("format", "latte-flow-generator") != "latte-flow-generator") bad("format", "must be \"latte-flow-generator\"");
+  const int one = 1, four = 4, d256 = 256, steps = 40;
+  if (integer("format_version", 1, 1 << 20, &one) > 1) bad("format_version", "is newer than this engine reads (1)");
+  c.hidden_size = integer("hidden_size", 8, 1 << 16, nullptr);
+  c.num_heads = integer("num_attention_heads", 1, 1024, nullptr);
+  c.num_kv_heads = integer("num_key_value_heads", 1, 1024, nullptr);
+  c.intermediate_size = integer("intermediate_size", 1, 1 << 18, nullptr);
+  c.num_layers = integer("num_layers", 1, 1024, nullptr);
+  c.latent_channels = integer("latent_channels", 1, 4096, nullptr);
+  if (!j.contains("latent_size") || !j["latent_size"].is_array() || j["latent_size"].size() != 2 || !j["latent_size"][0].is_number_integer() || !j["latent_size"][1].is_number_integer())
+    bad("latent_size", "must be [h, w]");
+  c.latent_h = j["latent_size"][0].get<int>();
+  c.latent_w = j["latent_size"][1].get<int>();
+  c.patch_size = integer("patch_size", 1, 64, &one);
+  c.num_groups = integer("num_groups", 1, 1024, &four);
+  if (c.latent_h <= 0 || c.latent_w <= 0 || c.latent_h % c.patch_size || c.latent_w % c.patch_size) bad("latent_size", "must be positive multiples of patch_size");
+  if (c.hidden_size % c.num_heads) bad("hidden_size", "is not a multiple of num_attention_heads");
+  if (c.num_heads % c.num_kv_heads) bad("num_attention_heads", "is not a multiple of num_key_value_heads");
+  if (c.num_layers % c.num_groups) bad("num_layers", "(" + std::to_string(c.num_layers) + ") is not a multiple of num_groups (" + std::to_string(c.num_groups) + ")");
+  if (j.contains("group_boundaries") && !j["group_boundaries"].is_null()) {
+    const json& b = j["group_boundaries"];
+    if (!b.is_array() || int(b.size()) != c.num_groups + 1) bad("group_boundaries", "must list num_groups + 1 times");
+    for (auto& x : b) {
+      if (!x.is_number()) bad("group_boundaries", "must hold numbers");
+      c.boundaries.push_back(x.get<double>());
+    }
+    bool ok = c.boundaries.front() == 0.0 && c.boundaries.back() == 1.0;
+    for (size_t i = 1; i < c.boundaries.size(); i++) ok = ok && c.boundaries[i - 1] < c.boundaries[i];
+    if (!ok) bad("group_boundaries", "must increase from 0 to 1");
+  } else {
+    for (int k = 0; k <= c.num_groups; k++) c.boundaries.push_back(double(k) / c.num_groups);
+  }
+  c.rms_norm_eps = number("rms_norm_eps", 1e-6f);
+  c.rope_theta = number("rope_theta", 1e6f);
+  if (j.contains("mrope_section")) {
+    const json& s = j["mrope_section"];
+    if (!s.is_array() || s.size() != 3) bad("mrope_section", "must list 3 integers");
+    for (int i = 0; i < 3; i++) c.mrope_section[i] = s[i].is_number_integer() ? s[i].get<int>() : -1;
+  }
+  if (c.mrope_section[0] < 0 || c.mrope_section[1] < 0 || c.mrope_section[2] < 0 || c.mrope_section[0] + c.mrope_section[1] + c.mrope_section[2] != c.head_dim() / 2)
+    bad("mrope_section", "must be 3 non-negative integers summing to head_dim / 2 = " + std::to_string(c.head_dim() / 2));
+  c.time_embed_dim = integer("time_embed_dim", 2, 1 << 16, &d256);
+  if (c.time_embed_dim % 2) bad("time_embed_dim", "must be even");
+  c.time_scale = number("time_scale", 1000.f);
+  c.time_max_period = number("time_max_period", 10000.f);
+  c.guidance_scale = number("guidance_scale", 4.f);
+  c.num_steps = integer("num_steps", 1, 100000, &steps);
+  c.sampler = string("sampler", "euler");
+  if (c.sampler != "euler" && c.sampler != "heun") bad("sampler", "must be \"euler\" or \"heun\"");
+  c.time_shift = number("time_shift", 1.f);
+  if (!(c.time_shift > 0)) bad("time_shift", "must be > 0");
+  c.prompt_template = string("prompt_template", "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n");
+  if (c.prompt_template.find("{prompt}") == std::string::npos) bad("prompt_template", "must contain {prompt}");
+  c.null_prompt = string("null_prompt", "");
+  return c;
+}
+
+}  // namespace latte::model
