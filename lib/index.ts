@@ -11,6 +11,10 @@ export { renderChat, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMes
 export { Qwen2VL, type Qwen2VLLoadOptions, type WeightStorage } from './qwen2vl.js';
 export { MAX_QUESTION_CHARS, type AnswerOptions, type ImageInput } from './answer.js';
 export { ropePositions, type RopeIndexConfig } from './positions.js';
+export { LatteFlow, MAX_COUNT, MAX_PROMPT_CHARS, type LatteFlowLoadOptions, type GenerateOptions, type GenerateProgress, type GeneratedImage } from './latte-flow.js';
+export { GenerationStream, type GeneratorConfig } from './generator.js';
+export { DcaeDecoder, latentToRgb } from './dcae.js';
+export { eulerStep, heunStep, timeSchedule, shiftTime, groupOf, type StepFunction, type StepContext, type VelocityFn } from './sampler.js';
 export { LatteError, type ErrorCode } from './errors.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';
 

@@ -1,0 +1,246 @@
+/**
+ * A complete LaTtE-Flow model (docs/checkpoint-format.md section 1): the Qwen2-VL that answers
+ * questions and encodes prompts, the generation stream of K expert groups, and the DC-AE decoder,
+ * on one engine. generateImage() is the text-to-image pipeline: the VLM computes the prompt's (and
+ * the null prompt's) per-layer K/V once; the TypeScript sampler then enqueues, per step, the
+ * guided velocity of the expert group that owns the step's time and the update; latents stay in
+ * the engine; progress comes from fences that never stall the queue (one step of lookahead).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encode as encodePng } from 'fast-png';
+import { DcaeDecoder, latentToRgb } from './dcae.js';
+import { Engine, type EngineOptions } from './engine.js';
+import { ensure, LatteError } from './errors.js';
+import { GenerationStream } from './generator.js';
+import type { NativeSequence } from './native.js';
+import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
+import { checkSchedule, groupOf, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
+import type { Tensor } from './tensor.js';
+import type { AnswerOptions } from './answer.js';
+
+export interface LatteFlowLoadOptions extends EngineOptions {
+  /** Weight storage for the VLM and the generation stream: 'f32' (default) or 'bf16'. */
+  weights?: WeightStorage;
+}
+
+export interface GenerateProgress {
+  /** Steps completed (1..steps). */
+  step: number;
+  steps: number;
+  /** The expert group that ran this step. */
+  group: number;
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  /** Integration steps (default: the model's num_steps). */
+  steps?: number;
+  /** CFG weight w (default: the model's tuned guidance_scale); 1 skips the null branch. */
+  guidance?: number;
+  /** Seed of image 0's noise; image i uses seed + i (default 0). */
+  seed?: number;
+  /** 'euler' | 'heun' or your own step function (lib/sampler.ts StepFunction). */
+  sampler?: 'euler' | 'heun' | StepFunction;
+  /** Time shift s of the schedule (default: the model's time_shift; 1 = uniform). */
+  shift?: number;
+  /** Your own schedule: increasing times from 0 to 1 (overrides steps and shift). */
+  schedule?: number[];
+  /** Images to make in one batch (default 1). */
+  count?: number;
+  /** 'group' (default): each step runs its expert group; 'full': every layer (the full-depth baseline). */
+  depth?: 'group' | 'full';
+  signal?: AbortSignal;
+  onProgress?: (p: GenerateProgress) => void;
+}
+
+export interface GeneratedImage {
+  width: number;
+  height: number;
+  /** RGB, row-major, 3 bytes per pixel */
+  data: Uint8Array;
+  seed: number;
+  toPNG(): Uint8Array;
+}
+
+export const MAX_PROMPT_CHARS = 1 << 16;
+export const MAX_COUNT = 64;
+
+interface Manifest {
+  vlm: string;
+  generator: string;
+  vae: string;
+}
+
+function readManifest(dir: string): Manifest {
+  const file = path.join(dir, 'latte_flow.json');
+  const dflt = { vlm: 'vlm', generator: 'generator', vae: 'vae' };
+  if (!fs.existsSync(file)) {
+    ensure(fs.existsSync(dir) && fs.statSync(dir).isDirectory(), `${dir}: no such model directory`, 'E_BAD_CONFIG');
+    return dflt;
+  }
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new LatteError('E_BAD_CONFIG', `${file}: not JSON (${(e as Error).message})`, { cause: e });
+  }
+  ensure(m && typeof m === 'object', `${file}: not a JSON object`, 'E_BAD_CONFIG');
+  ensure(m.format === undefined || m.format === 'latte-flow', `${file}: format must be "latte-flow"`, 'E_BAD_CONFIG');
+  ensure(m.format_version === undefined || (Number.isInteger(m.format_version) && (m.format_version as number) <= 1), `${file}: format_version ${String(m.format_version)} is newer than this engine reads (1)`, 'E_BAD_CONFIG');
+  const part = (k: keyof Manifest) => {
+    const v = m[k] ?? dflt[k];
+    ensure(typeof v === 'string' && v.length > 0, `${file}: "${k}" must be a relative path`, 'E_BAD_CONFIG');
+    return path.resolve(dir, v);
+  };
+  return { vlm: part('vlm'), generator: part('generator'), vae: part('vae') };
+}
+
+export class LatteFlow implements AsyncDisposable {
+  readonly engine: Engine;
+  readonly vlm: Qwen2VL;
+  readonly generator: GenerationStream;
+  readonly vae: DcaeDecoder;
+
+  private constructor(engine: Engine, vlm: Qwen2VL, gen: GenerationStream, vae: DcaeDecoder) {
+    this.engine = engine;
+    this.vlm = vlm;
+    this.generator = gen;
+    this.vae = vae;
+  }
+
+  /** Loads and cross-checks the three parts. E_BAD_CONFIG, E_BAD_WEIGHTS. */
+  static async load(dir: string, options: LatteFlowLoadOptions = {}): Promise<LatteFlow> {
+    ensure(typeof dir === 'string' && dir.length > 0, 'the model directory must be a non-empty string');
+    const m = readManifest(dir);
+    const engine = new Engine({ backend: options.backend, threads: options.threads });
+    const parts: { dispose(): unknown }[] = [];
+    try {
+      const vlm = await Qwen2VL.load(m.vlm, { engine, weights: options.weights });
+      parts.push(vlm);
+      const gen = GenerationStream.load(m.generator, engine, options.weights ?? 'f32');
+      parts.push(gen);
+      const vae = DcaeDecoder.load(m.vae, engine);
+      parts.push(vae);
+      const g = gen.config;
+      ensure(g.hiddenSize === vlm.config.hiddenSize, `the generator's hidden_size ${g.hiddenSize} differs from the VLM's ${vlm.config.hiddenSize}`, 'E_BAD_CONFIG');
+      ensure(g.numLayers <= vlm.config.layers, `the generator has ${g.numLayers} layers but the VLM only ${vlm.config.layers}`, 'E_BAD_CONFIG');
+      ensure(g.latentChannels === vae.config.latentChannels, `the generator's latent_channels ${g.latentChannels} differ from the VAE's ${vae.config.latentChannels}`, 'E_BAD_CONFIG');
+      await engine.fence();
+      return new LatteFlow(engine, vlm, gen, vae);
+    } catch (e) {
+      for (const p of parts.reverse()) await p.dispose();
+      await engine.dispose({ drop: true });
+      throw LatteError.from(e);
+    }
+  }
+
+  answer(options: AnswerOptions): Promise<string> {
+    return this.vlm.answer(options);
+  }
+  answerStream(options: AnswerOptions): AsyncGenerator<string, void, undefined> {
+    return this.vlm.answerStream(options);
+  }
+
+  /** Text -> images. Resolves when every image is decoded; rejects E_ABORTED within one step of an abort. */
+  async generateImage(options: GenerateOptions): Promise<GeneratedImage[]> {
+    const o = this.#validate(options);
+    const e = this.engine;
+    const g = this.generator.config;
+    const [h, w] = g.latentSize;
+    const seqs: NativeSequence[] = [];
+    const tensors: Tensor[] = [];
+    const keep = <T extends Tensor>(t: T): T => (tensors.push(t), t);
+    try {
+      const encode = (text: string) => {
+        const ids = Int32Array.from(this.vlm.tokenizer.encode(g.promptTemplate.replace('{prompt}', text)));
+        ensure(ids.length + g.latentSize[0] * g.latentSize[1] <= this.vlm.config.maxPositions, `the prompt has ${ids.length} tokens: too long for this model`);
+        const s = this.vlm.encodePrompt(ids, g.numLayers);
+        seqs.push(s);
+        return s;
+      };
+      const cond = encode(o.prompt);
+      const nul = o.guidance === 1 ? null : encode(g.nullPrompt);
+      let x = keep(e.noise([1, g.latentChannels, h, w], o.seed));
+      for (let i = 1; i < o.count; i++) x = keep(e.concat(x, keep(e.noise([1, g.latentChannels, h, w], o.seed + i)), 0));
+      const ts = o.schedule;
+      const steps = ts.length - 1;
+      const velocity = (xx: Tensor, t: number) =>
+        keep(o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, nul, o.guidance) : this.generator.velocity(xx, t, groupOf(t, g.boundaries), cond, nul, o.guidance));
+      let inFlight: Promise<void> | undefined;
+      for (let i = 0; i < steps; i++) {
+        if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
+        const group = o.depth === 'full' ? 0 : groupOf(ts[i], g.boundaries);
+        x = keep(o.step({ engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity }));
+        const done = e.fence().then(() => o.onProgress?.({ step: i + 1, steps, group }));
+        // one step of lookahead: the engine always has the next step queued, JS never waits on it
+        if (inFlight) await inFlight;
+        inFlight = done;
+      }
+      await inFlight;
+      if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
+      const sf = this.vae.config.scalingFactor;
+      const img = keep(this.vae.decode(keep(e.axpby(1 / sf, x, 0, x))));
+      const [, , H, W] = img.shape;
+      return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({ width: W, height: H, data, seed: o.seed + i, toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }) }));
+    } finally {
+      for (const s of seqs) s.release();
+      for (const t of tensors) t.dispose();
+    }
+  }
+
+  #validate(o: GenerateOptions) {
+    ensure(o && typeof o === 'object', 'generateImage options must be an object');
+    ensure(typeof o.prompt === 'string' && o.prompt.trim().length > 0, 'prompt must be a non-empty string');
+    ensure(o.prompt.length <= MAX_PROMPT_CHARS, `prompt is longer than ${MAX_PROMPT_CHARS} characters`);
+    const g = this.generator.config;
+    const guidance = o.guidance ?? g.guidanceScale;
+    ensure(typeof guidance === 'number' && Number.isFinite(guidance), `guidance must be a finite number, got ${guidance}`);
+    const seed = o.seed ?? 0;
+    ensure(Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative integer, got ${seed}`);
+    const count = o.count ?? 1;
+    ensure(Number.isInteger(count) && count >= 1 && count <= MAX_COUNT, `count must be an integer in [1, ${MAX_COUNT}], got ${count}`);
+    ensure(this.#bytesFor(count) < os.totalmem() / 2, `count ${count} needs more memory than this machine has to spare; make fewer images per call`);
+    const sampler = o.sampler ?? g.sampler;
+    const step = typeof sampler === 'function' ? sampler : STEP_FUNCTIONS[sampler];
+    ensure(step, `sampler must be 'euler', 'heun' or a step function, got ${String(sampler)}`);
+    const depth = o.depth ?? 'group';
+    ensure(depth === 'group' || depth === 'full', `depth must be 'group' or 'full', got ${String(depth)}`);
+    let schedule: number[];
+    if (o.schedule !== undefined) {
+      ensure(o.steps === undefined && o.shift === undefined, 'give either schedule or steps/shift');
+      schedule = checkSchedule(o.schedule);
+    } else {
+      const steps = o.steps ?? g.numSteps;
+      ensure(Number.isInteger(steps) && steps >= 1 && steps <= 10000, `steps must be an integer in [1, 10000], got ${steps}`);
+      schedule = timeSchedule(steps, o.shift ?? g.timeShift);
+    }
+    ensure(o.signal === undefined || o.signal instanceof AbortSignal, 'signal must be an AbortSignal');
+    ensure(o.onProgress === undefined || typeof o.onProgress === 'function', 'onProgress must be a function');
+    if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
+    return { prompt: o.prompt, guidance, seed, count, step, depth, schedule, signal: o.signal, onProgress: o.onProgress };
+  }
+
+  /** A generous estimate of the engine memory one call needs (activations and the decoded images). */
+  #bytesFor(count: number): number {
+    const g = this.generator.config;
+    const [h, w] = g.latentSize;
+    const N = (h / g.patchSize) * (w / g.patchSize);
+    const rows = 2 * count * N;
+    const gen = rows * g.hiddenSize * 4 * 64 + 2 * count * N * (N + 512) * 4 * 16;
+    const f = this.vae.config.factor;
+    const vae = count * h * f * w * f * 4 * 1024;
+    return gen + vae;
+  }
+
+  async dispose(): Promise<void> {
+    this.vae.dispose();
+    this.generator.dispose();
+    await this.vlm.dispose(); // the VLM was given the engine, so this frees only its weights
+    if (!this.engine.disposed) await this.engine.dispose();
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
