@@ -11,7 +11,9 @@ using latte::fail;
 using latte::code::kArg;
 
 Napi::Function SequenceWrap::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "NativeSequence", {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceMethod<&SequenceWrap::Release>("release")});
+  Napi::Function f = DefineClass(env, "NativeSequence",
+                                 {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceMethod<&SequenceWrap::Release>("release"),
+                                  InstanceMethod<&SequenceWrap::Assign>("assign")});
   env.GetInstanceData<AddonData>()->sequence_ctor = Napi::Persistent(f);
   return f;
 }
@@ -25,6 +27,25 @@ latte::model::KvCache& SequenceWrap::Get(const Napi::Value& v) {
 Napi::Value SequenceWrap::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(cache_.length)); }
 
 void SequenceWrap::Release(const Napi::CallbackInfo&) { cache_ = latte::model::KvCache{}; }
+
+void SequenceWrap::Assign(const Napi::CallbackInfo& info) {
+  guarded(info.Env(), [&] {
+    if (!info[0].IsArray() || !info[1].IsArray()) fail(kArg, "assign: keys and values must be arrays of tensors");
+    Napi::Array ks = info[0].As<Napi::Array>(), vs = info[1].As<Napi::Array>();
+    if (ks.Length() == 0 || ks.Length() != vs.Length()) fail(kArg, "assign: one key and one value tensor per layer");
+    latte::model::KvCache c;
+    for (uint32_t i = 0; i < ks.Length(); i++) {
+      const latte::Tensor& k = TensorWrap::Get(ks.Get(i));
+      const latte::Tensor& v = TensorWrap::Get(vs.Get(i));
+      if (k.dtype != latte::DType::F32 || k.shape.ndim != 4 || k.shape[0] != 1 || k.shape != v.shape || v.dtype != k.dtype || (i && k.shape != c.k[0].shape))
+        fail(latte::code::kShape, "assign: every layer's k and v must be f32 [1, P, G, d] of one shape, got " + k.desc() + " and " + v.desc());
+      c.k.push_back(k);
+      c.v.push_back(v);
+    }
+    c.length = c.k[0].shape[1];
+    cache_ = std::move(c);
+  });
+}
 
 Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeQwen2VL",

@@ -19,6 +19,8 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
  private:
   Napi::Value Length(const Napi::CallbackInfo& info);
   void Release(const Napi::CallbackInfo& info);  // frees the cache's tensors now
+  // (ks[], vs[]): per-layer K/V [1, P, G, d] computed elsewhere (e.g. a reference fixture, a benchmark)
+  void Assign(const Napi::CallbackInfo& info);
   latte::model::KvCache cache_;
 };
 

@@ -108,6 +108,8 @@ export interface NativeQwen2VLConfig {
 export interface NativeSequence {
   readonly length: number;
   release(): void;
+  /** Per-layer K/V [1, P, G, d] computed elsewhere (a fixture, a benchmark's random prompt). */
+  assign(ks: NativeTensor[], vs: NativeTensor[]): void;
 }
 
 export interface NativeQwen2VL {

@@ -71,3 +71,35 @@ test('sampling: 4 Euler steps with CFG (w = 2) and 2 Heun steps (w = 1) from the
   const xh = await run(heunStep, meta.heun.steps, meta.heun.guidance);
   assertClose(t, await xh.readFloat32(), await ref('out.heun.x'), 1e-4, 'heun final');
 });
+
+test("the reference's own prompt K/V, assigned to a sequence, give the same group velocity", async (t) => {
+  const s = await setup();
+  t.teardown(s.dispose);
+  const fx = openCheckpoint(`${fixtures}gen_group.safetensors`);
+  const L = s.gen.config.numLayers;
+  const seq = s.vlm.newSequence();
+  const ks = Array.from({ length: L }, (_, l) => s.engine.own(s.engine.load(fx, `in.prompt.${l}.k`)));
+  const vs = Array.from({ length: L }, (_, l) => s.engine.own(s.engine.load(fx, `in.prompt.${l}.v`)));
+  seq.assign(ks, vs);
+  t.is(seq.length, s.engine.load(fx, 'in.prompt.0.k').shape[1]);
+  const group = ((await s.engine.load(fx, 'out.group').read()) as Int32Array)[0];
+  const v = s.gen.velocity(s.engine.load(fx, 'in.x'), 0.7, group, seq, null, 1);
+  assertClose(t, await v.readFloat32(), await s.engine.load(fx, 'out.v').readFloat32(), 1e-4, 'v');
+  t.is(t.throws(() => seq.assign([ks[0]], []))?.message.includes('one key and one value'), true);
+});
+
+test('end to end: generateImage equals the reference pipeline (latent 1e-4; pixels within 1 of the reference uint8)', async (t) => {
+  const { LatteFlow } = await import('../../lib/index.ts');
+  const lf = await LatteFlow.load(`${fixtures}tiny-model`, { backend: 'cpu', threads: 2 });
+  t.teardown(() => lf.dispose());
+  const fx = openCheckpoint(`${fixtures}pipeline.safetensors`);
+  const cases = JSON.parse(fx.metadata().config).cases;
+  for (const [name, c] of Object.entries(cases as Record<string, { prompt: string; seed: number; steps: number; sampler: 'euler' | 'heun'; guidance: number; shift: number }>)) {
+    const [img] = await lf.generateImage({ prompt: c.prompt, seed: c.seed, steps: c.steps, sampler: c.sampler, guidance: c.guidance, shift: c.shift });
+    const want = (await lf.engine.load(fx, `out.${name}`).read()) as Int32Array;
+    t.is(img.data.length, want.length);
+    const worst = img.data.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i])), 0);
+    const off = img.data.reduce((n, x, i) => n + (x !== want[i] ? 1 : 0), 0);
+    t.true(worst <= 1 && off <= want.length / 50, `${name}: ${off} values differ, by up to ${worst}`);
+  }
+});

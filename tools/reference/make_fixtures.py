@@ -2,7 +2,7 @@
 
     /usr/bin/python3 tools/reference/make_fixtures.py [--out test/fixtures] [--only NAME[,NAME]]
 
---only regenerates some fixture groups (models, vlm, vlm_bf16, gen, vae, sampling) against the tiny model
+--only regenerates some fixture groups (models, vlm, vlm_bf16, gen, vae, sampling, pipeline) against the tiny model
 already in --out and updates only their files' MANIFEST.json entries; without it everything is rewritten.
 
 Layout (docs/reference.md describes every tensor):
@@ -13,6 +13,7 @@ Layout (docs/reference.md describes every tensor):
     vae/      config.json diffusion_pytorch_model.safetensors
   vlm_*.safetensors, gen_*.safetensors, vae_*.safetensors, noise.safetensors
   vlm_bf16.safetensors             the f32 reference logits next to bf16-weight and all-bf16 runs of the tiny VLM
+  pipeline.safetensors             end-to-end text_to_image of tiny-model (uint8 images), for generateImage parity
 Each fixture file holds inputs "in.*", outputs "out.*" and, for single-layer fixtures, the layer's weights
 under their checkpoint names; its __metadata__ has "config" (JSON) and "model" (the model dir it uses).
 MANIFEST.json lists every file with its size and sha256.
@@ -313,7 +314,39 @@ def vae_fixtures(out, vae):
     save(out, "vae_decoder.safetensors", tens, vae.config, "tiny-model/vae")
 
 
-GROUPS = ("models", "vlm", "vlm_bf16", "gen", "vae", "sampling")
+# end-to-end text-to-image cases of the pipeline fixture (LatteFlow.text_to_image keyword arguments)
+PIPELINE_CASES = {
+    "euler": {"prompt": PROMPT, "seed": 3, "steps": 4, "sampler": "euler", "guidance": 2.0, "shift": 1.0},
+    "heun_w1": {"prompt": PROMPT, "seed": 5, "steps": 3, "sampler": "heun", "guidance": 1.0, "shift": 2.0},
+}
+
+
+def pipeline_fixtures(out, root):
+    """LatteFlow(tiny-model).text_to_image for PIPELINE_CASES -> uint8 [H, W, 3] images (U8), and the f32
+    latent before decoding of the "euler" case (flow.generate_latent; decoding it gives out.euler)."""
+    from latte_ref.pipeline import LatteFlow
+    m = LatteFlow(root)
+    tens = {}
+    for name, a in PIPELINE_CASES.items():
+        img = m.text_to_image(a["prompt"], seed=a["seed"], steps=a["steps"], sampler=a["sampler"],
+                              guidance=a["guidance"], shift=a["shift"])
+        tens[f"out.{name}"] = torch.from_numpy(np.ascontiguousarray(img))
+    a = PIPELINE_CASES["euler"]
+    cfg = m.gen.cfg
+    with torch.no_grad():
+        kv = flow.encode_prompt(m.vlm, m.tokenizer, a["prompt"], cfg.prompt_template)
+        nkv = flow.encode_prompt(m.vlm, m.tokenizer, cfg.null_prompt, cfg.prompt_template)
+        x = flow.generate_latent(m.gen, kv, nkv, a["seed"], a["steps"], a["sampler"], a["guidance"], a["shift"])
+        dec = flow.latent_to_uint8(m.vae.decoder, x, m.vae.scaling_factor)[0]
+    if not torch.equal(dec, tens["out.euler"]):
+        raise AssertionError("pipeline fixture: decoding out.latent_euler does not give out.euler")
+    tens["out.latent_euler"] = x
+    save(out, "pipeline.safetensors", tens,
+         {"cases": PIPELINE_CASES, "latent_euler": "flow.generate_latent of case euler, before decoding",
+          "image": "uint8 [H, W, 3] = latent_to_uint8(vae.decoder, latent / scaling_factor)"}, "tiny-model")
+
+
+GROUPS = ("models", "vlm", "vlm_bf16", "gen", "vae", "sampling", "pipeline")
 
 
 def file_entry(p):
@@ -349,6 +382,8 @@ def build(out, only=None):
         sampling_fixtures(out)
     if "vlm_bf16" in run:
         vlm_bf16_fixtures(out, os.path.join(root, "vlm"))
+    if "pipeline" in run:
+        pipeline_fixtures(out, root)
     if only is None:
         files = {}
         for dp, _, fs in os.walk(out):
