@@ -144,6 +144,7 @@ export interface NativeBackendInfo {
 export interface NativeAddon {
   NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
   NativeTensor: unknown;
+  NativeSequence: new () => NativeSequence;
   NativeQwen2VL: new (engine: NativeEngine, ck: NativeCheckpoint, configJson: string, weights: 'f32' | 'bf16', configPath?: string) => NativeQwen2VL;
   backendInfo(): NativeBackendInfo;
   /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */

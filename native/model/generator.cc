@@ -46,6 +46,9 @@ Tensor Generator::time_condition(double t) {
 
 // M-RoPE ids [3, R, N] of every row's image grid after its own prompt: (P, P + i, P + j).
 Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t batch) {
+  std::vector<int64_t> key = prompt_lens;
+  key.push_back(batch);
+  if (key == pos_key_ && pos_.buf) return pos_;
   const int64_t gw = cfg_.latent_w / cfg_.patch_size, N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
   std::vector<int32_t> pos(size_t(3 * R * N));
   for (int64_t r = 0; r < R; r++) {
@@ -56,7 +59,9 @@ Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t bat
       pos[size_t((2 * R + r) * N + n)] = int32_t(P + n % gw);
     }
   }
-  return g_.upload_i32(pos, Shape{3, R, N});
+  pos_ = g_.upload_i32(pos, Shape{3, R, N});
+  pos_key_ = key;
+  return pos_;
 }
 
 Tensor Generator::velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance) {

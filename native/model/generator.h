@@ -39,6 +39,9 @@ class Generator {
   Linear time_1_, time_2_, patch_embed_, head_modulation_, proj_out_;
   Tensor final_norm_;
   std::vector<Layer> layers_;
+  // the last request's positions (they change only with the prompts' lengths and the batch)
+  std::vector<int64_t> pos_key_;
+  Tensor pos_;
 };
 
 }  // namespace latte::model

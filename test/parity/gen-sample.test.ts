@@ -31,7 +31,7 @@ test('Euler x 4 with CFG from fixed noise matches the reference step by step (fp
   const e = cpuEngine();
   t.teardown(() => e.dispose());
   const [C, [gh, gw]] = [cfg.latent_channels, cfg.latent_size];
-  const [D, L, K] = [cfg.hidden_size, cfg.num_layers, cfg.num_groups];
+  const [L, K] = [cfg.num_layers, cfg.num_groups];
   const N = gh * gw;
   const W = (n: string) => e.load(ck, n);
   const lin = (x: Tensor, n: string) => e.linear(x, e.packLinear(W(`${n}.weight`)), W(`${n}.bias`));
