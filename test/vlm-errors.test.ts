@@ -152,8 +152,7 @@ test.serial('answer: a prompt longer than max_position_embeddings is E_ARG', asy
   t.true((await m.answer({ question: 'hi', ...GREEDY })).length > 0);
 });
 
-// Known bug (lib/answer.ts:130): answerStream reads signal.aborted before prepare() checks that the
-// signal is an AbortSignal, so a look-alike object that says aborted gives E_ABORTED, not E_ARG.
+// The signal is validated before it is trusted: a look-alike object that says aborted is E_ARG.
 test.serial('answer: a non-AbortSignal that claims to be aborted is still E_ARG', async (t) => {
   await rejects(t, model().answer({ question: 'what is this?', ...GREEDY, signal: { aborted: true } as unknown as AbortSignal }), 'E_ARG', 'fake aborted signal');
 });
@@ -365,13 +364,13 @@ console.log(JSON.stringify({ before, after, codes: [...new Set(codes)] }));
   const line = r.stdout.trim().split('\n').at(-1) ?? '{}';
   const got = JSON.parse(line) as { before: { threads: number; resources: number }; after: { threads: number; resources: number }; codes: string[] };
   t.deepEqual(got.codes.sort(), ['E_BAD_CONFIG', 'E_BAD_WEIGHTS']);
-  t.is(got.after.threads, got.before.threads, `threads: ${line}`);
+  // 20 failed loads: a leaked engine worker per load would add 20+ threads; V8/libuv may start one or two of their own
+  t.true(got.after.threads - got.before.threads <= 2, `threads: ${line}`);
   t.is(got.after.resources, got.before.resources, `active resources: ${line}`);
 });
 
-// Known bug (native/model/qwen2vl_config.cc:81): transformers 5 moved rope_theta into
-// text_config.rope_parameters; the parser reads rope_theta only from text_config / the root, so a
-// transformers-5 config with rope_theta 1e6 (Qwen2-VL's) silently runs with the default 10000.
+// transformers 5 moves rope_theta into text_config.rope_parameters: the same model must give the
+// same logits from either layout (the default 10000 would silently change them).
 test('load: a transformers-5 config (text_config, rope_parameters.rope_theta) gives the logits of the older layout', async (t) => {
   const base = tinyConfig();
   const textKeys = ['hidden_act', 'max_position_embeddings', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'rms_norm_eps', 'use_sliding_window', 'attention_dropout'];
