@@ -21,16 +21,15 @@ function render(shapes: Draw[]): Uint8Array {
   const img = new Uint8Array(N * N * 3).fill(255);
   for (const s of shapes) {
     const Cx = 8 * s.cx, Cy = 8 * s.cy, half = 4 * s.size;
-    // triangle vertices, ordered so that the interior has all edge functions >= 0 (y down)
-    const tri = [[Cx, Cy - half], [Cx + half, Cy + half], [Cx - half, Cy + half]];
+    // triangle (apex up), vertices ordered apex, base right, base left so that the interior has all
+    // three edge functions (B - A) x (P - A) >= 0 with y pointing down
+    const [ax, ay, bx, by, cx, cy] = [Cx, Cy - half, Cx + half, Cy + half, Cx - half, Cy + half];
+    const edge = (x0: number, y0: number, x1: number, y1: number, X: number, Y: number) => (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0);
     const inside = (X: number, Y: number): boolean => {
-      if (s.shape === 'circle') return (X - Cx) ** 2 + (Y - Cy) ** 2 <= half * half;
-      if (s.shape === 'square') return Math.abs(X - Cx) <= half && Math.abs(Y - Cy) <= half;
-      for (let i = 0; i < 3; i++) {
-        const [ax, ay] = tri[i], [bx, by] = tri[(i + 1) % 3];
-        if ((bx - ax) * (Y - ay) - (by - ay) * (X - ax) < 0) return false;
-      }
-      return true;
+      const dx = X - Cx, dy = Y - Cy;
+      if (s.shape === 'circle') return dx * dx + dy * dy <= half * half;
+      if (s.shape === 'square') return Math.abs(dx) <= half && Math.abs(dy) <= half;
+      return edge(ax, ay, bx, by, X, Y) >= 0 && edge(bx, by, cx, cy, X, Y) >= 0 && edge(cx, cy, ax, ay, X, Y) >= 0;
     };
     const col = SHAPE_COLOURS[s.colour];
     const r = Math.ceil(s.size / 2) + 1;
@@ -50,20 +49,25 @@ function render(shapes: Draw[]): Uint8Array {
 /** A 3x3 box blur, applied once (edges clamped, rounded to nearest). */
 function blur(img: Uint8Array): Uint8Array {
   const out = new Uint8Array(img.length);
-  const at = (x: number, y: number, ch: number) => img[3 * (Math.min(N - 1, Math.max(0, y)) * N + Math.min(N - 1, Math.max(0, x))) + ch];
   for (let y = 0; y < N; y++) {
+    const rows = [Math.max(0, y - 1), y, Math.min(N - 1, y + 1)];
     for (let x = 0; x < N; x++) {
-      for (let ch = 0; ch < 3; ch++) {
-        let s = 0;
-        for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) s += at(x + dx, y + dy, ch);
-        out[3 * (y * N + x) + ch] = Math.round(s / 9);
+      const cols = [Math.max(0, x - 1), x, Math.min(N - 1, x + 1)];
+      let r = 0, g = 0, b = 0;
+      for (const yy of rows) for (const xx of cols) {
+        const p = 3 * (yy * N + xx);
+        r += img[p]; g += img[p + 1]; b += img[p + 2];
       }
+      const q = 3 * (y * N + x);
+      out[q] = Math.round(r / 9); out[q + 1] = Math.round(g / 9); out[q + 2] = Math.round(b / 9);
     }
   }
   return out;
 }
 
-const JITTER = [-3, -2, -1, 0, 1, 2, 3];
+// Centres are whole pixels, so a jitter only translates the same pixel pattern: the extremes and
+// zero cover the place regions' margins.
+const JITTER = [-3, 0, 3];
 
 function oneCase(shape: ShapeName, colour: ColourName, size: SizeName, place: PlaceName, jx: number, jy: number) {
   const [px, py] = PLACES[place];

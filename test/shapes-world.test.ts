@@ -37,7 +37,7 @@ test('examples and images equal the Python reference byte for byte', (t) => {
 test('ShapesEval prompts equal the Python reference', (t) => {
   const prompts = shapesEvalPrompts();
   t.is(prompts.length, fixture.eval_prompts_count);
-  t.deepEqual(prompts.slice(0, fixture.eval_prompts_head.length), fixture.eval_prompts_head);
+  t.deepEqual([...prompts.slice(0, 10), ...prompts.slice(100, 110)], fixture.eval_prompts_head);
   t.is(createHash('sha256').update(JSON.stringify(prompts)).digest('hex'), fixture.eval_prompts_sha256);
   t.deepEqual(prompts.map((p) => p.kind), [...Array(100).fill('one'), ...Array(100).fill('two')]);
   for (const p of prompts) t.is(example(424242, p.index).caption, p.caption);

@@ -65,8 +65,8 @@ export interface ShapesEvalPrompt {
   index: number;
   kind: 'one' | 'two';
   caption: string;
-  objects: { shape: Shape; colour: Colour }[];
-  place?: Place;
+  /** A then B for kind 'two'; a single object carries its place (the layout lib/shapes/detect.ts scores) */
+  objects: { shape: Shape; colour: Colour; size: Size; place?: Place }[];
   relation?: Relation;
 }
 
@@ -218,15 +218,15 @@ export function examples(seed: number, start: number, n: number): Example[] {
 }
 
 /** The ShapesEval prompts: the first 100 one-shape, then the first 100 two-shape examples of stream
- * EVAL_SEED, with what scoring needs (the objects' shapes and colours, and the place or relation). */
+ * EVAL_SEED, with what scoring needs (the objects' shapes, colours and sizes, and the place or relation). */
 export function shapesEvalPrompts(): ShapesEvalPrompt[] {
   const found: Record<'one' | 'two', ShapesEvalPrompt[]> = { one: [], two: [] };
   for (let i = 0; found.one.length < EVAL_PER_KIND || found.two.length < EVAL_PER_KIND; i++) {
     const s = scene(EVAL_SEED, i);
     if (found[s.kind].length >= EVAL_PER_KIND) continue;
-    const objects = s.objects.map(({ shape, colour }) => ({ shape, colour }));
+    const objects: ShapesEvalPrompt['objects'] = s.objects.map(({ shape, colour, size }) => ({ shape, colour, size }));
     const p: ShapesEvalPrompt = { index: i, kind: s.kind, caption: s.caption, objects };
-    if (s.place !== null) p.place = s.place;
+    if (s.place !== null) objects[0].place = s.place;
     if (s.relation !== null) p.relation = s.relation;
     found[s.kind].push(p);
   }

@@ -4,7 +4,7 @@
     /usr/bin/python3 tools/reference/make_shapes_fixture.py [--out test/fixtures/shapes_world.json]
 
 Holds examples 0..39 of stream 7 (image sha256 of the 64*64*3 row-major RGB bytes, caption, qa, objects,
-kind, place, relation), the first 10 ShapesEval prompts, and the sha256 of the whole prompt list as
+kind, place, relation), the first 10 ShapesEval prompts of each kind, and the sha256 of the whole prompt list as
 compact JSON (JSON.stringify's form, which json.dumps with separators=(",", ":") matches for ASCII).
 """
 import argparse
@@ -31,7 +31,7 @@ def build():
                         place=e["place"], relation=e["relation"]))
     prompts = sw.shapes_eval_prompts()
     compact = json.dumps(prompts, separators=(",", ":")).encode()
-    doc = dict(seed=SEED, examples=exs, eval_prompts_head=prompts[:PROMPTS], eval_prompts_count=len(prompts),
+    doc = dict(seed=SEED, examples=exs, eval_prompts_head=prompts[:PROMPTS] + prompts[100:100 + PROMPTS], eval_prompts_count=len(prompts),
                eval_prompts_sha256=hashlib.sha256(compact).hexdigest())
     # one example / prompt per line: small, and a diff shows which ones changed
     parts = []

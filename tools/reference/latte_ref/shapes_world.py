@@ -181,17 +181,17 @@ def examples(seed, start, n):
 
 def shapes_eval_prompts():
     """The ShapesEval prompts: the first 100 one-shape then the first 100 two-shape examples of stream
-    424242, each dict(index, kind, caption, objects [dict(shape, colour)], and place (kind 'one') or
-    relation (kind 'two'))."""
+    424242, each dict(index, kind, caption, objects [dict(shape, colour, size)], and relation for kind
+    'two'); a single object also has its place (the layout lib/shapes/detect.ts scores)."""
     found = {"one": [], "two": []}
     i = 0
     while min(len(v) for v in found.values()) < EVAL_PER_KIND:
         s = _scene(EVAL_SEED, i)
         if len(found[s["kind"]]) < EVAL_PER_KIND:
-            p = dict(index=i, kind=s["kind"], caption=s["caption"],
-                     objects=[dict(shape=o["shape"], colour=o["colour"]) for o in s["objects"]])
+            objects = [dict(shape=o["shape"], colour=o["colour"], size=o["size"]) for o in s["objects"]]
+            p = dict(index=i, kind=s["kind"], caption=s["caption"], objects=objects)
             if s["kind"] == "one":
-                p["place"] = s["place"]
+                objects[0]["place"] = s["place"]
             else:
                 p["relation"] = s["relation"]
             found[s["kind"]].append(p)

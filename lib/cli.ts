@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+/**
+ * `latte-flow`: the command line over the library. generate draws what a prompt asks for, ask
+ * answers a question about an image (streamed), inspect shows the backends and the model, eval
+ * scores the model (ShapesEval + VQA) in the engine. Errors are one line with their code; the exit
+ * status is 1 for a LatteError, 2 for bad usage.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { getBackendInfo, LatteError, LatteFlow, type BackendRequest } from './index.js';
+
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The shipped shapes-world model (K = 4) and its vanilla twin (K = 1). */
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes');
+export const VANILLA_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes-vanilla');
+
+const int = (name: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const backend = (v: string): BackendRequest => {
+  if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InvalidArgumentError("backend must be auto, cpu or cuda");
+  return v;
+};
+
+interface ModelOpts {
+  model?: string;
+  vanilla?: boolean;
+  backend: BackendRequest;
+  threads?: number;
+}
+
+function modelDir(o: ModelOpts): string {
+  if (o.model) return o.model;
+  return o.vanilla ? VANILLA_MODEL : DEFAULT_MODEL;
+}
+
+/** A one-line progress bar on stderr when it is a terminal. */
+function progressBar(label: string): { update(done: number, total: number, extra?: string): void; end(): void } {
+  const tty = process.stderr.isTTY;
+  return {
+    update(done, total, extra = '') {
+      if (!tty) return;
+      const w = 30;
+      const fill = Math.round((w * done) / total);
+      process.stderr.write(`\r${label} [${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} ${extra}`);
+    },
+    end() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+function withModelOptions(c: Command): Command {
+  return c
+    .option('-m, --model <dir>', 'model directory (default: the shipped shapes-world model)')
+    .option('--vanilla', 'use the shipped K = 1 (vanilla) twin')
+    .option('--backend <name>', 'auto | cpu | cuda', backend, 'auto')
+    .option('--threads <n>', 'CPU threads (default: all cores)', int('threads', 1));
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program.name('latte-flow').description('LaTtE-Flow: draw images from text and answer questions about images').showHelpAfterError('(add --help for usage)').exitOverride();
+
+  withModelOptions(
+    program
+      .command('generate')
+      .description('draw the picture a prompt asks for')
+      .argument('<prompt>', 'what to draw, e.g. "a red circle to the left of a blue square"')
+      .option('-o, --out <file>', 'output PNG (with --count, -1, -2, ... are added before .png)', 'out.png')
+      .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
+      .option('--guidance <w>', 'classifier-free guidance weight (default: the model’s)', num('guidance'))
+      .option('--seed <n>', 'noise seed', int('seed', 0), 0)
+      .option('--count <n>', 'images to make', int('count', 1), 1)
+      .option('--sampler <name>', 'euler | heun'),
+  ).action(async (prompt: string, o: ModelOpts & { out: string; steps?: number; guidance?: number; seed: number; count: number; sampler?: 'euler' | 'heun' }) => {
+    await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
+    const bar = progressBar('generating');
+    const t0 = performance.now();
+    const images = await lf.generateImage({ prompt, steps: o.steps, guidance: o.guidance, seed: o.seed, count: o.count, sampler: o.sampler, onProgress: (p) => bar.update(p.step, p.steps, `(group ${p.group})`) });
+    bar.end();
+    images.forEach((img, i) => {
+      const file = images.length === 1 ? o.out : o.out.replace(/(\.png)?$/i, `-${i + 1}.png`);
+      fs.writeFileSync(file, img.toPNG());
+      console.log(`${file}: ${img.width}x${img.height}, seed ${img.seed}`);
+    });
+    console.error(`done in ${((performance.now() - t0) / 1e3).toFixed(2)} s on ${lf.engine.backend.name}`);
+  });
+
+  withModelOptions(
+    program
+      .command('ask')
+      .description('answer a question about an image, streaming the answer')
+      .argument('<image>', 'a PNG or JPEG file')
+      .argument('<question>', 'e.g. "what colour is the circle?"')
+      .option('--max-tokens <n>', 'longest answer in tokens', int('max-tokens', 1), 64)
+      .option('--temperature <t>', '0 = greedy', num('temperature'), 0)
+      .option('--seed <n>', 'sampling seed', int('seed', 0), 0),
+  ).action(async (image: string, question: string, o: ModelOpts & { maxTokens: number; temperature: number; seed: number }) => {
+    await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
+    for await (const piece of lf.answerStream({ image, question, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed })) process.stdout.write(piece);
+    process.stdout.write('\n');
+  });
+
+  withModelOptions(program.command('inspect').description('show the backends, CPU features and the model found')).action(async (o: ModelOpts) => {
+    const info = getBackendInfo();
+    console.log(`backends compiled: ${info.compiled.join(', ')}`);
+    console.log(`cuda: ${info.cuda.available ? `available (${info.cuda.device})` : `not available (${info.cuda.reason})`}`);
+    const c = info.cpu;
+    console.log(`cpu: ${c.cores} cores; avx2 ${c.avx2}, fma ${c.fma}, avx512f ${c.avx512f}, avx512bf16 ${c.avx512bf16}, amx-bf16 ${c.amxBf16} (permitted ${c.amxPermitted}); gemm ${c.gemm}`);
+    const dir = modelDir(o);
+    await using lf = await LatteFlow.load(dir, { backend: o.backend, threads: o.threads });
+    const b = lf.engine.backend;
+    console.log(`engine: ${b.name} (${b.reason}), ${b.threads} threads`);
+    const v = lf.vlm.config;
+    const g = lf.generator.config;
+    console.log(`model: ${dir}`);
+    console.log(`  vlm: hidden ${v.hiddenSize}, ${v.layers} layers, vocabulary ${v.vocabSize}, vision ${v.visionDepth} blocks (patch ${v.patchSize}, merge ${v.mergeSize})`);
+    console.log(`  generator: ${g.numLayers} layers in K = ${g.numGroups} groups (boundaries ${g.boundaries.map((x) => +x.toFixed(3)).join(', ')}), latent ${g.latentChannels}x${g.latentSize.join('x')}`);
+    console.log(`  defaults: ${g.numSteps} steps, ${g.sampler}, guidance ${g.guidanceScale}, shift ${g.timeShift}`);
+    console.log(`  vae: ${lf.vae.config.latentChannels} latent channels, x${lf.vae.config.factor} -> ${g.latentSize[0] * lf.vae.config.factor}x${g.latentSize[1] * lf.vae.config.factor} images`);
+  });
+  withModelOptions(
+    program
+      .command('eval')
+      .description('score the model in the engine: ShapesEval on generated images and VQA accuracy')
+      .option('--limit <n>', 'ShapesEval prompts (of 200)', int('limit', 1), 200)
+      .option('--vqa <n>', 'VQA questions on freshly rendered images', int('vqa', 1), 200)
+      .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
+      .option('--guidance <w>', 'guidance weight (default: the model’s)', num('guidance'))
+      .option('--json', 'print the full report as JSON'),
+  ).action(async (o: ModelOpts & { limit: number; vqa: number; steps?: number; guidance?: number; json?: boolean }) => {
+    const { evaluateShapes, evaluateVqa } = await import('./shapes/evaluate.js');
+    await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
+    const bar = progressBar('ShapesEval');
+    const se = await evaluateShapes(lf, { limit: o.limit, steps: o.steps, guidance: o.guidance, onProgress: (d, n) => bar.update(d, n) });
+    bar.end();
+    const vbar = progressBar('VQA');
+    const vqa = await evaluateVqa(lf, { count: o.vqa, onProgress: (d, n) => vbar.update(d, n) });
+    vbar.end();
+    if (o.json) {
+      const { perPrompt: _, ...summary } = se;
+      console.log(JSON.stringify({ shapesEval: summary, vqa }, null, 1));
+      return;
+    }
+    const rows: [string, number, string][] = [
+      ['single object', se.single, '>= 0.95'],
+      ['colour', se.colour, ''],
+      ['position', se.position, ''],
+      ['count', se.count, ''],
+      ['two-object relation', se.relation, '>= 0.75'],
+      ['ShapesEval overall', se.overall, '>= 0.85'],
+      ['VQA exact match', vqa.accuracy, '>= 0.95'],
+    ];
+    console.log(`| metric | score | target |\n|---|---|---|`);
+    for (const [name, v, target] of rows) console.log(`| ${name} | ${v.toFixed(3)} | ${target} |`);
+    console.log(`\n${se.prompts} prompts, ${se.secondsPerImage.toFixed(3)} s/image; ${vqa.questions} questions, ${vqa.secondsPerAnswer.toFixed(3)} s/answer`);
+  });
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram(); // exitOverride: commander throws instead of exiting, for every command
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (e instanceof LatteError) {
+      console.error(`latte-flow: ${e.code}: ${e.message}`);
+      return 1;
+    }
+    // commander has printed its one-line message (or the help / version asked for)
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode === 0 ? 0 : 2;
+    console.error(`latte-flow: E_INTERNAL: ${err.message ?? String(e)}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
+  process.exitCode = await main(process.argv.slice(2));
+}
