@@ -90,7 +90,7 @@ async function realScale(threads: number[], quick: boolean): Promise<Row[]> {
   const cfgs = [];
   for (const [i, dir] of dirs.entries()) cfgs.push(await writeRandomQwen2VLIfMissing(dir, { layers: i + 1, visionDepth: i + 1, dtype: 'bf16' }));
   const S = quick ? 64 : 256;
-  const rounds = quick ? 2 : 5;
+  const rounds = quick ? 2 : 3;
   for (const t of threads) {
     const bw = await measureMembw(t, { mib: quick ? 256 : 1024 });
     const perDtype: Record<string, Phase> = {};

@@ -177,4 +177,21 @@ if [ "${#unshare_cmd[@]}" -gt 0 ]; then
 else
   say "note: unshare -m is not permitted here, so the system copies were not hidden; the /proc/self/maps check above is the proof"
 fi
+# ---- 6. the README's main job in the installed package ----------------------------------------------
+# `npx latte-flow generate "<prompt>" -o out.png` on the shipped model, from the empty project.
+if [ -f "$root/models/shapes/latte_flow.json" ]; then
+  prompt="a red circle to the left of a blue square"
+  (cd "$app" && npx --no-install latte-flow generate "$prompt" -o out.png > "$tmp/main-job.log" 2>&1) \
+    || { cat "$tmp/main-job.log" >&2; fail "npx latte-flow generate failed in the installed package"; }
+  node -e '
+    const b = require("fs").readFileSync(process.argv[1]);
+    if (b.readUInt32BE(0) !== 0x89504e47) { console.error("not a PNG"); process.exit(1); }
+    const w = b.readUInt32BE(16), h = b.readUInt32BE(20);
+    if (w !== 64 || h !== 64) { console.error("PNG is " + w + "x" + h); process.exit(1); }' "$app/out.png" \
+    || fail "out.png is not the 64x64 PNG the main job makes"
+  say "npx latte-flow generate \"$prompt\" -o out.png: $(head -1 "$tmp/main-job.log")"
+else
+  fail "models/shapes is missing: the package must ship its default model"
+fi
+
 say ok

@@ -1,0 +1,68 @@
+/**
+ * The shipped shapes-world model (issue 6), in one run:
+ *  1. K = 4 vs its vanilla twin (K = 1) at the same step count: sampling time per image (target >= 3x).
+ *  2. The engine vs the PyTorch reference pipeline (benchmarks/reference-shapes.py) on the same model and
+ *     threads: per image and per answer (target >= 3x).
+ *
+ *   node --import=tsx benchmarks/shapes.ts [--threads 1,2] [--quick]
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LatteFlow } from '../lib/index.ts';
+import { example } from '../lib/shapes/world.ts';
+import { median, nowMs, runAsScript, type Row } from './common.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PROMPT = 'a red circle to the left of a blue square';
+
+async function timeImages(dir: string, threads: number, steps: number, reps: number): Promise<number> {
+  const lf = await LatteFlow.load(dir, { backend: 'cpu', threads });
+  await lf.generateImage({ prompt: PROMPT, steps });
+  const t: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = nowMs();
+    await lf.generateImage({ prompt: PROMPT, steps, seed: r });
+    t.push(nowMs() - t0);
+  }
+  await lf.dispose();
+  return median(t);
+}
+
+async function timeAnswer(dir: string, threads: number, reps: number): Promise<number> {
+  const lf = await LatteFlow.load(dir, { backend: 'cpu', threads });
+  const ex = example(31337, 0);
+  const ask = () => lf.answer({ image: { width: 64, height: 64, data: ex.image }, question: ex.qa[0][0], maxTokens: 16 });
+  await ask();
+  const t: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = nowMs();
+    await ask();
+    t.push(nowMs() - t0);
+  }
+  await lf.dispose();
+  return median(t);
+}
+
+await runAsScript(import.meta.url, async (o): Promise<Row[]> => {
+  const threads = o.threads ?? [1, 2];
+  const steps = 20;
+  const reps = o.quick ? 3 : 7;
+  const rows: Row[] = [];
+  const k4 = path.join(root, 'models/shapes');
+  const k1 = path.join(root, 'models/shapes-vanilla');
+  const ref = spawnSync('/usr/bin/python3', [path.join(root, 'benchmarks/reference-shapes.py'), '--threads', threads.join(','), '--reps', String(o.quick ? 3 : 5), '--steps', String(steps)], { encoding: 'utf8' });
+  const refs = ref.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { threads: number; image_ms: number; answer_ms: number });
+  if (ref.status !== 0) console.error(ref.stderr);
+  for (const t of threads) {
+    const [g4, g1] = [await timeImages(k4, t, steps, reps), await timeImages(k1, t, steps, reps)];
+    rows.push({ bench: 'shapes K=4 vs vanilla K=1 (per image)', case: `${steps} steps, ${t}t`, figure: `${(g1 / g4).toFixed(2)}x (K=4 ${g4.toFixed(1)} ms, K=1 ${g1.toFixed(1)} ms)`, target: '>= 3x' });
+    const ans = await timeAnswer(k4, t, reps);
+    const r = refs.find((x) => x.threads === t);
+    if (r) {
+      rows.push({ bench: 'shapes engine vs PyTorch reference, per image', case: `${steps} steps, ${t}t`, figure: `${(r.image_ms / g4).toFixed(1)}x (engine ${g4.toFixed(1)} ms, reference ${r.image_ms.toFixed(1)} ms)`, target: '>= 3x' });
+      rows.push({ bench: 'shapes engine vs PyTorch reference, per answer', case: `16 tokens max, ${t}t`, figure: `${(r.answer_ms / ans).toFixed(1)}x (engine ${ans.toFixed(1)} ms, reference ${r.answer_ms.toFixed(1)} ms)`, target: '>= 3x' });
+    }
+  }
+  return rows;
+});
