@@ -209,7 +209,7 @@ def stage_vlm(out, log, minutes):
     log.stage("vlm", seconds=time.time() - t0, steps=step, sequences=step * acc, losses=losses)
 
 
-def stage_gen(out, gen_dir, log, minutes, groups, name):
+def stage_gen(out, gen_dir, log, minutes, groups, name, lr=3e-4, resume=False):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
@@ -219,12 +219,14 @@ def stage_gen(out, gen_dir, log, minutes, groups, name):
     gcfg = gen_config_from_vlm(vlm.cfg, latent_channels=16, latent_size=(8, 8), num_groups=groups,
                                guidance_scale=2.0, num_steps=20)
     torch.manual_seed(0)
-    gen = init_from_vlm(GenerationStream(gcfg), vlm)
-    opt = torch.optim.AdamW(gen.parameters(), lr=3e-4, weight_decay=0.0)
+    # resume: continue from the saved stream (a second budget, e.g. at a higher learning rate)
+    gen = GenerationStream.load(gen_dir) if resume else init_from_vlm(GenerationStream(gcfg), vlm)
+    gcfg = gen.cfg
+    opt = torch.optim.AdamW(gen.parameters(), lr=lr, weight_decay=0.0)
     null = encode_prompts(vlm, tok, [gcfg.null_prompt], gcfg.prompt_template)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(2 if resume else 1)
     end = time.time() + 60 * minutes
-    data = Stream(TRAIN_SEED + 2)
+    data = Stream(TRAIN_SEED + (5 if resume else 2))
     losses, step, t0 = [], 0, time.time()
     gen.train()
     while time.time() < end:
@@ -242,7 +244,8 @@ def stage_gen(out, gen_dir, log, minutes, groups, name):
             print(f"{name} step {step} loss {float(loss):.4f}", flush=True)
     gen.eval()
     gen.save(gen_dir)
-    log.stage(name, seconds=time.time() - t0, steps=step, images=step * 32, losses=losses, num_groups=groups)
+    entry = {"seconds": time.time() - t0, "steps": step, "images": step * 32, "losses": losses, "num_groups": groups, "lr": lr}
+    log.stage(name + ("_resumed" if resume else ""), **entry)
 
 
 def main():
@@ -253,6 +256,8 @@ def main():
     ap.add_argument("--minutes-vlm", type=float, default=15)
     ap.add_argument("--minutes-gen", type=float, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr-gen", type=float, default=3e-4)
+    ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
@@ -265,10 +270,10 @@ def main():
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm)
     if "gen" in stages:
-        stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen")
+        stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
-        stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla")
+        stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",
