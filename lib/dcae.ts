@@ -3,31 +3,15 @@
  * (config.json + diffusion_pytorch_model.safetensors). The engine binds and checks every weight
  * (native/model/dcae.cc); this file adds the latent -> RGB conversion of the reference pipeline.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Engine } from './engine.js';
-import { ensure, LatteError, native } from './errors.js';
+import { ensure, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
+import { readJsonObject } from './config-file.js';
 import { loadAddon } from './native.js';
 import type { NativeDcae, NativeDcaeAddon, NativeDcaeConfig } from './native-dcae.js';
 import { Tensor } from './tensor.js';
 
-function readConfig(file: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LatteError('E_BAD_CONFIG', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new LatteError('E_BAD_CONFIG', `${file}: not a JSON object (${(e as Error).message})`, { cause: e });
-  }
-  ensure(value && typeof value === 'object' && !Array.isArray(value), `${file}: not a JSON object`, 'E_BAD_CONFIG');
-  return text;
-}
 
 export class DcaeDecoder {
   readonly engine: Engine;
@@ -49,7 +33,7 @@ export class DcaeDecoder {
     ensure(typeof dir === 'string' && dir.length > 0, 'the VAE directory must be a non-empty string');
     ensure(engine instanceof Engine, 'engine must be an Engine');
     const configPath = path.join(dir, 'config.json');
-    const text = readConfig(configPath);
+    const { text } = readJsonObject(configPath);
     const ck = openCheckpoint(dir);
     try {
       const { NativeDcae } = loadAddon() as NativeDcaeAddon;

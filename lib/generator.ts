@@ -2,11 +2,11 @@
  * The generation stream (this project's checkpoint format, docs/checkpoint-format.md section 2) on
  * an engine: config checked and weights bound by the engine (native/model/generator.cc).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine } from './engine.js';
-import { LatteError, native } from './errors.js';
+import { native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
+import { readJsonObject } from './config-file.js';
 import { loadAddon, type NativeAddon, type NativeSequence } from './native.js';
 import type { Tensor } from './tensor.js';
 import type { WeightStorage } from './qwen2vl.js';
@@ -49,12 +49,7 @@ export class GenerationStream {
   /** Loads generator/ (config.json + safetensors) onto `engine`. E_BAD_CONFIG, E_BAD_WEIGHTS. */
   static load(dir: string, engine: Engine, weights: WeightStorage = 'f32'): GenerationStream {
     const file = path.join(dir, 'config.json');
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new LatteError('E_BAD_CONFIG', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-    }
+    const { text } = readJsonObject(file);
     const ck = openCheckpoint(dir);
     try {
       const Ctor = (loadAddon() as NativeAddon & { NativeGenerator: GeneratorCtor }).NativeGenerator;

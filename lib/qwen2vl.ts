@@ -4,11 +4,11 @@
  * The engine binds and checks every weight (native/model/qwen2vl.cc); this class owns the files'
  * TypeScript side: tokenizer, image preprocessing config, M-RoPE positions.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Engine, type EngineOptions } from './engine.js';
 import { ensure, LatteError, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
+import { readJsonObject } from './config-file.js';
 import { TextTokenizer } from './tokenizer.js';
 import type { PreprocessorConfig } from './image.js';
 import { loadAddon, type NativeQwen2VL, type NativeQwen2VLConfig, type NativeSequence } from './native.js';
@@ -24,25 +24,10 @@ export interface Qwen2VLLoadOptions extends EngineOptions {
   engine?: Engine;
 }
 
-function readJson(file: string, code: 'E_BAD_CONFIG' | 'E_BAD_WEIGHTS'): { text: string; value: Record<string, unknown> } {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LatteError(code, `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
-  try {
-    const value = JSON.parse(text);
-    ensure(value && typeof value === 'object' && !Array.isArray(value), 'not an object', code);
-    return { text, value };
-  } catch (e) {
-    throw new LatteError(code, `${file}: not a JSON object (${(e as Error).message})`, { cause: e });
-  }
-}
 
 /** Hugging Face's preprocessor_config.json (older min_pixels/max_pixels or newer size.{shortest,longest}_edge). */
 function preprocessorConfig(file: string, model: NativeQwen2VLConfig): PreprocessorConfig {
-  const { value: p } = readJson(file, 'E_BAD_CONFIG');
+  const { value: p } = readJsonObject(file, 'E_BAD_CONFIG');
   const size = (p.size ?? {}) as Record<string, unknown>;
   const num = (v: unknown, name: string, dflt?: number): number => {
     const x = v ?? dflt;
@@ -103,7 +88,7 @@ export class Qwen2VL {
     ensure(weights === 'f32' || weights === 'bf16', `weights must be 'f32' or 'bf16', got ${String(weights)}`);
     ensure(options.engine === undefined || options.engine instanceof Engine, 'engine must be an Engine');
     const configPath = path.join(dir, 'config.json');
-    const { text } = readJson(configPath, 'E_BAD_CONFIG');
+    const { text } = readJsonObject(configPath, 'E_BAD_CONFIG');
     const tokenizer = TextTokenizer.fromFile(path.join(dir, 'tokenizer.json'));
     const ck = openCheckpoint(dir);
     const engine = options.engine ?? new Engine({ backend: options.backend, threads: options.threads });
