@@ -212,7 +212,12 @@ void Engine::dispose(bool drop, Done done) {
   task.shutdown = true;
   task.run = nullptr;
   task.complete = [pool, be, done](std::exception_ptr) {
-    be->synchronize();
+    // a device backend may report a fault here (it runs outside the stream's try): it dies with
+    // the engine like a held error, and must not escape the worker thread
+    try {
+      be->synchronize();
+    } catch (...) {
+    }
     pool->release_all();  // a held stream error dies with the engine
     done(nullptr);
   };

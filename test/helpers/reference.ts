@@ -64,12 +64,8 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/**
- * Asserts got ~= want: max |got - want| <= rtol * max |want| (+ atol). Fails on NaN and on a
- * length mismatch, and names the worst element.
- */
-export function assertClose(t: ExecutionContext, got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, label = '', atol = 0): void {
-  t.is(got.length, want.length, `${label}: length`);
+/** The largest |got[i] - want[i]| over want's length (Infinity where one is NaN) and its index (-1 if none). */
+export function worstDiff(got: ArrayLike<number>, want: ArrayLike<number>): { worst: number; at: number } {
   let worst = 0;
   let at = -1;
   for (let i = 0; i < want.length; i++) {
@@ -79,6 +75,16 @@ export function assertClose(t: ExecutionContext, got: ArrayLike<number>, want: A
       at = i;
     }
   }
+  return { worst, at };
+}
+
+/**
+ * Asserts got ~= want: max |got - want| <= rtol * max |want| (+ atol). Fails on NaN and on a
+ * length mismatch, and names the worst element.
+ */
+export function assertClose(t: ExecutionContext, got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, label = '', atol = 0): void {
+  t.is(got.length, want.length, `${label}: length`);
+  const { worst, at } = worstDiff(got, want);
   const bound = rtol * maxAbs(want) + atol;
   t.true(worst <= bound, `${label}: max error ${worst} at ${at} (got ${got[at]}, want ${want[at]}) exceeds ${bound}`);
 }

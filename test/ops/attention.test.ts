@@ -1,58 +1,10 @@
 import test from 'ava';
 import { LatteError } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
+import { attentionInputs, attentionRef, type AttentionCase } from '../helpers/naive-ops.ts';
 import { assertClose, randn } from '../helpers/reference.ts';
 
-interface Case {
-  B: number;
-  Sq: number;
-  Skv: number;
-  H: number;
-  G: number;
-  d: number;
-  mask: 'none' | 'causal' | 'prefix_causal';
-  prefixLen?: number;
-  imageCol0?: number;
-  residual?: boolean;
-}
-
-/** Straight from model.md section 3: S = q k^T * scale, S[:, img] += gate * R, R_out = S[:, img], softmax(S) v. */
-function attentionRef(c: Case, q: Float32Array, k: Float32Array, v: Float32Array, res: Float32Array | null, gate: Float32Array | null) {
-  const { B, Sq, Skv, H, G, d } = c;
-  const c0 = c.imageCol0 ?? Skv;
-  const Ni = Skv - c0;
-  const out = new Float64Array(B * Sq * H * d);
-  const logits = new Float64Array(B * H * Sq * Ni);
-  const scale = 1 / Math.sqrt(d);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / (H / G));
-      for (let i = 0; i < Sq; i++) {
-        const qpos = Skv - Sq + i;
-        const s: number[] = [];
-        for (let j = 0; j < Skv; j++) {
-          const visible = c.mask === 'none' || (c.mask === 'causal' ? j <= qpos : qpos >= (c.prefixLen ?? 0) || j <= qpos);
-          let dot = 0;
-          for (let e = 0; e < d; e++) dot += q[((b * Sq + i) * H + h) * d + e] * k[((b * Skv + j) * G + g) * d + e];
-          let sj = dot * scale;
-          if (res && gate && j >= c0) sj += gate[b * H + h] * res[((b * H + h) * Sq + i) * Ni + j - c0];
-          s.push(visible ? sj : -Infinity);
-          if (j >= c0) logits[((b * H + h) * Sq + i) * Ni + j - c0] = visible ? sj : -Infinity;
-        }
-        const mx = Math.max(...s);
-        const p = s.map((x) => Math.exp(x - mx));
-        const z = p.reduce((a, x) => a + x, 0);
-        for (let e = 0; e < d; e++) {
-          let acc = 0;
-          for (let j = 0; j < Skv; j++) acc += (p[j] / z) * v[((b * Skv + j) * G + g) * d + e];
-          out[((b * Sq + i) * H + h) * d + e] = acc;
-        }
-      }
-    }
-  return { out, logits };
-}
-
-const CASES: Case[] = [
+const CASES: AttentionCase[] = [
   { B: 1, Sq: 33, Skv: 33, H: 4, G: 2, d: 32, mask: 'causal' }, // prefill with GQA
   { B: 2, Sq: 1, Skv: 129, H: 6, G: 2, d: 64, mask: 'causal' }, // decode step
   { B: 1, Sq: 31, Skv: 31, H: 2, G: 2, d: 16, mask: 'none' }, // vision: full attention
@@ -67,12 +19,8 @@ test('attention: masks, GQA, decode, and the TCRA residual with returned logits'
   let seed = 1;
   for (const c of CASES) {
     const { B, Sq, Skv, H, G, d } = c;
-    const q = randn(B * Sq * H * d, seed++);
-    const k = randn(B * Skv * G * d, seed++);
-    const v = randn(B * Skv * G * d, seed++);
-    const Ni = c.imageCol0 === undefined ? 0 : Skv - c.imageCol0;
-    const res = c.residual ? randn(B * H * Sq * Ni, seed++, 3) : null;
-    const gate = c.residual ? randn(B * H, seed++) : null;
+    const { q, k, v, res, gate, Ni, seed: next } = attentionInputs(c, seed);
+    seed = next;
     const want = attentionRef(c, q, k, v, res, gate);
     const { out, logits } = e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
       mask: c.mask,

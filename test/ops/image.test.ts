@@ -1,33 +1,8 @@
 import test from 'ava';
 import { LatteError } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
+import { conv2dRef } from '../helpers/naive-ops.ts';
 import { assertClose, fromBf16Bits, randn, toBf16Bits } from '../helpers/reference.ts';
-
-function conv2dRef(x: Float32Array, w: Float32Array, b: Float32Array | null, [N, Cin, H, W]: number[], [Cout, , kh, kw]: number[], stride: number, pad: number, groups: number) {
-  const Ho = Math.floor((H + 2 * pad - kh) / stride) + 1;
-  const Wo = Math.floor((W + 2 * pad - kw) / stride) + 1;
-  const cinG = Cin / groups;
-  const coutG = Cout / groups;
-  const y = new Float64Array(N * Cout * Ho * Wo);
-  for (let n = 0; n < N; n++)
-    for (let co = 0; co < Cout; co++) {
-      const g = Math.floor(co / coutG);
-      for (let ho = 0; ho < Ho; ho++)
-        for (let wo = 0; wo < Wo; wo++) {
-          let s = b ? b[co] : 0;
-          for (let ci = 0; ci < cinG; ci++)
-            for (let i = 0; i < kh; i++)
-              for (let j = 0; j < kw; j++) {
-                const hi = ho * stride - pad + i;
-                const wi = wo * stride - pad + j;
-                if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-                s += x[((n * Cin + g * cinG + ci) * H + hi) * W + wi] * w[((co * cinG + ci) * kh + i) * kw + j];
-              }
-          y[((n * Cout + co) * Ho + ho) * Wo + wo] = s;
-        }
-    }
-  return { y, shape: [N, Cout, Ho, Wo] };
-}
 
 test('conv2d: 3x3 padded, 1x1, strided, grouped and depthwise', async (t) => {
   const e = cpuEngine();

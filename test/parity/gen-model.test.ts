@@ -7,12 +7,13 @@ import { Engine, openCheckpoint, Qwen2VL, type Tensor } from '../../lib/index.ts
 import { GenerationStream } from '../../lib/generator.ts';
 import { eulerStep, groupOf, heunStep, timeSchedule, type StepFunction } from '../../lib/sampler.ts';
 import { assertClose } from '../helpers/reference.ts';
+import { BACKENDS, backendFor, backendTest, type BackendName } from '../helpers/cuda.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const PROMPT = 'a small red circle on the left';
 
-async function setup() {
-  const engine = new Engine({ backend: 'cpu', threads: 2 });
+async function setup(backend: BackendName = 'cpu') {
+  const engine = new Engine({ backend: backendFor(backend), threads: 2 });
   const vlm = await Qwen2VL.load(`${fixtures}tiny-model/vlm`, { engine });
   const gen = GenerationStream.load(`${fixtures}tiny-model/generator`, engine);
   const encode = (text: string) => vlm.encodePrompt(Int32Array.from(vlm.tokenizer.encode(gen.config.promptTemplate.replace('{prompt}', text))), gen.config.numLayers);
@@ -24,16 +25,18 @@ async function setup() {
   return { engine, vlm, gen, cond: encode(PROMPT), nul: encode(gen.config.nullPrompt), dispose };
 }
 
-test('an expert group: velocity from the engine-encoded prompt equals the reference (fp32, 1e-4)', async (t) => {
-  const s = await setup();
-  t.teardown(s.dispose);
-  const fx = openCheckpoint(`${fixtures}gen_group.safetensors`);
-  t.is((await s.engine.load(fx, 'in.t').readFloat32())[0], Math.fround(0.7)); // the fixture's t
-  const group = ((await s.engine.load(fx, 'out.group').read()) as Int32Array)[0];
-  t.is(groupOf(0.7, s.gen.config.boundaries), group);
-  const v = s.gen.velocity(s.engine.load(fx, 'in.x'), 0.7, group, s.cond, null, 1);
-  assertClose(t, await v.readFloat32(), await s.engine.load(fx, 'out.v').readFloat32(), 1e-4, 'v');
-});
+for (const backend of BACKENDS) {
+  backendTest(backend, 'an expert group: velocity from the engine-encoded prompt equals the reference (fp32, 1e-4)', async (t) => {
+    const s = await setup(backend);
+    t.teardown(s.dispose);
+    const fx = openCheckpoint(`${fixtures}gen_group.safetensors`);
+    t.is((await s.engine.load(fx, 'in.t').readFloat32())[0], Math.fround(0.7)); // the fixture's t
+    const group = ((await s.engine.load(fx, 'out.group').read()) as Int32Array)[0];
+    t.is(groupOf(0.7, s.gen.config.boundaries), group);
+    const v = s.gen.velocity(s.engine.load(fx, 'in.x'), 0.7, group, s.cond, null, 1);
+    assertClose(t, await v.readFloat32(), await s.engine.load(fx, 'out.v').readFloat32(), 1e-4, 'v');
+  });
+}
 
 test('routing: schedules (with time shift, explicit boundaries) pick the reference groups', async (t) => {
   const e = new Engine({ backend: 'cpu', threads: 1 });
@@ -49,28 +52,30 @@ test('routing: schedules (with time shift, explicit boundaries) pick the referen
   }
 });
 
-test('sampling: 4 Euler steps with CFG (w = 2) and 2 Heun steps (w = 1) from the reference noise match step by step', async (t) => {
-  const s = await setup();
-  t.teardown(s.dispose);
-  const fx = openCheckpoint(`${fixtures}gen_sample.safetensors`);
-  const meta = JSON.parse(fx.metadata().config);
-  const e = s.engine;
-  const run = async (stepFn: StepFunction, steps: number, w: number, check?: (i: number, x: Tensor) => Promise<void>) => {
-    let x = e.noise([1, s.gen.config.latentChannels, ...s.gen.config.latentSize], meta.seed);
-    const ts = timeSchedule(steps);
-    const velocity = (xx: Tensor, tt: number) => s.gen.velocity(xx, tt, groupOf(tt, s.gen.config.boundaries), s.cond, w === 1 ? null : s.nul, w);
-    for (let i = 0; i < steps; i++) {
-      x = stepFn({ engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity });
-      await check?.(i, x);
-    }
-    return x;
-  };
-  const ref = (n: string) => e.load(fx, n).readFloat32();
-  const x = await run(eulerStep, meta.euler.steps, meta.euler.guidance, async (i, xi) => assertClose(t, await xi.readFloat32(), await ref(`out.euler.step${i}.x`), 1e-4, `euler step ${i}`));
-  assertClose(t, await x.readFloat32(), await ref('out.euler.x'), 1e-4, 'euler final');
-  const xh = await run(heunStep, meta.heun.steps, meta.heun.guidance);
-  assertClose(t, await xh.readFloat32(), await ref('out.heun.x'), 1e-4, 'heun final');
-});
+for (const backend of BACKENDS) {
+  backendTest(backend, 'sampling: 4 Euler steps with CFG (w = 2) and 2 Heun steps (w = 1) from the reference noise match step by step', async (t) => {
+    const s = await setup(backend);
+    t.teardown(s.dispose);
+    const fx = openCheckpoint(`${fixtures}gen_sample.safetensors`);
+    const meta = JSON.parse(fx.metadata().config);
+    const e = s.engine;
+    const run = async (stepFn: StepFunction, steps: number, w: number, check?: (i: number, x: Tensor) => Promise<void>) => {
+      let x = e.noise([1, s.gen.config.latentChannels, ...s.gen.config.latentSize], meta.seed);
+      const ts = timeSchedule(steps);
+      const velocity = (xx: Tensor, tt: number) => s.gen.velocity(xx, tt, groupOf(tt, s.gen.config.boundaries), s.cond, w === 1 ? null : s.nul, w);
+      for (let i = 0; i < steps; i++) {
+        x = stepFn({ engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity });
+        await check?.(i, x);
+      }
+      return x;
+    };
+    const ref = (n: string) => e.load(fx, n).readFloat32();
+    const x = await run(eulerStep, meta.euler.steps, meta.euler.guidance, async (i, xi) => assertClose(t, await xi.readFloat32(), await ref(`out.euler.step${i}.x`), 1e-4, `euler step ${i}`));
+    assertClose(t, await x.readFloat32(), await ref('out.euler.x'), 1e-4, 'euler final');
+    const xh = await run(heunStep, meta.heun.steps, meta.heun.guidance);
+    assertClose(t, await xh.readFloat32(), await ref('out.heun.x'), 1e-4, 'heun final');
+  });
+}
 
 test("the reference's own prompt K/V, assigned to a sequence, give the same group velocity", async (t) => {
   const s = await setup();
@@ -88,18 +93,20 @@ test("the reference's own prompt K/V, assigned to a sequence, give the same grou
   t.is(t.throws(() => seq.assign([ks[0]], []))?.message.includes('one key and one value'), true);
 });
 
-test('end to end: generateImage equals the reference pipeline (latent 1e-4; pixels within 1 of the reference uint8)', async (t) => {
-  const { LatteFlow } = await import('../../lib/index.ts');
-  const lf = await LatteFlow.load(`${fixtures}tiny-model`, { backend: 'cpu', threads: 2 });
-  t.teardown(() => lf.dispose());
-  const fx = openCheckpoint(`${fixtures}pipeline.safetensors`);
-  const cases = JSON.parse(fx.metadata().config).cases;
-  for (const [name, c] of Object.entries(cases as Record<string, { prompt: string; seed: number; steps: number; sampler: 'euler' | 'heun'; guidance: number; shift: number }>)) {
-    const [img] = await lf.generateImage({ prompt: c.prompt, seed: c.seed, steps: c.steps, sampler: c.sampler, guidance: c.guidance, shift: c.shift });
-    const want = (await lf.engine.load(fx, `out.${name}`).read()) as Int32Array;
-    t.is(img.data.length, want.length);
-    const worst = img.data.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i])), 0);
-    const off = img.data.reduce((n, x, i) => n + (x !== want[i] ? 1 : 0), 0);
-    t.true(worst <= 1 && off <= want.length / 50, `${name}: ${off} values differ, by up to ${worst}`);
-  }
-});
+for (const backend of BACKENDS) {
+  backendTest(backend, 'end to end: generateImage equals the reference pipeline (latent 1e-4; pixels within 1 of the reference uint8)', async (t) => {
+    const { LatteFlow } = await import('../../lib/index.ts');
+    const lf = await LatteFlow.load(`${fixtures}tiny-model`, { backend: backendFor(backend), threads: 2 });
+    t.teardown(() => lf.dispose());
+    const fx = openCheckpoint(`${fixtures}pipeline.safetensors`);
+    const cases = JSON.parse(fx.metadata().config).cases;
+    for (const [name, c] of Object.entries(cases as Record<string, { prompt: string; seed: number; steps: number; sampler: 'euler' | 'heun'; guidance: number; shift: number }>)) {
+      const [img] = await lf.generateImage({ prompt: c.prompt, seed: c.seed, steps: c.steps, sampler: c.sampler, guidance: c.guidance, shift: c.shift });
+      const want = (await lf.engine.load(fx, `out.${name}`).read()) as Int32Array;
+      t.is(img.data.length, want.length);
+      const worst = img.data.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i])), 0);
+      const off = img.data.reduce((n, x, i) => n + (x !== want[i] ? 1 : 0), 0);
+      t.true(worst <= 1 && off <= want.length / 50, `${name}: ${off} values differ, by up to ${worst}`);
+    }
+  });
+}

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { LatteError, openCheckpoint, type ErrorCode } from '../../lib/index.ts';
 import { DcaeDecoder, latentToRgb } from '../../lib/dcae.ts';
 import { cpuEngine } from '../helpers/engine.ts';
+import { BACKENDS, backendTest, engineOn } from '../helpers/cuda.ts';
 import { assertClose } from '../helpers/reference.ts';
 import { writeSt, type StTensor } from '../helpers/safetensors.ts';
 
@@ -46,26 +47,28 @@ function throwsCode(t: ExecutionContext, f: () => unknown, code: ErrorCode, what
   if (message && err) t.regex(err.message, message, what);
 }
 
-test('decode: the image equals the reference (fp32, 1e-4 relative)', async (t) => {
-  const e = cpuEngine();
-  t.teardown(() => e.dispose());
-  const vae = DcaeDecoder.load(vaeDir, e);
-  t.teardown(() => vae.dispose());
-  t.deepEqual(vae.config, { latentChannels: 4, factor: 4, scalingFactor: 0.75, outChannels: 3 });
-  const fx = openCheckpoint(`${fixtures}vae_decoder.safetensors`);
-  const z = e.load(fx, 'in.latent'); // the fixture decodes z itself (no scaling)
-  const img = vae.decode(z);
-  t.deepEqual(img.shape, [1, 3, 16, 16]);
-  assertClose(t, await img.readFloat32(), await e.load(fx, 'out.image').readFloat32(), 1e-4, 'image');
-  // a batch decodes each latent alone
-  const zh = await z.readFloat32();
-  const two = new Float32Array(zh.length * 2);
-  two.set(zh);
-  two.set(zh.map((v) => -v), zh.length);
-  const both = await vae.decode(e.tensor(two, [2, 4, 4, 4])).readFloat32();
-  const one = await img.readFloat32();
-  assertClose(t, both.subarray(0, one.length), one, 1e-5, 'batch item 0');
-});
+for (const backend of BACKENDS) {
+  backendTest(backend, 'decode: the image equals the reference (fp32, 1e-4 relative)', async (t) => {
+    const e = engineOn(backend);
+    t.teardown(() => e.dispose());
+    const vae = DcaeDecoder.load(vaeDir, e);
+    t.teardown(() => vae.dispose());
+    t.deepEqual(vae.config, { latentChannels: 4, factor: 4, scalingFactor: 0.75, outChannels: 3 });
+    const fx = openCheckpoint(`${fixtures}vae_decoder.safetensors`);
+    const z = e.load(fx, 'in.latent'); // the fixture decodes z itself (no scaling)
+    const img = vae.decode(z);
+    t.deepEqual(img.shape, [1, 3, 16, 16]);
+    assertClose(t, await img.readFloat32(), await e.load(fx, 'out.image').readFloat32(), 1e-4, 'image');
+    // a batch decodes each latent alone
+    const zh = await z.readFloat32();
+    const two = new Float32Array(zh.length * 2);
+    two.set(zh);
+    two.set(zh.map((v) => -v), zh.length);
+    const both = await vae.decode(e.tensor(two, [2, 4, 4, 4])).readFloat32();
+    const one = await img.readFloat32();
+    assertClose(t, both.subarray(0, one.length), one, 1e-5, 'batch item 0');
+  });
+}
 
 test('decode: a latent of the wrong shape or dtype is E_SHAPE', (t) => {
   const e = cpuEngine();

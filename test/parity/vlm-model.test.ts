@@ -5,6 +5,7 @@ import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, Qwen2VL, ropePositions, type Checkpoint, type Engine } from '../../lib/index.ts';
 import { assertClose, maxAbs } from '../helpers/reference.ts';
+import { BACKENDS, backendFor, backendTest } from '../helpers/cuda.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const modelDir = `${fixtures}tiny-model/vlm`;
@@ -33,72 +34,78 @@ test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)',
   assertClose(t, await emb.readFloat32(), await m.engine.load(fx, 'out.image_embeds').readFloat32(), 1e-4, 'image embeds');
 });
 
-test('prefill: the logits of every prompt position equal the reference (fp32, 1e-4 relative)', async (t) => {
-  const m = await Qwen2VL.load(modelDir, { backend: 'cpu', threads: 2 });
-  t.teardown(() => m.dispose());
-  const p = await prompt(m, 'vlm_logits.safetensors');
-  const seq = m.newSequence();
-  const logits = m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions, true);
-  t.deepEqual(logits.shape, [p.ids.length, m.config.vocabSize]);
-  assertClose(t, await logits.readFloat32(), await m.engine.load(p.fx, 'out.logits').readFloat32(), 1e-4, 'logits');
-  t.is(seq.length, p.ids.length);
-  // the last-row form (what answering uses) is the same row
-  const last = await m.prefill(m.newSequence(), p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions).readFloat32();
-  const all = await logits.readFloat32();
-  assertClose(t, last, all.subarray(all.length - last.length), 1e-6, 'last row');
-});
-
-test('answering: greedy and seeded sampled tokens equal the reference; the text is their decoding', async (t) => {
-  const m = await Qwen2VL.load(modelDir, { backend: 'cpu', threads: 2 });
-  t.teardown(() => m.dispose());
-  const e = m.engine;
-  const gen = openCheckpoint(`${fixtures}vlm_generate.safetensors`);
-  const meta = JSON.parse(gen.metadata().config);
-  const image = openCheckpoint(`${fixtures}vlm_preprocess.safetensors`);
-  const [H, W] = image.info('in.image').shape;
-  const data = Uint8Array.from(Array.from((await e.load(image, 'in.image').read()) as Int32Array));
-  const ask = async (opts: object) => {
-    const ids: number[] = [];
-    const text = await m.answer({ image: { width: W, height: H, data }, question: 'describe the image.', maxTokens: meta.max_new_tokens, onToken: (_, id) => ids.push(id), ...opts });
-    return { text, ids };
-  };
-  const greedy = await readI32(e, gen, 'out.greedy');
-  const g = await ask({});
-  t.is(g.text, m.tokenizer.decode(greedy));
-  const sw = meta.sampled_with;
-  const sampled = await readI32(e, gen, 'out.sampled');
-  const s = await ask({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed });
-  t.is(s.text, m.tokenizer.decode(sampled));
-  // token for token, through the model's prefill / decode and the engine's sampler
-  const p = await prompt(m, 'vlm_generate.safetensors');
-  const { delta } = ropePositions(p.ids, [p.grid], m.config);
-  const tokens = async (opts: object) => {
+for (const backend of BACKENDS) {
+  backendTest(backend, 'prefill: the logits of every prompt position equal the reference (fp32, 1e-4 relative)', async (t) => {
+    const m = await Qwen2VL.load(modelDir, { backend: backendFor(backend), threads: 2 });
+    t.teardown(() => m.dispose());
+    const p = await prompt(m, 'vlm_logits.safetensors');
     const seq = m.newSequence();
-    let tok = e.sample(m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions), { ...opts, step: 0 });
-    const out: number[] = [];
-    for (let step = 0; step < meta.max_new_tokens; step++) {
-      out.push(((await tok.read()) as Int32Array)[0]);
-      tok = e.sample(m.decode(seq, tok, p.ids.length + delta + step), { ...opts, step: step + 1 });
-    }
-    return out;
-  };
-  t.deepEqual(await tokens({}), greedy);
-  t.deepEqual(await tokens({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed }), sampled);
-  t.true(g.ids.length > 0 && g.ids.every((id) => greedy.includes(id)));
-  t.notDeepEqual(greedy, sampled);
-});
+    const logits = m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions, true);
+    t.deepEqual(logits.shape, [p.ids.length, m.config.vocabSize]);
+    assertClose(t, await logits.readFloat32(), await m.engine.load(p.fx, 'out.logits').readFloat32(), 1e-4, 'logits');
+    t.is(seq.length, p.ids.length);
+    // the last-row form (what answering uses) is the same row
+    const last = await m.prefill(m.newSequence(), p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions).readFloat32();
+    const all = await logits.readFloat32();
+    assertClose(t, last, all.subarray(all.length - last.length), 1e-6, 'last row');
+  });
+}
 
-test('bf16 weights: logits match the bf16-weight reference and are no worse than an all-bf16 reference', async (t) => {
-  const m = await Qwen2VL.load(modelDir, { backend: 'cpu', threads: 2, weights: 'bf16' });
-  t.teardown(() => m.dispose());
-  const p = await prompt(m, 'vlm_bf16.safetensors');
-  const got = await m.prefill(m.newSequence(), p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions, true).readFloat32();
-  const load = (n: string) => m.engine.load(p.fx, n).readFloat32();
-  const [f32, bf16w, bf16] = [await load('out.logits_f32'), await load('out.logits_bf16w'), await load('out.logits_bf16')];
-  // same weights, fp32 activations: the engine's storage mode reproduces the bf16-weight model
-  // (docs/reference.md#bf16-reference); on AMX machines activations round to bf16 too, so 1e-2
-  const tol = m.engine.backend.name === 'cpu' && !(await import('../../lib/index.ts')).getBackendInfo().cpu.amxPermitted ? 1e-4 : 1e-2;
-  assertClose(t, got, bf16w, tol, 'vs bf16-weight reference');
-  const err = (a: Float32Array) => maxAbs(a.map((x, i) => x - f32[i]));
-  t.true(err(got) <= err(bf16), `bf16 engine error vs fp32 ${err(got)} exceeds the all-bf16 reference's ${err(bf16)}`);
-});
+for (const backend of BACKENDS) {
+  backendTest(backend, 'answering: greedy and seeded sampled tokens equal the reference; the text is their decoding', async (t) => {
+    const m = await Qwen2VL.load(modelDir, { backend: backendFor(backend), threads: 2 });
+    t.teardown(() => m.dispose());
+    const e = m.engine;
+    const gen = openCheckpoint(`${fixtures}vlm_generate.safetensors`);
+    const meta = JSON.parse(gen.metadata().config);
+    const image = openCheckpoint(`${fixtures}vlm_preprocess.safetensors`);
+    const [H, W] = image.info('in.image').shape;
+    const data = Uint8Array.from(Array.from((await e.load(image, 'in.image').read()) as Int32Array));
+    const ask = async (opts: object) => {
+      const ids: number[] = [];
+      const text = await m.answer({ image: { width: W, height: H, data }, question: 'describe the image.', maxTokens: meta.max_new_tokens, onToken: (_, id) => ids.push(id), ...opts });
+      return { text, ids };
+    };
+    const greedy = await readI32(e, gen, 'out.greedy');
+    const g = await ask({});
+    t.is(g.text, m.tokenizer.decode(greedy));
+    const sw = meta.sampled_with;
+    const sampled = await readI32(e, gen, 'out.sampled');
+    const s = await ask({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed });
+    t.is(s.text, m.tokenizer.decode(sampled));
+    // token for token, through the model's prefill / decode and the engine's sampler
+    const p = await prompt(m, 'vlm_generate.safetensors');
+    const { delta } = ropePositions(p.ids, [p.grid], m.config);
+    const tokens = async (opts: object) => {
+      const seq = m.newSequence();
+      let tok = e.sample(m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions), { ...opts, step: 0 });
+      const out: number[] = [];
+      for (let step = 0; step < meta.max_new_tokens; step++) {
+        out.push(((await tok.read()) as Int32Array)[0]);
+        tok = e.sample(m.decode(seq, tok, p.ids.length + delta + step), { ...opts, step: step + 1 });
+      }
+      return out;
+    };
+    t.deepEqual(await tokens({}), greedy);
+    t.deepEqual(await tokens({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed }), sampled);
+    t.true(g.ids.length > 0 && g.ids.every((id) => greedy.includes(id)));
+    t.notDeepEqual(greedy, sampled);
+  });
+}
+
+for (const backend of BACKENDS) {
+  backendTest(backend, 'bf16 weights: logits match the bf16-weight reference and are no worse than an all-bf16 reference', async (t) => {
+    const m = await Qwen2VL.load(modelDir, { backend: backendFor(backend), threads: 2, weights: 'bf16' });
+    t.teardown(() => m.dispose());
+    const p = await prompt(m, 'vlm_bf16.safetensors');
+    const got = await m.prefill(m.newSequence(), p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions, true).readFloat32();
+    const load = (n: string) => m.engine.load(p.fx, n).readFloat32();
+    const [f32, bf16w, bf16] = [await load('out.logits_f32'), await load('out.logits_bf16w'), await load('out.logits_bf16')];
+    // same weights, fp32 activations: the engine's storage mode reproduces the bf16-weight model
+    // (docs/reference.md#bf16-reference); on AMX machines activations round to bf16 too, so 1e-2
+    const tol = m.engine.backend.name === 'cpu' && !(await import('../../lib/index.ts')).getBackendInfo().cpu.amxPermitted ? 1e-4 : 1e-2;
+    assertClose(t, got, bf16w, tol, 'vs bf16-weight reference');
+    const err = (a: Float32Array) => maxAbs(a.map((x, i) => x - f32[i]));
+    t.true(err(got) <= err(bf16), `bf16 engine error vs fp32 ${err(got)} exceeds the all-bf16 reference's ${err(bf16)}`);
+  });
+}

@@ -1,0 +1,90 @@
+// CUDA kernels behind the backend contract (mirrors cpu/cpu_kernels.h). Each file implements one
+// family; every launcher enqueues on the Context's stream and returns without waiting. Launchers
+// check their launch (configuration errors throw at once); faults inside a kernel surface at the next
+// synchronize (a read or fence), as the engine's stream contract allows.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "core/backend.h"
+
+namespace latte::cuda {
+
+// What every launcher needs: the stream, device limits and a reusable workspace.
+class Context {
+ public:
+  cudaStream_t stream = nullptr;
+  int device = 0;
+  int sms = 1;                 // multiprocessors: sizes split-K and grids
+  size_t smem_optin = 48 << 10;  // largest dynamic shared memory a block may opt into
+  // Device scratch valid until the next workspace() call on this stream (stream-ordered reuse).
+  void* workspace(size_t bytes);
+  // Out-of-range ids found by a kernel (embedding): (position << 32 | id) of the first one, or ~0.
+  unsigned long long* index_error = nullptr;
+  bool index_check_pending = false;  // an id-checking kernel ran since the last synchronize
+  cudaMemPool_t pool = nullptr;      // the backend's stream-ordered pool (workspace comes from it)
+  void release_workspace();
+
+ private:
+  void* ws_ = nullptr;
+  size_t ws_bytes_ = 0;
+};
+
+[[noreturn]] void throw_cuda(cudaError_t e, const char* what);
+inline void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw_cuda(e, what);
+}
+// After a launch: a bad configuration (grid, shared memory) is reported here.
+inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
+
+// A packed nn.Linear weight on the device: [n, ldw] row-major, ldw = k rounded up to 8 with zero
+// padding, so 16-byte vector loads of any row are always in bounds and aligned.
+struct PackedLinear final : Packed {
+  int64_t n = 0, k = 0, ldw = 0;
+  DType storage = DType::F32;  // F32 or BF16 (bf16-rounded weights, as the CPU backend keeps them)
+  bool tensor_cores = false;   // compute bf16: activations round to bf16 in the mma GEMM (M > 8)
+  void* data = nullptr;        // cudaMalloc'd; freed with cudaFree (synchronising), any thread
+  size_t nbytes = 0;
+  size_t bytes() const override { return nbytes; }
+  ~PackedLinear() override;
+};
+
+// linear.cu, gemv.cu, gemm_bf16.cu
+std::shared_ptr<Packed> pack_linear(Context& c, const Tensor& w, DType compute);
+void linear(Context& c, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
+// y[M, N] = x[M, K] W^T + b, W [N, ldw] of dtype wt (f32, bf16, f16), M <= 8, fp32 accumulate
+void gemv(Context& c, const float* x, const void* w, DType wt, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
+// SIMT fp32 tiled GEMM (f32 compute; 16-bit weights widen on load)
+void gemm_f32(Context& c, const float* x, const void* w, DType wt, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
+// tensor cores: activations rounded to bf16, bf16 weights, fp32 accumulate (mma.sync m16n8k16)
+void gemm_bf16(Context& c, const float* x, const uint16_t* w, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
+
+void embedding(Context& c, const Tensor& table, const Tensor& ids, Tensor& y);
+void rms_norm(Context& c, const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y);
+void layer_norm(Context& c, const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y);
+void rope(Context& c, const RopeArgs& a);
+void attention(Context& c, const AttentionArgs& a);
+void softmax(Context& c, const Tensor& x, Tensor& y);
+void unary(Context& c, Unary op, const Tensor& x, Tensor& y);
+void binary(Context& c, Binary op, const Tensor& a, const Tensor& b, Tensor& y);
+void axpby(Context& c, float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y);
+void relu_linear_attention(Context& c, const Tensor& qkv, int head_dim, float eps, Tensor& y);
+void swiglu(Context& c, const Tensor& gate, const Tensor& up, Tensor& y);
+void modulate(Context& c, const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y);
+void gated_add(Context& c, const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y);
+void conv2d(Context& c, const Conv2dArgs& a);
+void pixel_shuffle(Context& c, const Tensor& x, int r, Tensor& y);
+void upsample_nearest(Context& c, const Tensor& x, int f, Tensor& y);
+void convert(Context& c, const Tensor& x, Tensor& y);
+void concat(Context& c, const Tensor& a, const Tensor& b, int axis, Tensor& y);
+void permute(Context& c, const Tensor& x, const int* perm, Tensor& y);
+void slice(Context& c, const Tensor& x, int axis, int64_t start, Tensor& y);
+void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y);
+// greedy rows on the device; sampled rows through core/sampling.h on the host (exact CPU tokens)
+void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids);
+// element-wise dtype conversion of n values between device buffers (f32 / bf16 / f16)
+void convert_values(Context& c, const void* src, DType from, void* dst, DType to, int64_t n);
+
+}  // namespace latte::cuda

@@ -1,0 +1,81 @@
+// CUDA fused attention vs the float64 definition (model.md section 3), tolerance from the CPU
+// backend's own f32 error on the same case: masks, GQA, decode over many key tiles, the TCRA
+// residual with returned logits (masked columns -inf), every head-dim configuration of the kernel
+// (<= 64, <= 128, <= 256, <= 1024). Skipped without a usable CUDA device.
+import type { ExecutionContext } from 'ava';
+import type { Engine } from '../../lib/index.ts';
+import { assertBaseline, assertSame, cudaTest, Pair } from '../helpers/cuda.ts';
+import { attentionInputs, attentionRef, type AttentionCase } from '../helpers/naive-ops.ts';
+import { randn } from '../helpers/reference.ts';
+
+const CASES: AttentionCase[] = [
+  { B: 1, Sq: 33, Skv: 33, H: 4, G: 2, d: 32, mask: 'causal' }, // prefill with GQA
+  { B: 2, Sq: 1, Skv: 1025, H: 6, G: 2, d: 64, mask: 'causal' }, // decode: 33 key tiles, one query
+  { B: 1, Sq: 31, Skv: 31, H: 2, G: 2, d: 16, mask: 'none' },
+  { B: 2, Sq: 20, Skv: 20, H: 4, G: 1, d: 8, mask: 'prefix_causal', prefixLen: 7 },
+  { B: 1, Sq: 50, Skv: 150, H: 2, G: 1, d: 64, mask: 'prefix_causal', prefixLen: 120 }, // queries on both sides of the prefix
+  { B: 2, Sq: 16, Skv: 27, H: 4, G: 2, d: 16, mask: 'none', imageCol0: 11, residual: true }, // TCRA image queries
+  { B: 1, Sq: 9, Skv: 14, H: 2, G: 1, d: 32, mask: 'none', imageCol0: 5, residual: false }, // first layer of a group
+  { B: 1, Sq: 100, Skv: 117, H: 12, G: 2, d: 128, mask: 'none', imageCol0: 17, residual: true }, // generator-like
+  { B: 1, Sq: 70, Skv: 70, H: 4, G: 4, d: 80, mask: 'none' }, // vision tower head dim
+  { B: 1, Sq: 40, Skv: 70, H: 3, G: 3, d: 96, mask: 'causal', imageCol0: 20, residual: true }, // causal logits: -inf columns
+  { B: 1, Sq: 37, Skv: 37, H: 2, G: 1, d: 256, mask: 'causal', scale: 0.05 },
+  { B: 1, Sq: 5, Skv: 40, H: 2, G: 2, d: 320, mask: 'causal', imageCol0: 30, residual: true }, // d > 256 configuration
+];
+
+/** Finite entries within the baseline bound; -inf entries (masked logits) exactly -inf. */
+function compare(t: ExecutionContext, got: Float32Array, cpu: Float32Array, ref: Float64Array, label: string) {
+  const fin: number[] = [];
+  for (let i = 0; i < ref.length; i++) {
+    if (ref[i] === -Infinity) {
+      if (got[i] !== -Infinity) return t.fail(`${label}: masked entry ${i} is ${got[i]}, not -inf`);
+    } else fin.push(i);
+  }
+  assertBaseline(t, fin.map((i) => got[i]), fin.map((i) => cpu[i]), fin.map((i) => ref[i]), label);
+}
+
+cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-dim configuration', async (t) => {
+  const p = new Pair();
+  t.teardown(() => p.dispose());
+  let seed = 1;
+  for (const c of CASES) {
+    const { B, Sq, Skv, H, G, d } = c;
+    const { q, k, v, res, gate, Ni, seed: next } = attentionInputs(c, seed);
+    seed = next;
+    const want = attentionRef(c, q, k, v, res, gate);
+    const run = (e: Engine) =>
+      e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
+        mask: c.mask,
+        prefixLen: c.prefixLen,
+        imageCol0: c.imageCol0,
+        scale: c.scale,
+        returnLogits: c.imageCol0 !== undefined,
+        residual: res ? e.tensor(res, [B, H, Sq, Ni]) : undefined,
+        gate: gate ? e.tensor(gate, [B, H]) : undefined,
+      });
+    const a = run(p.cpu);
+    const b = run(p.cuda);
+    const label = JSON.stringify(c);
+    compare(t, await b.out.readFloat32(), await a.out.readFloat32(), want.out, `out ${label}`);
+    if (b.logits) {
+      t.deepEqual(b.logits.shape, [B, H, Sq, Ni]);
+      compare(t, await b.logits.readFloat32(), await a.logits!.readFloat32(), want.logits, `logits ${label}`);
+    }
+  }
+});
+
+cudaTest('attention: a zero gate leaves the output bit-identical; logits chain through layers', async (t) => {
+  const p = new Pair();
+  t.teardown(() => p.dispose());
+  const e = p.cuda;
+  const [B, Sq, Skv, H, d, c0] = [1, 40, 45, 2, 64, 5];
+  const q = e.tensor(randn(B * Sq * H * d, 1), [B, Sq, H, d]);
+  const k = e.tensor(randn(B * Skv * H * d, 2), [B, Skv, H, d]);
+  const v = e.tensor(randn(B * Skv * H * d, 3), [B, Skv, H, d]);
+  const first = e.attention(q, k, v, { imageCol0: c0, returnLogits: true });
+  const zero = e.attention(q, k, v, { imageCol0: c0, returnLogits: true, residual: first.logits, gate: e.tensor(new Float32Array(B * H), [B, H]) });
+  assertSame(t, await zero.out.readFloat32(), await first.out.readFloat32(), 'zero gate');
+  const one = e.attention(q, k, v, { imageCol0: c0, returnLogits: true, residual: first.logits, gate: e.tensor(new Float32Array(B * H).fill(1), [B, H]) });
+  const l1 = await first.logits!.readFloat32();
+  assertSame(t, await one.logits!.readFloat32(), Array.from(l1, (x) => Math.fround(x + x)), 'chained logits (2x, exact)');
+});
