@@ -1,19 +1,24 @@
 """Train the shipped "shapes world" LaTtE-Flow from scratch (docs/shapes-world.md, ../shared/spec/shapes.md).
 
     /usr/bin/python3 tools/shapes/train_shapes.py --out models/shapes [--stages tok,ae,vlm,gen,vanilla]
-        [--minutes-ae 12 --minutes-vlm 15 --minutes-gen 15] [--threads 2]
+        [--minutes-ae 12 --minutes-vlm 15 --minutes-gen 15] [--threads 2] [--resume] [--lr-gen ...]
+The shipped models' exact recipe (stages, budgets, options) is tools/shapes/train_all.sh.
 
 Stages, each with a wall-clock budget (losses and wall time go to <out>/training_log.json):
   tok      byte-level BPE tokenizer.json trained on the world's text (Qwen2 special tokens)
   ae       DC-AE (diffusers AutoencoderDC format) 64x64 -> 8x8x16, reconstruction loss weighting shape pixels;
            writes <out>/ae_recon_eval.safetensors (reconstructions of the ShapesEval images) for the ceiling check
-  vlm      tiny Qwen2-VL (HF format): captioning + VQA on rendered images
-  gen      generation stream, K = 4 groups, layerwise flow matching on the frozen VLM + AE
+  vlm      tiny Qwen2-VL (HF format): captioning + VQA on rendered images, batches of 32
+  vlm_vision  continue the VLM's vision tower and merger only (the decoder, so prompt K/V, unchanged)
+  gen      generation stream, K = 4 groups, layerwise flow matching on the frozen VLM + AE, from a pool of
+           latents encoded once, prompt K/V cached per caption; --resume continues a saved stream
   vanilla  the K = 1 twin with the same budget (written to <out>-vanilla/generator, sharing vlm/ and vae/)
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
+Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -21,6 +26,9 @@ import time
 # Debian's OpenBLAS mis-detects some CPUs (performance.md); an explicit AVX2 kernel set is safe on any x86-64-v3.
 # With the reference BLAS instead (libblas3, no libopenblas0), training is ~25x slower: install libopenblas0-pthread.
 os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+# OpenBLAS's own thread pool ignores torch.set_num_threads: size it from --threads before torch loads it
+_argv = sys.argv[1:]
+os.environ.setdefault("OPENBLAS_NUM_THREADS", _argv[_argv.index("--threads") + 1] if "--threads" in _argv else "2")
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +39,8 @@ from latte_ref import chat, preprocess, shapes_world, st, tiny  # noqa: E402
 from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
-from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm, vlm_loss  # noqa: E402
+from latte_ref.rope import get_rope_index  # noqa: E402
+from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 
 TRAIN_SEED = 1
@@ -54,9 +63,23 @@ class Log:
         self.data = json.load(open(path)) if os.path.exists(path) else {}
 
     def stage(self, name, **info):
+        # re-read first: the gen and vanilla stages may run as two processes side by side
+        self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
         self.data[name] = {**self.data.get(name, {}), **info}
         with open(self.path, "w") as f:
             json.dump(self.data, f, indent=1)
+
+
+def lr_at(step, frac, base, warmup=50, floor=0.05):
+    """Linear warmup over the first steps, then cosine decay to floor * base over the wall-clock budget
+    (frac = elapsed / budget): the budgets are in minutes, so the schedule is too."""
+    cos = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+    return base * min(1.0, (step + 1) / warmup) * cos
+
+
+def set_lr(opt, lr):
+    for g in opt.param_groups:
+        g["lr"] = lr
 
 
 def world_text(n=3000):
@@ -179,64 +202,148 @@ def vlm_example(tok, ex, rng):
     return ids, labels, pv, grid
 
 
-def stage_vlm(out, log, minutes):
+def vlm_batch(tok, cfg, exs, rng):
+    """Right-padded batch: ids/labels [B, S], M-RoPE positions [3, B, S], the images' patches and grids.
+    Causal attention: padding after a sequence changes none of its logits, so no attention mask is needed."""
+    seqs = [vlm_example(tok, ex, rng) for ex in exs]
+    S = max(len(ids) for ids, _, _, _ in seqs)
+    pad = tok.token_id("<|endoftext|>")
+    ids = torch.full((len(seqs), S), pad, dtype=torch.long)
+    labels = torch.full((len(seqs), S), -100, dtype=torch.long)
+    pos = torch.zeros((3, len(seqs), S), dtype=torch.long)
+    for b, (i, l, _, grid) in enumerate(seqs):
+        n = len(i)
+        ids[b, :n], labels[b, :n] = i, l
+        p, _ = get_rope_index(i, grid, cfg)
+        pos[:, b, :n] = p
+        pos[:, b, n:] = p[:, -1:] + torch.arange(1, S - n + 1)
+    return ids, labels, pos, torch.cat([s[2] for s in seqs]), torch.cat([s[3] for s in seqs])
+
+
+def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
+    """Next-token cross-entropy over a batch; image tokens take the vision tower's outputs in order."""
+    x = vlm.model.embed_tokens(ids)
+    img = vlm.visual(pixel_values, grid).to(x.dtype)
+    x = x.masked_scatter((ids == vlm.cfg.image_token_id)[..., None], img)
+    cos, sin = vlm.rope(pos)
+    h, _ = vlm.model(x, cos, sin)
+    logits = h[:, :-1] @ vlm.lm_weight().t()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False):
+    """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
+    so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
-    vlm = Qwen2VL(vlm_config(tok))
-    opt = torch.optim.AdamW(vlm.parameters(), lr=1e-3)
-    end = time.time() + 60 * minutes
-    data, rng = Stream(TRAIN_SEED + 1), np.random.RandomState(0)
-    losses, step, t0, acc = [], 0, time.time(), 8
+    if vision_only:
+        vlm = Qwen2VL.from_pretrained(vdir)
+        for p in vlm.model.parameters():
+            p.requires_grad_(False)
+        params = list(vlm.visual.parameters())
+    else:
+        vlm = Qwen2VL(vlm_config(tok))
+        with torch.no_grad():   # HF's initializer_range: unit-variance tied embeddings start with logits ~ +-11
+            vlm.model.embed_tokens.weight.normal_(0.0, 0.02)
+        params = list(vlm.parameters())
+    opt = torch.optim.AdamW(params, lr=lr)
+    budget = 60 * minutes
+    data, rng = Stream(TRAIN_SEED + (6 if vision_only else 1)), np.random.RandomState(1 if vision_only else 0)
+    losses, step, t0 = [], 0, time.time()
     vlm.train()
-    while time.time() < end:
+    while time.time() - t0 < budget:
+        set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
+        loss = vlm_batch_loss(vlm, *vlm_batch(tok, vlm.cfg, data.take(batch), rng))
         opt.zero_grad()
-        total = 0.0
-        for ex in data.take(acc):
-            loss = vlm_loss(vlm, *vlm_example(tok, ex, rng)) / acc
-            loss.backward()
-            total += float(loss)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            losses.append((step, round(time.time() - t0, 1), total))
-            print(f"vlm step {step} loss {total:.4f}", flush=True)
+            losses.append((step, round(time.time() - t0, 1), float(loss)))
+            print(f"vlm step {step} loss {float(loss):.4f}", flush=True)
     vlm.eval()
+    if vision_only:
+        before = Qwen2VL.from_pretrained(vdir).model.state_dict()
+        assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the decoder changed"
     vlm.save_pretrained(vdir)
     with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
-    log.stage("vlm", seconds=time.time() - t0, steps=step, sequences=step * acc, losses=losses)
+    log.stage("vlm_vision" if vision_only else "vlm", seconds=time.time() - t0, steps=step, sequences=step * batch,
+              batch=batch, lr=lr, losses=losses)
 
 
-def stage_gen(out, gen_dir, log, minutes, groups, name, lr=3e-4, resume=False):
+class PromptCache:
+    """The frozen VLM's K/V of each caption, computed once: the world has a few thousand distinct captions,
+    and encoding them was a quarter of a generator step."""
+
+    def __init__(self, vlm, tok, template):
+        self.vlm, self.tok, self.template, self.memo = vlm, tok, template, {}
+
+    def one(self, text):
+        if text not in self.memo:
+            kv, _, _ = encode_prompts(self.vlm, self.tok, [text], self.template)
+            self.memo[text] = kv
+        return self.memo[text]
+
+    def batch(self, texts):
+        """Same result as encode_prompts(texts): right-padded per-layer (K, V), lengths, key mask."""
+        kvs = [self.one(t) for t in texts]
+        lens = torch.tensor([kv[0][0].shape[1] for kv in kvs])
+        P = int(lens.max())
+        pad = lambda t: F.pad(t, (0, 0, 0, 0, 0, P - t.shape[1]))     # noqa: E731
+        layers = [(torch.cat([pad(kv[l][0]) for kv in kvs]), torch.cat([pad(kv[l][1]) for kv in kvs]))
+                  for l in range(len(kvs[0]))]
+        return layers, lens, torch.arange(P)[None] < lens[:, None]
+
+
+def latent_pool(enc, sf, data, n, chunk=64):
+    """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
+    (a few epochs over the budget) gives the generator that much more of its time."""
+    xs, caps = [], []
+    with torch.no_grad():
+        for _ in range(0, n, chunk):
+            exs = data.take(chunk)
+            xs.append(enc(images_tensor(exs)) * sf)
+            caps += [e["caption"] for e in exs]
+    return torch.cat(xs), caps
+
+
+def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
+              template=None, low_t_weight=1):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
     for p in vlm.parameters():
         p.requires_grad_(False)
     enc, sf = load_encoder(out)
-    gcfg = gen_config_from_vlm(vlm.cfg, latent_channels=16, latent_size=(8, 8), num_groups=groups,
-                               guidance_scale=2.0, num_steps=20)
+    extra = {"prompt_template": template} if template else {}
+    gcfg = gen_config_from_vlm(vlm.cfg, latent_channels=16, latent_size=(8, 8), num_groups=groups, patch_size=patch,
+                               guidance_scale=2.0, num_steps=20, **extra)
     torch.manual_seed(0)
     # resume: continue from the saved stream (a second budget, e.g. at a higher learning rate)
     gen = GenerationStream.load(gen_dir) if resume else init_from_vlm(GenerationStream(gcfg), vlm)
     gcfg = gen.cfg
     opt = torch.optim.AdamW(gen.parameters(), lr=lr, weight_decay=0.0)
+    prompts = PromptCache(vlm, tok, gcfg.prompt_template)
     null = encode_prompts(vlm, tok, [gcfg.null_prompt], gcfg.prompt_template)
     g = torch.Generator().manual_seed(2 if resume else 1)
-    end = time.time() + 60 * minutes
-    data = Stream(TRAIN_SEED + (5 if resume else 2))
-    losses, step, t0 = [], 0, time.time()
+    budget = 60 * minutes
+    t0 = time.time()
+    pool_x, pool_caps = latent_pool(enc, sf, Stream(TRAIN_SEED + (5 if resume else 2)), pool)
+    pool_seconds = time.time() - t0
+    losses, step = [], 0
     gen.train()
-    while time.time() < end:
-        exs = data.take(32)
-        with torch.no_grad():
-            x1 = enc(images_tensor(exs)) * sf
-        prompt = encode_prompts(vlm, tok, [e["caption"] for e in exs], gcfg.prompt_template)
-        loss = gen_loss(gen, x1, prompt, null, g)
+    while time.time() - t0 < budget:
+        set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
+        pick = torch.randint(len(pool_caps), (batch,), generator=g)
+        x1 = pool_x[pick]
+        loss = gen_loss(gen, x1, prompts.batch([pool_caps[i] for i in pick.tolist()]), null, g, low_t_weight=low_t_weight)
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 20 == 0:
@@ -244,7 +351,9 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=3e-4, resume=False):
             print(f"{name} step {step} loss {float(loss):.4f}", flush=True)
     gen.eval()
     gen.save(gen_dir)
-    entry = {"seconds": time.time() - t0, "steps": step, "images": step * 32, "losses": losses, "num_groups": groups, "lr": lr}
+    entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
+             "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
+             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, "schedule": "warmup 50 steps, cosine to 5% over the budget"}
     log.stage(name + ("_resumed" if resume else ""), **entry)
 
 
@@ -255,8 +364,16 @@ def main():
     ap.add_argument("--minutes-ae", type=float, default=12)
     ap.add_argument("--minutes-vlm", type=float, default=15)
     ap.add_argument("--minutes-gen", type=float, default=15)
+    ap.add_argument("--minutes-vlm-vision", type=float, default=20)
+    ap.add_argument("--lr-vlm-vision", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--lr-gen", type=float, default=3e-4)
+    ap.add_argument("--lr-gen", type=float, default=1e-3)
+    ap.add_argument("--patch-gen", type=int, default=1, help="latent patch size of the generation stream")
+    ap.add_argument("--batch-gen", type=int, default=32)
+    ap.add_argument("--pool-gen", type=int, default=24576, help="training latents encoded once and sampled from")
+    ap.add_argument("--low-t-gen", type=int, default=1, help="train the noisiest quarter of t this many times as often")
+    ap.add_argument("--template-gen", default=None, help="the generator's prompt_template (default: the chat template)")
+    ap.add_argument("--batch-vlm", type=int, default=32)
     ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -268,12 +385,16 @@ def main():
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm)
+        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm)
+    if "vlm_vision" in stages:
+        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True)
     if "gen" in stages:
-        stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume)
+        stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
+                  a.pool_gen, a.template_gen, a.low_t_gen)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
-        stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume)
+        stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
+                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

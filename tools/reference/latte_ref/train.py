@@ -61,17 +61,25 @@ def encode_prompts(vlm, tokenizer, texts, template):
     return cache, lens, torch.arange(P)[None] < lens[:, None]
 
 
-def gen_loss(gen, x1, prompt, null, generator=None, cond_drop=0.1):
+def gen_loss(gen, x1, prompt, null, generator=None, cond_drop=0.1, low_t_weight=1):
     """x1 [B, C, h, w]; prompt/null = encode_prompts(...) outputs (null for B = 1, broadcast).
-    Returns the mean over groups of the per-group MSE."""
+    Returns the mean over groups of the per-group MSE.
+    low_t_weight = w > 1 trains the noisiest quarter of the time range w times as often (the layout is decided
+    there): K > 1 adds w - 1 more draws for group 0; K = 1 draws t from quarters weighted (w, 1, 1, 1)."""
     cfg = gen.cfg
     B = x1.shape[0]
     drop = torch.rand(B, generator=generator) < cond_drop
     kv, lens, mask = _mix_prompts(prompt, null, drop)
     b = cfg.boundaries
+    groups = list(range(cfg.num_groups)) + [0] * (int(low_t_weight) - 1 if cfg.num_groups > 1 else 0)
     losses = []
-    for k in range(cfg.num_groups):
-        t = b[k] + (b[k + 1] - b[k]) * torch.rand(B, generator=generator)
+    for k in groups:
+        u = torch.rand(B, generator=generator)
+        if cfg.num_groups == 1 and low_t_weight > 1:
+            q = torch.multinomial(torch.tensor([float(low_t_weight), 1.0, 1.0, 1.0]), B, replacement=True, generator=generator)
+            t = (q + u) / 4
+        else:
+            t = b[k] + (b[k + 1] - b[k]) * u
         x0 = torch.randn(x1.shape, generator=generator)
         xt = t[:, None, None, None] * x1 + (1 - t[:, None, None, None]) * x0
         v = gen.forward_layers(xt, t, list(cfg.group_layers(k)), kv, lens, mask)

@@ -51,6 +51,31 @@ class GeneratorTrainerTest(unittest.TestCase):
         self.assertTrue(all(0.0 <= t < 0.5 for t in seen[0][1]) and all(0.5 <= t < 1.0 for t in seen[1][1]))
         self.assertTrue(all(s[2] for s in seen))
 
+    def test_low_t_weight(self):
+        """w = 2: K = 2 runs group 0 twice (its own t draws); K = 1 draws about 2/5 of its t below 1/4."""
+        vlm = frozen_vlm()
+        null = train.encode_prompts(vlm, TOK, [""], "{prompt}.")
+        for groups in (2, 1):
+            gen = train.init_from_vlm(GenerationStream(train.gen_config_from_vlm(CFG, 4, (2, 2), groups)), vlm)
+            gen.cfg.prompt_template = "{prompt}."
+            seen = []
+            orig = gen.forward_layers
+
+            def spy(x, t, layers, *a, **kw):
+                seen.append((list(layers), [float(v) for v in t]))
+                return orig(x, t, layers, *a, **kw)
+            gen.forward_layers = spy
+            B = 400 if groups == 1 else 2
+            prompt = train.encode_prompts(vlm, TOK, ["a red circle"] * B, gen.cfg.prompt_template)
+            train.gen_loss(gen, torch.randn(B, 4, 2, 2), prompt, null, torch.Generator().manual_seed(0), low_t_weight=2)
+            if groups == 2:
+                self.assertEqual([s[0] for s in seen], [[0, 1], [2, 3], [0, 1]])
+                self.assertNotEqual(seen[0][1], seen[2][1])
+                self.assertTrue(all(t < 0.5 for t in seen[2][1]))
+            else:
+                low = sum(t < 0.25 for t in seen[0][1]) / B
+                self.assertAlmostEqual(low, 0.4, delta=0.07)
+
     def test_condition_dropout_rate(self):
         drop = torch.rand(20000, generator=torch.Generator().manual_seed(1)) < 0.1
         self.assertAlmostEqual(float(drop.float().mean()), 0.1, delta=0.01)
