@@ -12,48 +12,76 @@
 namespace latte::cpu {
 namespace {
 
+// GCC vector type: 8 floats, compiled to AVX(2/512) or SSE pairs per clone; locals of this type stay in
+// registers (a float[32] accumulator was spilled to the stack on every key tile).
+typedef float v8f __attribute__((vector_size(32)));
+
 // One query row's scores against keys [0, n) of K^T [d][ldk], 32 keys per register tile: no horizontal
-// sum per dot product, and the tile's partial sums stay in registers across the d loop.
+// sum per dot product. ldk is a multiple of 32 and the padding columns are zero, so every tile is whole
+// (scores past n are computed and ignored); kt and s are 32-byte aligned.
 [[gnu::always_inline]] inline void scores_transposed(const float* qi, const float* kt, int64_t ldk, int64_t d, int64_t n, float scale, float* s) {
-  int64_t j0 = 0;
-  for (; j0 + 32 <= n; j0 += 32) {
-    float acc[32] = {};
-    for (int64_t e = 0; e < d; e++) {
+  for (int64_t j0 = 0; j0 < n; j0 += 32) {
+    v8f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    const float* kr = kt + j0;
+    for (int64_t e = 0; e < d; e++, kr += ldk) {
       const float qe = qi[e];
-      const float* kr = kt + e * ldk + j0;
-#pragma omp simd
-      for (int l = 0; l < 32; l++) acc[l] += qe * kr[l];
+      const v8f q = {qe, qe, qe, qe, qe, qe, qe, qe};
+      a0 += q * *reinterpret_cast<const v8f*>(kr);
+      a1 += q * *reinterpret_cast<const v8f*>(kr + 8);
+      a2 += q * *reinterpret_cast<const v8f*>(kr + 16);
+      a3 += q * *reinterpret_cast<const v8f*>(kr + 24);
     }
-#pragma omp simd
-    for (int l = 0; l < 32; l++) s[j0 + l] = acc[l] * scale;
-  }
-  for (; j0 < n; j0++) {
-    float dot = 0.f;
-    for (int64_t e = 0; e < d; e++) dot += qi[e] * kt[e * ldk + j0];
-    s[j0] = dot * scale;
+    v8f* o = reinterpret_cast<v8f*>(s + j0);
+    o[0] = a0 * scale;
+    o[1] = a1 * scale;
+    o[2] = a2 * scale;
+    o[3] = a3 * scale;
   }
 }
 
-// o = inv * sum_j p[j] v_j, with the accumulator in registers for the usual head sizes.
-template <int D>
+[[gnu::always_inline]] inline v8f load8(const float* p) {
+  v8f x;
+  __builtin_memcpy(&x, p, sizeof x);
+  return x;
+}
+
+// o = inv * sum_j p[j] v_j for d = 8 NV. U keys are in flight at once, each with its own accumulators:
+// with one set, every FMA waited for the previous key's (the loop was latency-bound at d = 16).
+template <int NV, int U>
 [[gnu::always_inline]] inline void weighted_values(const float* p, const float* vb, int64_t ldv, int64_t n, float inv, float* o) {
-  float acc[D] = {};
-  for (int64_t j = 0; j < n; j++) {
+  v8f acc[U][NV] = {};
+  int64_t j = 0;
+  for (; j + U <= n; j += U)
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) {
+      const float pj = p[j + u];
+      const v8f pv = {pj, pj, pj, pj, pj, pj, pj, pj};
+      const float* vj = vb + (j + u) * ldv;
+#pragma GCC unroll 16
+      for (int c = 0; c < NV; c++) acc[u][c] += pv * load8(vj + 8 * c);
+    }
+  for (; j < n; j++) {
     const float pj = p[j];
-    const float* vj = vb + j * ldv;
-#pragma omp simd
-    for (int e = 0; e < D; e++) acc[e] += pj * vj[e];
+    const v8f pv = {pj, pj, pj, pj, pj, pj, pj, pj};
+#pragma GCC unroll 16
+    for (int c = 0; c < NV; c++) acc[0][c] += pv * load8(vb + j * ldv + 8 * c);
   }
-#pragma omp simd
-  for (int e = 0; e < D; e++) o[e] = acc[e] * inv;
+#pragma GCC unroll 16
+  for (int c = 0; c < NV; c++) {
+    v8f sum = acc[0][c];
+#pragma GCC unroll 8
+    for (int u = 1; u < U; u++) sum += acc[u][c];
+    sum *= inv;
+    __builtin_memcpy(o + 8 * c, &sum, sizeof sum);
+  }
 }
 
 [[gnu::always_inline]] inline void weighted_values_any(const float* p, const float* vb, int64_t ldv, int64_t n, int64_t d, float inv, float* o) {
   switch (d) {
-    case 16: return weighted_values<16>(p, vb, ldv, n, inv, o);
-    case 32: return weighted_values<32>(p, vb, ldv, n, inv, o);
-    case 64: return weighted_values<64>(p, vb, ldv, n, inv, o);
-    case 128: return weighted_values<128>(p, vb, ldv, n, inv, o);
+    case 16: return weighted_values<2, 4>(p, vb, ldv, n, inv, o);
+    case 32: return weighted_values<4, 2>(p, vb, ldv, n, inv, o);
+    case 64: return weighted_values<8, 1>(p, vb, ldv, n, inv, o);
+    case 128: return weighted_values<16, 1>(p, vb, ldv, n, inv, o);
     default: break;
   }
   for (int64_t e = 0; e < d; e++) o[e] = 0.f;
@@ -79,23 +107,26 @@ LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
   float* logits = a.logits ? a.logits->f32() : nullptr;
   float* out = a.out->f32();
   const int nthreads = omp_get_max_threads();
-  float* scratch = arena.take_n<float>(size_t(nthreads) * size_t(Skv));
-  // With several query rows per head, K is transposed once per (batch, kv head) to [d][Skv]: the score
+  const int64_t ldk = (Skv + 31) & ~int64_t(31);  // K^T row length and score row length: whole 32-key tiles
+  float* scratch = arena.take_n<float>(size_t(nthreads) * size_t(ldk));
+  // With several query rows per head, K is transposed once per (batch, kv head) to [d][ldk]: the score
   // loop then runs over keys, 8 wide, with no horizontal sum per dot product (short heads, d = 16-32,
   // spent most of their time in those sums). One decode row reads K directly: a transpose would
   // double its memory traffic.
   const bool transposed = Sq >= 4;
   float* kt = nullptr;
   if (transposed) {
-    kt = arena.take_n<float>(size_t(B * G * d * Skv));
+    kt = arena.take_n<float>(size_t(B * G * d * ldk));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
       for (int64_t g = 0; g < G; g++) {
-        float* dst = kt + (b * G + g) * d * Skv;
+        float* dst = kt + (b * G + g) * d * ldk;
         for (int64_t j = 0; j < Skv; j++) {
           const float* kj = ks + ((b * Skv + j) * G + g) * d;
-          for (int64_t e = 0; e < d; e++) dst[e * Skv + j] = kj[e];
+          for (int64_t e = 0; e < d; e++) dst[e * ldk + j] = kj[e];
         }
+        for (int64_t e = 0; e < d; e++)
+          for (int64_t j = Skv; j < ldk; j++) dst[e * ldk + j] = 0.f;
       }
   }
 
@@ -103,13 +134,13 @@ LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < H; h++)
       for (int64_t i = 0; i < Sq; i++) {
-        float* s = scratch + size_t(omp_get_thread_num()) * size_t(Skv);
+        float* s = scratch + size_t(omp_get_thread_num()) * size_t(ldk);
         const int64_t g = h / rep, qpos = Skv - Sq + i;
         int64_t visible = Skv;  // keys [0, visible)
         if (a.mask == Mask::Causal || (a.mask == Mask::PrefixCausal && qpos < a.prefix_len)) visible = qpos + 1;
         const float* qi = qs + ((b * Sq + i) * H + h) * d;
         if (transposed) {
-          scores_transposed(qi, kt + (b * G + g) * d * Skv, Skv, d, visible, a.scale, s);
+          scores_transposed(qi, kt + (b * G + g) * d * ldk, ldk, d, visible, a.scale, s);
         } else {
           const float* kb = ks + (b * Skv * G + g) * d;
           for (int64_t j = 0; j < visible; j++) {
