@@ -163,7 +163,9 @@ export function buildProgram(): Command {
     ];
     console.log(`| metric | score | target |\n|---|---|---|`);
     for (const [name, v, target] of rows) console.log(`| ${name} | ${v.toFixed(3)} | ${target} |`);
+    const kinds = Object.entries(vqa.byKind).filter(([, k]) => k.questions > 0);
     console.log(`\n${se.prompts} prompts, ${se.secondsPerImage.toFixed(3)} s/image; ${vqa.questions} questions, ${vqa.secondsPerAnswer.toFixed(3)} s/answer`);
+    console.log(`VQA by question: ${kinds.map(([name, k]) => `${name} ${k.right}/${k.questions}`).join(', ')}`);
   });
   return program;
 }

@@ -78,7 +78,8 @@ function readManifest(dir: string): Manifest {
   const dflt = { vlm: 'vlm', generator: 'generator', vae: 'vae' };
   if (!fs.existsSync(file)) {
     ensure(fs.existsSync(dir) && fs.statSync(dir).isDirectory(), `${dir}: no such model directory`, 'E_BAD_CONFIG');
-    return dflt;
+    // the parts sit in the model directory, wherever the process runs from
+    return { vlm: path.resolve(dir, dflt.vlm), generator: path.resolve(dir, dflt.generator), vae: path.resolve(dir, dflt.vae) };
   }
   let m: Record<string, unknown>;
   try {

@@ -42,6 +42,17 @@ test('manifest and directory problems are E_BAD_CONFIG', async (t) => {
   t.is(await code(variant(t, (d) => fs.rmSync(path.join(d, 'vae', 'config.json')))), 'E_BAD_CONFIG');
 });
 
+test('a model directory without latte_flow.json loads its default parts from that directory, not the cwd', async (t) => {
+  const dir = variant(t, (d) => fs.rmSync(path.join(d, 'latte_flow.json')));
+  const cwd = process.cwd();
+  process.chdir(os.tmpdir());
+  try {
+    t.is(await loadError(dir), undefined);
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
 test('generator configs the engine cannot run are E_BAD_CONFIG', async (t) => {
   const gen = (f: (j: Record<string, unknown>) => void) => variant(t, (d) => editJson(path.join(d, 'generator', 'config.json'), f));
   t.is(await code(gen((j) => (j.num_groups = 3))), 'E_BAD_CONFIG', 'groups that do not divide the layers');

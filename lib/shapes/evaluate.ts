@@ -12,6 +12,11 @@ export interface ShapesEvalOptions {
   guidance?: number;
   /** Prompts to use from the fixed set (default: all 200, single-object then two-object). */
   limit?: number;
+  /** Draw the prompt set from this stream instead of the fixed one (EVAL_SEED): a development set, so
+   * that defaults tuned on it are not tuned on the reported figures. */
+  promptSeed?: number;
+  /** Time shift of the schedule (default: the model's). */
+  shift?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -24,7 +29,8 @@ export interface ShapesEvalReport extends ShapesEvalResult {
 
 /** Prompt i of the (possibly limited) set is drawn with seed i. */
 export async function evaluateShapes(lf: LatteFlow, o: ShapesEvalOptions = {}): Promise<ShapesEvalReport> {
-  const all = shapesEvalPrompts();
+  ensure(o.promptSeed === undefined || (Number.isInteger(o.promptSeed) && o.promptSeed >= 0), 'promptSeed must be a non-negative integer');
+  const all = shapesEvalPrompts(o.promptSeed);
   const limit = o.limit ?? all.length;
   ensure(Number.isInteger(limit) && limit >= 1 && limit <= all.length, `limit must be in [1, ${all.length}]`);
   // an even spread over both kinds when limited
@@ -34,7 +40,7 @@ export async function evaluateShapes(lf: LatteFlow, o: ShapesEvalOptions = {}): 
   const images: Uint8Array[] = [];
   const t0 = performance.now();
   for (let i = 0; i < prompts.length; i++) {
-    const [img] = await lf.generateImage({ prompt: prompts[i].caption, steps: o.steps, guidance: o.guidance, seed: i });
+    const [img] = await lf.generateImage({ prompt: prompts[i].caption, steps: o.steps, guidance: o.guidance, shift: o.shift, seed: i });
     images.push(img.data);
     o.onProgress?.(i + 1, prompts.length);
   }
@@ -55,6 +61,20 @@ export interface VqaReport {
   secondsPerAnswer: number;
   /** a few wrong answers, for the eye */
   misses: { question: string; answer: string; expected: string }[];
+  /** right / asked per kind of question (the world's question templates) */
+  byKind: Record<QuestionKind, { right: number; questions: number }>;
+}
+
+export type QuestionKind = 'colour' | 'shape' | 'count' | 'where' | 'exists' | 'describe';
+
+/** Which of the world's question templates a question comes from (docs/shapes-world.md). */
+export function questionKind(q: string): QuestionKind {
+  if (q.startsWith('what colour')) return 'colour';
+  if (q.startsWith('what shape')) return 'shape';
+  if (q.startsWith('how many')) return 'count';
+  if (q.startsWith('where')) return 'where';
+  if (q.startsWith('is there')) return 'exists';
+  return 'describe';
 }
 
 const normalise = (s: string) => s.trim().toLowerCase().replace(/[.!]+$/, '');
@@ -65,14 +85,19 @@ export async function evaluateVqa(lf: LatteFlow, o: VqaOptions = {}): Promise<Vq
   const exs = examples(o.seed ?? 777777, 0, count);
   let right = 0;
   const misses: VqaReport['misses'] = [];
+  const byKind = Object.fromEntries((['colour', 'shape', 'count', 'where', 'exists', 'describe'] as const).map((k) => [k, { right: 0, questions: 0 }])) as VqaReport['byKind'];
   const t0 = performance.now();
   for (let i = 0; i < exs.length; i++) {
     const ex = exs[i];
     const [question, expected] = ex.qa[i % ex.qa.length];
     const answer = await lf.answer({ image: { width: IMAGE_SIZE, height: IMAGE_SIZE, data: ex.image }, question, maxTokens: 24 });
-    if (normalise(answer) === normalise(expected)) right++;
-    else if (misses.length < 8) misses.push({ question, answer, expected });
+    const kind = byKind[questionKind(question)];
+    kind.questions++;
+    if (normalise(answer) === normalise(expected)) {
+      right++;
+      kind.right++;
+    } else if (misses.length < 8) misses.push({ question, answer, expected });
     o.onProgress?.(i + 1, exs.length);
   }
-  return { accuracy: right / exs.length, questions: exs.length, secondsPerAnswer: (performance.now() - t0) / 1e3 / exs.length, misses };
+  return { accuracy: right / exs.length, questions: exs.length, secondsPerAnswer: (performance.now() - t0) / 1e3 / exs.length, misses, byKind };
 }

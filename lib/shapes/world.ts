@@ -218,12 +218,13 @@ export function examples(seed: number, start: number, n: number): Example[] {
 }
 
 /** The ShapesEval prompts: the first 100 one-shape, then the first 100 two-shape examples of stream
- * EVAL_SEED, with what scoring needs (the objects' shapes, colours and sizes, and the place or relation). */
-export function shapesEvalPrompts(): ShapesEvalPrompt[] {
+ * EVAL_SEED, with what scoring needs (the objects' shapes, colours and sizes, and the place or relation).
+ * Another seed gives another prompt set of the same make (e.g. a development set for tuning defaults). */
+export function shapesEvalPrompts(seed = EVAL_SEED, perKind = EVAL_PER_KIND): ShapesEvalPrompt[] {
   const found: Record<'one' | 'two', ShapesEvalPrompt[]> = { one: [], two: [] };
-  for (let i = 0; found.one.length < EVAL_PER_KIND || found.two.length < EVAL_PER_KIND; i++) {
-    const s = scene(EVAL_SEED, i);
-    if (found[s.kind].length >= EVAL_PER_KIND) continue;
+  for (let i = 0; found.one.length < perKind || found.two.length < perKind; i++) {
+    const s = scene(seed, i);
+    if (found[s.kind].length >= perKind) continue;
     const objects: ShapesEvalPrompt['objects'] = s.objects.map(({ shape, colour, size }) => ({ shape, colour, size }));
     const p: ShapesEvalPrompt = { index: i, kind: s.kind, caption: s.caption, objects };
     if (s.place !== null) objects[0].place = s.place;

@@ -57,6 +57,14 @@ AE_CONFIG = {"in_channels": 3, "latent_channels": 16, "attention_head_dim": 8,
              "decoder_in_shortcut": True, "decoder_conv_act_fn": "relu", "scaling_factor": 1.0}
 
 
+# M-RoPE theta of the tiny decoder (and so of the generation stream, which copies it). Qwen2-VL's sections give
+# the width axis the lowest frequencies: with head_dim 32 and theta 1e4 they turn by 0.0002-0.003 rad per column,
+# so neither the VLM nor the generator could tell the left of an 8-wide grid from its right ("where is" 4/31,
+# generated objects smeared along a row). theta 3 turns every axis by 0.36-1 rad per step: distinct over a grid
+# of 8, and prompts are short enough (< 100 tokens) for the text positions not to alias.
+ROPE_THETA = 3.0
+
+
 class Log:
     def __init__(self, path):
         self.path = path
@@ -183,10 +191,11 @@ def load_encoder(out):
     return ae.encoder.eval(), cfg["scaling_factor"]
 
 
-def vlm_config(tok):
+def vlm_config(tok, rope_theta=ROPE_THETA):
     specials = {t: tok.token_id(t) for t in tiny.SPECIAL_TOKENS}
     cfg = tiny.tiny_qwen2vl_config(len(tok.vocab) + len(tok.added), specials, hidden=128, layers=8, heads=4, kv_heads=2,
-                                   inter=384, v_depth=2, v_dim=64, v_heads=4, patch=4, section=(4, 6, 6))
+                                   inter=384, v_depth=2, v_dim=64, v_heads=4, patch=4, section=(4, 6, 6),
+                                   theta=rope_theta)
     return cfg
 
 
@@ -231,7 +240,7 @@ def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False):
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it."""
     vdir = os.path.join(out, "vlm")
@@ -243,7 +252,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False):
             p.requires_grad_(False)
         params = list(vlm.visual.parameters())
     else:
-        vlm = Qwen2VL(vlm_config(tok))
+        vlm = Qwen2VL(vlm_config(tok, rope_theta))
         with torch.no_grad():   # HF's initializer_range: unit-variance tied embeddings start with logits ~ +-11
             vlm.model.embed_tokens.weight.normal_(0.0, 0.02)
         params = list(vlm.parameters())
@@ -312,7 +321,7 @@ def latent_pool(enc, sf, data, n, chunk=64):
 
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
-              template=None, low_t_weight=1):
+              template=None, low_t_weight=1, rope_theta=None):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
@@ -320,6 +329,8 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
         p.requires_grad_(False)
     enc, sf = load_encoder(out)
     extra = {"prompt_template": template} if template else {}
+    if rope_theta:
+        extra["rope_theta"] = rope_theta
     gcfg = gen_config_from_vlm(vlm.cfg, latent_channels=16, latent_size=(8, 8), num_groups=groups, patch_size=patch,
                                guidance_scale=2.0, num_steps=20, **extra)
     torch.manual_seed(0)
@@ -374,6 +385,9 @@ def main():
     ap.add_argument("--low-t-gen", type=int, default=1, help="train the noisiest quarter of t this many times as often")
     ap.add_argument("--template-gen", default=None, help="the generator's prompt_template (default: the chat template)")
     ap.add_argument("--batch-vlm", type=int, default=32)
+    ap.add_argument("--rope-theta-vlm", type=float, default=ROPE_THETA, help="the tiny decoder's M-RoPE theta")
+    ap.add_argument("--rope-theta-gen", type=float, default=None,
+                    help="the generation stream's M-RoPE theta (default: the VLM's); see docs/shapes-world.md")
     ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -385,16 +399,16 @@ def main():
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm)
+        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, rope_theta=a.rope_theta_vlm)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
-                  a.pool_gen, a.template_gen, a.low_t_gen)
+                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
-                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen)
+                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

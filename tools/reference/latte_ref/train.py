@@ -37,12 +37,14 @@ def init_from_vlm(gen: GenerationStream, vlm):
 
 
 def gen_config_from_vlm(vcfg, latent_channels, latent_size, num_groups=4, patch_size=1, **kw):
+    """kw overrides any GenConfig field, rope_theta included (the image grid's M-RoPE may use its own theta)."""
     t = vcfg.text
-    return GenConfig(hidden_size=t.hidden_size, num_attention_heads=t.num_attention_heads,
-                     num_key_value_heads=t.num_key_value_heads, intermediate_size=t.intermediate_size,
-                     num_layers=t.num_hidden_layers, latent_channels=latent_channels,
-                     latent_size=list(latent_size), patch_size=patch_size, num_groups=num_groups,
-                     rms_norm_eps=t.rms_norm_eps, rope_theta=t.rope_theta, mrope_section=list(t.mrope_section), **kw)
+    base = dict(hidden_size=t.hidden_size, num_attention_heads=t.num_attention_heads,
+                num_key_value_heads=t.num_key_value_heads, intermediate_size=t.intermediate_size,
+                num_layers=t.num_hidden_layers, latent_channels=latent_channels,
+                latent_size=list(latent_size), patch_size=patch_size, num_groups=num_groups,
+                rms_norm_eps=t.rms_norm_eps, rope_theta=t.rope_theta, mrope_section=list(t.mrope_section))
+    return GenConfig(**{**base, **kw})
 
 
 @torch.no_grad()

@@ -34,6 +34,11 @@ class GeneratorTrainerTest(unittest.TestCase):
         self.assertEqual(float(gen.layers[0].modulation.weight.abs().sum()), 0.0)
         self.assertEqual(float(gen.head.proj_out.weight.abs().sum()), 0.0)
 
+    def test_config_from_vlm_copies_theta_unless_overridden(self):
+        self.assertEqual(train.gen_config_from_vlm(CFG, 4, (2, 2), 2).rope_theta, CFG.text.rope_theta)
+        cfg = train.gen_config_from_vlm(CFG, 4, (2, 2), 2, rope_theta=3.0, guidance_scale=2.5)
+        self.assertEqual((cfg.rope_theta, cfg.guidance_scale, cfg.num_groups), (3.0, 2.5, 2))
+
     def test_loss_uses_each_group_once_without_first_layer_residual(self):
         vlm = frozen_vlm()
         gen = train.init_from_vlm(GenerationStream(train.gen_config_from_vlm(CFG, 4, (2, 2), 2)), vlm)

@@ -1,0 +1,45 @@
+// The engine evaluation of a shapes-world model (lib/shapes/evaluate.ts) on the shipped model, small:
+// ShapesEval over the fixed or a development prompt set, and VQA with its per-question-kind counts.
+import test from 'ava';
+import { LatteFlow } from '../lib/index.ts';
+import { DEFAULT_MODEL } from '../lib/cli.ts';
+import { evaluateShapes, evaluateVqa, questionKind } from '../lib/shapes/evaluate.ts';
+import { EVAL_SEED, shapesEvalPrompts } from '../lib/shapes/world.ts';
+
+test('a development prompt set is of the same make as the fixed one, and different', (t) => {
+  const fixed = shapesEvalPrompts();
+  const dev = shapesEvalPrompts(515151);
+  t.deepEqual(shapesEvalPrompts(EVAL_SEED), fixed);
+  t.is(dev.length, 200);
+  t.deepEqual(dev.map((p) => p.kind), fixed.map((p) => p.kind));
+  const same = dev.filter((p, i) => p.caption === fixed[i].caption).length;
+  t.true(same < 20, `${same} of 200 captions coincide`);
+  t.is(shapesEvalPrompts(515151, 3).length, 6);
+});
+
+test('question kinds follow the world\'s templates', (t) => {
+  t.is(questionKind('what colour is the circle?'), 'colour');
+  t.is(questionKind('what shape is the red object?'), 'shape');
+  t.is(questionKind('how many shapes are there?'), 'count');
+  t.is(questionKind('where is the square?'), 'where');
+  t.is(questionKind('is there a blue triangle?'), 'exists');
+  t.is(questionKind('describe the image.'), 'describe');
+});
+
+test('ShapesEval and VQA reports on the shipped model', async (t) => {
+  const lf = await LatteFlow.load(DEFAULT_MODEL, { backend: 'cpu', threads: 2 });
+  t.teardown(() => lf.dispose());
+  const a = await evaluateShapes(lf, { limit: 4 });
+  t.is(a.prompts, 4);
+  t.is(a.perPrompt.length, 4);
+  t.true(a.overall >= 0 && a.overall <= 1);
+  const dev = await evaluateShapes(lf, { limit: 4, promptSeed: 515151, steps: 6, guidance: 2, shift: 2 });
+  t.is(dev.prompts, 4);
+  await t.throwsAsync(evaluateShapes(lf, { promptSeed: -1 }), { code: 'E_ARG' });
+  const v = await evaluateVqa(lf, { count: 18 });
+  t.is(v.questions, 18);
+  const kinds = Object.values(v.byKind);
+  t.is(kinds.reduce((n, k) => n + k.questions, 0), 18);
+  t.is(kinds.reduce((n, k) => n + k.right, 0), Math.round(v.accuracy * 18));
+  t.true(v.byKind.count.questions > 0 && v.byKind.describe.questions > 0);
+});
