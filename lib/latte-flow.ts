@@ -76,16 +76,15 @@ interface Manifest {
 function readManifest(dir: string): Manifest {
   const file = path.join(dir, 'latte_flow.json');
   const dflt = { vlm: 'vlm', generator: 'generator', vae: 'vae' };
+  let m: Record<string, unknown> = {}; // no manifest: the default parts, in the model directory
   if (!fs.existsSync(file)) {
     ensure(fs.existsSync(dir) && fs.statSync(dir).isDirectory(), `${dir}: no such model directory`, 'E_BAD_CONFIG');
-    // the parts sit in the model directory, wherever the process runs from
-    return { vlm: path.resolve(dir, dflt.vlm), generator: path.resolve(dir, dflt.generator), vae: path.resolve(dir, dflt.vae) };
-  }
-  let m: Record<string, unknown>;
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LatteError('E_BAD_CONFIG', `${file}: not JSON (${(e as Error).message})`, { cause: e });
+  } else {
+    try {
+      m = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new LatteError('E_BAD_CONFIG', `${file}: not JSON (${(e as Error).message})`, { cause: e });
+    }
   }
   ensure(m && typeof m === 'object', `${file}: not a JSON object`, 'E_BAD_CONFIG');
   ensure(m.format === undefined || m.format === 'latte-flow', `${file}: format must be "latte-flow"`, 'E_BAD_CONFIG');

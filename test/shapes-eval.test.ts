@@ -4,17 +4,17 @@ import test from 'ava';
 import { LatteFlow } from '../lib/index.ts';
 import { DEFAULT_MODEL } from '../lib/cli.ts';
 import { evaluateShapes, evaluateVqa, questionKind } from '../lib/shapes/evaluate.ts';
-import { EVAL_SEED, shapesEvalPrompts } from '../lib/shapes/world.ts';
+import { DEV_SEED, EVAL_SEED, shapesEvalPrompts } from '../lib/shapes/world.ts';
 
 test('a development prompt set is of the same make as the fixed one, and different', (t) => {
   const fixed = shapesEvalPrompts();
-  const dev = shapesEvalPrompts(515151);
+  const dev = shapesEvalPrompts(DEV_SEED);
   t.deepEqual(shapesEvalPrompts(EVAL_SEED), fixed);
   t.is(dev.length, 200);
   t.deepEqual(dev.map((p) => p.kind), fixed.map((p) => p.kind));
   const same = dev.filter((p, i) => p.caption === fixed[i].caption).length;
   t.true(same < 20, `${same} of 200 captions coincide`);
-  t.is(shapesEvalPrompts(515151, 3).length, 6);
+  t.is(shapesEvalPrompts(DEV_SEED, 3).length, 6);
 });
 
 test('question kinds follow the world\'s templates', (t) => {
@@ -33,7 +33,7 @@ test('ShapesEval and VQA reports on the shipped model', async (t) => {
   t.is(a.prompts, 4);
   t.is(a.perPrompt.length, 4);
   t.true(a.overall >= 0 && a.overall <= 1);
-  const dev = await evaluateShapes(lf, { limit: 4, promptSeed: 515151, steps: 6, guidance: 2, shift: 2 });
+  const dev = await evaluateShapes(lf, { limit: 4, promptSeed: DEV_SEED, steps: 6, guidance: 2, shift: 2 });
   t.is(dev.prompts, 4);
   await t.throwsAsync(evaluateShapes(lf, { promptSeed: -1 }), { code: 'E_ARG' });
   const v = await evaluateVqa(lf, { count: 18 });

@@ -65,7 +65,8 @@ export interface VqaReport {
   byKind: Record<QuestionKind, { right: number; questions: number }>;
 }
 
-export type QuestionKind = 'colour' | 'shape' | 'count' | 'where' | 'exists' | 'describe';
+export const QUESTION_KINDS = ['colour', 'shape', 'count', 'where', 'exists', 'describe'] as const;
+export type QuestionKind = (typeof QUESTION_KINDS)[number];
 
 /** Which of the world's question templates a question comes from (docs/shapes-world.md). */
 export function questionKind(q: string): QuestionKind {
@@ -85,7 +86,7 @@ export async function evaluateVqa(lf: LatteFlow, o: VqaOptions = {}): Promise<Vq
   const exs = examples(o.seed ?? 777777, 0, count);
   let right = 0;
   const misses: VqaReport['misses'] = [];
-  const byKind = Object.fromEntries((['colour', 'shape', 'count', 'where', 'exists', 'describe'] as const).map((k) => [k, { right: 0, questions: 0 }])) as VqaReport['byKind'];
+  const byKind = Object.fromEntries(QUESTION_KINDS.map((k) => [k, { right: 0, questions: 0 }])) as VqaReport['byKind'];
   const t0 = performance.now();
   for (let i = 0; i < exs.length; i++) {
     const ex = exs[i];

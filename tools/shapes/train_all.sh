@@ -2,7 +2,7 @@
 # Reproduces the shipped shapes-world models from scratch: models/shapes (K = 4) and models/shapes-vanilla
 # (K = 1), with the recipe and budgets they were trained with (training_log.json records each stage).
 #   bash tools/shapes/train_all.sh [OUT=models/shapes]
-# Needs Debian's python3-torch with libopenblas0-pthread (about 1 h 45 min of wall time on 2 cores). The two
+# Needs Debian's python3-torch with libopenblas0-pthread (about 2 h of wall time on 2 cores). The two
 # generator streams train side by side, one core each, 70 minutes: 70 core-minutes per model, within the
 # spec's "45 minutes on 2 cores".
 set -euo pipefail

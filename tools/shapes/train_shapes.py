@@ -387,7 +387,7 @@ def main():
     ap.add_argument("--batch-vlm", type=int, default=32)
     ap.add_argument("--rope-theta-vlm", type=float, default=ROPE_THETA, help="the tiny decoder's M-RoPE theta")
     ap.add_argument("--rope-theta-gen", type=float, default=None,
-                    help="the generation stream's M-RoPE theta (default: the VLM's); see docs/shapes-world.md")
+                    help="the generation stream's M-RoPE theta (default: the VLM's; see ROPE_THETA)")
     ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

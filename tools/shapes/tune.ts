@@ -8,8 +8,7 @@
  */
 import { LatteFlow } from '../../lib/index.ts';
 import { evaluateShapes } from '../../lib/shapes/evaluate.ts';
-
-export const DEV_SEED = 515151;
+import { DEV_SEED } from '../../lib/shapes/world.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
