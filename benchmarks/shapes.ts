@@ -1,6 +1,7 @@
 /**
  * The shipped shapes-world model (issue 6), in one run:
- *  1. K = 4 vs its vanilla twin (K = 1) at the same step count: sampling time per image (target >= 3x).
+ *  1. K = 4 vs its vanilla twin (K = 1) at the same step count: sampling time per image (target >= 3x);
+ *     and K = 4's sampling loop with recorded group programs (the default) vs every op enqueued afresh.
  *  2. The engine vs the PyTorch reference pipeline (benchmarks/reference-shapes.py) on the same model and
  *     threads: per image and per answer (target >= 3x).
  *
@@ -18,8 +19,9 @@ const PROMPT = 'a red circle to the left of a blue square';
 
 /** Median ms per image at `steps`, and the sampling loop alone: an image at 2 x steps minus one at steps
  * (the prompt encoding and the VAE decode, the same in both, cancel). */
-async function timeImages(dir: string, threads: number, steps: number, reps: number): Promise<{ image: number; sampling: number }> {
+async function timeImages(dir: string, threads: number, steps: number, reps: number, programs = true): Promise<{ image: number; sampling: number }> {
   const lf = await LatteFlow.load(dir, { backend: 'cpu', threads });
+  lf.generator.usePrograms(programs);
   await lf.generateImage({ prompt: PROMPT, steps });
   const at = async (n: number) => {
     const t: number[] = [];
@@ -65,6 +67,8 @@ await runAsScript(import.meta.url, async (o): Promise<Row[]> => {
     const [m4, m1] = [await timeImages(k4, t, steps, reps), await timeImages(k1, t, steps, reps)];
     const g4 = m4.image;
     rows.push({ bench: 'shapes K=4 vs vanilla K=1 (sampling loop)', case: `${steps} steps, ${t}t`, figure: `${(m1.sampling / m4.sampling).toFixed(2)}x (K=4 ${m4.sampling.toFixed(1)} ms, K=1 ${m1.sampling.toFixed(1)} ms)`, target: '>= 3x' });
+    const eager = await timeImages(k4, t, steps, reps, false);
+    rows.push({ bench: 'shapes K=4 sampling loop: programs vs eager ops', case: `${steps} steps, ${t}t`, figure: `${(eager.sampling / m4.sampling).toFixed(2)}x (programs ${m4.sampling.toFixed(1)} ms, eager ${eager.sampling.toFixed(1)} ms)` });
     rows.push({ bench: 'shapes K=4 vs vanilla K=1 (whole image)', case: `${steps} steps, ${t}t`, figure: `${(m1.image / g4).toFixed(2)}x (K=4 ${g4.toFixed(1)} ms, K=1 ${m1.image.toFixed(1)} ms)`, target: '' });
     const ans = await timeAnswer(k4, t, reps);
     const r = refs.find((x) => x.threads === t);

@@ -230,6 +230,9 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
   o.Set("opsEnqueued", double(s.ops_enqueued));
   o.Set("opsRun", double(s.ops_run));
   o.Set("pending", double(s.pending));
+  o.Set("programsRecorded", double(s.programs_recorded));
+  o.Set("replays", double(s.replays));
+  o.Set("capturedLaunches", double(s.captured_launches));
   return o;
 }
 

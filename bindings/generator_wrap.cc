@@ -16,7 +16,8 @@ using latte::code::kArg;
 Napi::Function GeneratorWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeGenerator",
                      {InstanceAccessor<&GeneratorWrap::Config>("config"), InstanceMethod<&GeneratorWrap::Velocity>("velocity"),
-                      InstanceMethod<&GeneratorWrap::VelocityLayers>("velocityLayers"), InstanceMethod<&GeneratorWrap::Dispose>("dispose")});
+                      InstanceMethod<&GeneratorWrap::VelocityLayers>("velocityLayers"), InstanceMethod<&GeneratorWrap::UsePrograms>("usePrograms"),
+                      InstanceMethod<&GeneratorWrap::ReleasePrograms>("releasePrograms"), InstanceMethod<&GeneratorWrap::Dispose>("dispose")});
 }
 
 GeneratorWrap::GeneratorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GeneratorWrap>(info) {
@@ -36,6 +37,19 @@ GeneratorWrap::GeneratorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 latte::model::Generator& GeneratorWrap::model() {
   if (!model_) fail(latte::code::kDisposed, "the generator is disposed");
   return *model_;
+}
+
+void GeneratorWrap::UsePrograms(const Napi::CallbackInfo& info) {
+  guarded(info.Env(), [&] {
+    if (!info[0].IsBoolean()) fail(kArg, "usePrograms: expects true or false");
+    model().use_programs(info[0].As<Napi::Boolean>().Value());
+  });
+}
+
+void GeneratorWrap::ReleasePrograms(const Napi::CallbackInfo& info) {
+  guarded(info.Env(), [&] {
+    if (model_) model_->release_programs();  // after dispose there is nothing left to free
+  });
 }
 
 void GeneratorWrap::Dispose(const Napi::CallbackInfo&) {

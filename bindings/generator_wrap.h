@@ -21,6 +21,8 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
   Napi::Value Velocity(const Napi::CallbackInfo& info);
   // (x, t, firstLayer, lastLayer, condSeq, nullSeq | null, guidance) -> v (e.g. the full-depth baseline)
   Napi::Value VelocityLayers(const Napi::CallbackInfo& info);
+  void UsePrograms(const Napi::CallbackInfo& info);
+  void ReleasePrograms(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
 
   Napi::ObjectReference engine_ref_;

@@ -31,6 +31,8 @@ interface NativeGenerator {
   readonly config: GeneratorConfig;
   velocity(x: unknown, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
   velocityLayers(x: unknown, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
+  usePrograms(on: boolean): void;
+  releasePrograms(): void;
   dispose(): void;
 }
 type GeneratorCtor = new (engine: unknown, ck: unknown, json: string, weights: WeightStorage, where: string) => NativeGenerator;
@@ -69,6 +71,19 @@ export class GenerationStream {
   velocityLayers(x: Tensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
     const e = this.#engine;
     return e.wrap(native(() => this.#native.velocityLayers(e.own(x), t, first, last, cond, nul, guidance)) as never);
+  }
+
+  /**
+   * Each expert group's forward is recorded once per request as an engine program and replayed per
+   * step (a CUDA graph on the GPU). Off: every step enqueues its ops afresh (the same numbers).
+   */
+  usePrograms(on: boolean): void {
+    native(() => this.#native.usePrograms(on));
+  }
+
+  /** Frees the recorded programs (their buffers and the prompts' K/V they hold); the sampler calls it per request. */
+  releasePrograms(): void {
+    native(() => this.#native.releasePrograms());
   }
 
   dispose(): void {

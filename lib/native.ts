@@ -63,6 +63,10 @@ export interface NativeStats {
   opsEnqueued: number;
   opsRun: number;
   pending: number;
+  /** Programs (recorded op sequences: a generator step) recorded, replayed, and replayed as one captured CUDA graph. */
+  programsRecorded: number;
+  replays: number;
+  capturedLaunches: number;
 }
 
 export interface NativeEngine {

@@ -3,6 +3,7 @@
 // Layouts (PyTorch order): activations [..., features]; attention q [B,Sq,H,d], k/v [B,Skv,G,d];
 // logits [B,H,Sq,Ni]; images NCHW; linear weights [out, in] (nn.Linear).
 #pragma once
+#include <functional>
 #include <memory>
 
 #include "core/tensor.h"
@@ -49,9 +50,15 @@ class Backend {
   virtual void free(void* p, size_t bytes) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;
   virtual void download(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, on the stream
   // stream-thread setup (thread count, denormal flushing) and completion of queued device work
   virtual void bind_thread(int threads) = 0;
   virtual void synchronize() = 0;
+  // Programs (runtime/program.h): a backend that can capture records the device work `enqueue`
+  // issues as one launchable unit without running it (a CUDA graph); the others run ops one by one.
+  virtual bool can_capture() const { return false; }
+  virtual std::shared_ptr<void> capture(const std::function<void()>& /*enqueue*/) { return nullptr; }
+  virtual void launch(const void* /*captured*/) {}
   // kernels
   virtual std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute) = 0;
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = 0;

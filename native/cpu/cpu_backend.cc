@@ -20,6 +20,7 @@ class CpuBackend final : public Backend {
   void free(void* p, size_t) override { cpu::host_free(p); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void copy(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void synchronize() override {}
 
   // Denormals: chains of matmuls drifting into subnormals run many times slower; flush them on

@@ -32,8 +32,16 @@ void* Context::workspace(size_t bytes) {
   return ws_;
 }
 
+void Context::release_kept() {
+  for (void* p : kept_) cudaFreeAsync(p, stream);
+  kept_.clear();
+}
+
 void Context::release_workspace() {
-  if (ws_) cudaFreeAsync(ws_, stream);  // stream-ordered: after every kernel that used it
+  // stream-ordered: after every kernel that used it; a captured graph may still use it at any later
+  // launch, so once one exists the old block is kept until the backend goes
+  if (ws_ && keep_workspace) kept_.push_back(ws_);
+  else if (ws_) cudaFreeAsync(ws_, stream);
   ws_ = nullptr;
   ws_bytes_ = 0;
 }
@@ -70,6 +78,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(c_.device);
     c_.release_workspace();
+    c_.release_kept();
     cudaStreamSynchronize(c_.stream);
     cudaFree(c_.index_error);
     cudaFreeHost(host_error_);
@@ -81,7 +90,7 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
 
   void* alloc(size_t bytes) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     void* p = nullptr;
     cudaError_t e = cudaMallocFromPoolAsync(&p, bytes, c_.pool, c_.stream);
     if (e == cudaErrorMemoryAllocation) {
@@ -94,7 +103,7 @@ class CudaBackend final : public Backend {
   // Called from whichever thread drops the last reference; the free is ordered after every kernel
   // already enqueued on the stream, and those are the only ones that can still use the block.
   void free(void* p, size_t) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     cudaSetDevice(c_.device);
     if (cudaFreeAsync(p, c_.stream) != cudaSuccess) cudaGetLastError();
   }
@@ -103,11 +112,43 @@ class CudaBackend final : public Backend {
   void upload(void* dst, const void* src, size_t n) override {
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c_.stream), "upload");
   }
+  void copy(void* dst, const void* src, size_t n) override {
+    check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c_.stream), "device copy");
+  }
   void download(void* dst, const void* src, size_t n) override {
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c_.stream), "download");
     synchronize();
   }
   void bind_thread(int) override { cudaSetDevice(c_.device); }
+
+  // A program's kernels, captured from this stream into a graph (instantiated once, launched per
+  // replay). The kernels' arguments are fixed at capture: the program's buffers never move, and the
+  // workspace is kept alive for the graphs (Context::keep_workspace) instead of being freed on growth.
+  bool can_capture() const override { return true; }
+  std::shared_ptr<void> capture(const std::function<void()>& enqueue) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    check_cuda(cudaStreamBeginCapture(c_.stream, cudaStreamCaptureModeThreadLocal), "graph capture");
+    cudaGraph_t graph = nullptr;
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(c_.stream, &graph);  // leave capture mode before reporting
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw;
+    }
+    check_cuda(cudaStreamEndCapture(c_.stream, &graph), "graph capture");
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    check_cuda(e, "graph instantiation");
+    c_.keep_workspace = true;
+    return std::shared_ptr<void>(static_cast<void*>(exec), [](void* g) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g)); });
+  }
+  void launch(const void* captured) override {
+    c_.index_check_pending = true;  // a captured embedding writes the error word with no host code running
+    check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(const_cast<void*>(captured)), c_.stream), "graph launch");
+  }
 
   // Waits for the stream, then reports what kernels found on the way (an id out of range).
   void synchronize() override {
@@ -157,7 +198,9 @@ class CudaBackend final : public Backend {
 
  private:
   Context c_;
-  std::mutex mu_;  // alloc/free may come from the stream thread and from JS-side releases at once
+  // alloc/free may come from the stream thread and from JS-side releases at once; capture holds it
+  // too, so a release from another thread cannot land on the stream while it is being captured
+  std::recursive_mutex mu_;
   unsigned long long* host_error_ = nullptr;
 };
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/backend.h"
 
@@ -26,9 +27,12 @@ class Context {
   bool index_check_pending = false;  // an id-checking kernel ran since the last synchronize
   cudaMemPool_t pool = nullptr;      // the backend's stream-ordered pool (workspace comes from it)
   void release_workspace();
+  bool keep_workspace = false;  // a graph captured a workspace address: never free one before teardown
+  void release_kept();          // teardown only
 
  private:
   void* ws_ = nullptr;
+  std::vector<void*> kept_;
   size_t ws_bytes_ = 0;
 };
 

@@ -1,6 +1,8 @@
 #include "model/generator.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "io/safetensors.h"
 
@@ -29,8 +31,8 @@ Generator::Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Genera
 }
 
 // DiT sinusoid of float32(time_scale * t): [cos(a_j), sin(a_j)], a_j = a * max_period^(-j/half),
-// rounded to float32 at the reference's steps; then c = linear_2(SiLU(linear_1(.))), returned as SiLU(c).
-Tensor Generator::time_condition(double t) {
+// rounded to float32 at the reference's steps (forward() then takes c = linear_2(SiLU(linear_1(.)))).
+Tensor Generator::time_features(double t) {
   const int half = cfg_.time_embed_dim / 2;
   std::vector<float> f(size_t(cfg_.time_embed_dim));
   const float a0 = float(float(t) * cfg_.time_scale);
@@ -40,8 +42,7 @@ Tensor Generator::time_condition(double t) {
     f[size_t(j)] = float(std::cos(double(a)));
     f[size_t(half + j)] = float(std::sin(double(a)));
   }
-  Tensor feats = g_.engine().upload(DType::F32, Shape{1, cfg_.time_embed_dim}, f.data(), f.size() * 4);
-  return g_.silu(g_.linear(g_.silu(g_.linear(feats, time_1_)), time_2_));
+  return g_.engine().upload(DType::F32, Shape{1, cfg_.time_embed_dim}, f.data(), f.size() * 4);
 }
 
 // M-RoPE ids [3, R, N] of every row's image grid after its own prompt: (P, P + i, P + j).
@@ -72,22 +73,58 @@ Tensor Generator::velocity(const Tensor& x, double t, int group, const KvCache& 
 
 Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
   const GeneratorConfig& c = cfg_;
-  const int64_t C = c.latent_channels, p = c.patch_size, h = c.latent_h, w = c.latent_w, N = c.tokens();
-  const int64_t D = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
+  const int64_t C = c.latent_channels, h = c.latent_h, w = c.latent_w;
   if (x.dtype != DType::F32 || x.shape.ndim != 4 || x.shape[1] != C || x.shape[2] != h || x.shape[3] != w)
     fail(code::kShape, "velocity: the latent must be f32 [B, " + std::to_string(C) + ", " + std::to_string(h) + ", " + std::to_string(w) + "], got " + x.desc());
   if (!(t >= 0.0 && t <= 1.0)) fail(code::kArg, "velocity: t must be in [0, 1]");
   if (first < 0 || last > c.num_layers || first >= last) fail(code::kArg, "velocity: bad layer range");
   std::vector<const KvCache*> branches = {&cond};
   if (null) branches.push_back(null);
-  std::vector<int64_t> lens;
-  for (auto* b : branches) {
+  for (auto* b : branches)
     if (int(b->k.size()) < last || b->length <= 0) fail(code::kArg, "velocity: a prompt has no K/V for layer " + std::to_string(last - 1) + " (encode the prompt first)");
-    lens.push_back(b->length);
+  Tensor feats = time_features(t);
+  if (!use_programs_) return forward(x, feats, first, last, branches, guidance);
+
+  // the program for this layer range, batch, guidance and these prompts' K/V buffers
+  uint32_t gbits;
+  std::memcpy(&gbits, &guidance, 4);
+  std::vector<uintptr_t> key = {uintptr_t(first), uintptr_t(last), uintptr_t(x.shape[0]), gbits};
+  for (auto* b : branches) {
+    key.push_back(uintptr_t(b->length));
+    for (int l = first; l < last; l++) {
+      key.push_back(reinterpret_cast<uintptr_t>(b->k[size_t(l)].buf.get()));
+      key.push_back(reinterpret_cast<uintptr_t>(b->v[size_t(l)].buf.get()));
+    }
   }
+  auto it = programs_.begin();
+  while (it != programs_.end() && it->key != key) ++it;
+  if (it == programs_.end()) {
+    auto body = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{forward(in[0], in[1], first, last, branches, guidance)}; };
+    programs_.push_back({key, g_.engine().record({x, feats}, body)});
+    while (programs_.size() > size_t(cfg_.num_groups) + 1) programs_.pop_front();
+  } else {
+    programs_.splice(programs_.end(), programs_, it);
+  }
+  return g_.engine().replay(programs_.back().program, {&x, &feats})[0];
+}
+
+void Generator::use_programs(bool on) {
+  use_programs_ = on;
+  if (!on) programs_.clear();
+}
+
+void Generator::release_programs() { programs_.clear(); }
+
+Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<const KvCache*>& branches, float guidance) {
+  const GeneratorConfig& c = cfg_;
+  const int64_t C = c.latent_channels, p = c.patch_size, h = c.latent_h, w = c.latent_w, N = c.tokens();
+  const int64_t D = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
+  const bool guided = branches.size() > 1;
+  std::vector<int64_t> lens;
+  for (auto* b : branches) lens.push_back(b->length);
   const int64_t B = x.shape[0], R = B * int64_t(branches.size());
 
-  Tensor sc = time_condition(t);
+  Tensor sc = g_.silu(g_.linear(g_.silu(g_.linear(feats, time_1_)), time_2_));  // SiLU(c) [1, D]
   Tensor xx = x;
   for (size_t i = 1; i < branches.size(); i++) xx = g_.concat(xx, x, 0);  // [R, C, h, w]: cond rows, then null rows
   // patchify: [R, C, h/p, p, w/p, p] -> [R, h/p, w/p, C, p, p] -> tokens [R, N, C p p], features (c, py, px)
@@ -133,7 +170,7 @@ Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last
   Tensor y = g_.modulate(g_.rms_norm(g_.view(hs, Shape{1, R * N, D}), final_norm_, c.rms_norm_eps), g_.slice(hm, 1, 0, D), g_.slice(hm, 1, D, D));
   // unpatchify: [R, h/p, w/p, C, p, p] -> [R, C, h/p, p, w/p, p] -> [R, C, h, w]
   Tensor vout = g_.view(g_.permute(g_.view(g_.linear(y, proj_out_), Shape{R, h / p, w / p, C, p, p}), {0, 3, 1, 4, 2, 5}), Shape{R, C, h, w});
-  if (!null) return vout;
+  if (!guided) return vout;
   // v_null + w (v_cond - v_null) = w v_cond + (1 - w) v_null
   return g_.axpby(guidance, g_.slice(vout, 0, 0, B), 1.f - guidance, g_.slice(vout, 0, B, B));
 }

@@ -4,9 +4,15 @@
 // next, none at the group's first layer) -> modulated head -> unpatchify, with the conditional and
 // null (CFG) branches batched through every linear layer and combined at the end.
 //
+// Each (layer range, batch, prompts, guidance) is recorded once as an engine program and replayed
+// per step with the step's latent and time features as its only inputs (a CUDA graph per expert
+// group on the GPU; on the CPU, the same ops without per-op enqueue work).
+//
 // Prompt K/V come from the frozen VLM (Qwen2VL::forward fills a KvCache); a branch's image tokens
 // sit at M-RoPE positions (P, P + i, P + j) after its P prompt tokens. Shapes: x [B, C, h, w].
 #pragma once
+#include <cstdint>
+#include <list>
 #include <memory>
 #include <vector>
 
@@ -25,13 +31,18 @@ class Generator {
   Tensor velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance);
   // Any consecutive layers [first, last) (the full-depth baseline runs all of them as one group).
   Tensor velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
+  // Programs on (default) or off (every step enqueues its ops afresh: the reference for the tests).
+  void use_programs(bool on);
+  void release_programs();  // end of a request: its programs' buffers and prompt K/V go back
+  size_t programs_cached() const { return programs_.size(); }
 
  private:
   struct Layer : DecoderWeights {  // a VLM decoder layer's weights plus the stream's own
     Tensor attn_out_norm, ffn_out_norm;
     Linear modulation, tcra_gate;
   };
-  Tensor time_condition(double t);  // SiLU(c) [1, D]
+  Tensor time_features(double t);  // the sinusoid [1, E], computed here and uploaded: a program input
+  Tensor forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<const KvCache*>& branches, float guidance);
   Tensor positions(const std::vector<int64_t>& prompt_lens, int64_t batch);
 
   GeneratorConfig cfg_;
@@ -42,6 +53,14 @@ class Generator {
   // the last request's positions (they change only with the prompts' lengths and the batch)
   std::vector<int64_t> pos_key_;
   Tensor pos_;
+  // recorded forwards, most recently used last; a program keeps its prompts' K/V alive, so at most
+  // one request's worth is kept (num_groups + 1: every group and the full-depth baseline)
+  struct Recorded {
+    std::vector<uintptr_t> key;  // layer range, batch, guidance bits, and each branch's length and K/V buffers
+    std::shared_ptr<Program> program;
+  };
+  std::list<Recorded> programs_;
+  bool use_programs_ = true;
 };
 
 }  // namespace latte::model

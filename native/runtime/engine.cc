@@ -7,6 +7,7 @@
 #include "core/backend.h"
 #include "core/backend_select.h"
 #include "io/safetensors.h"
+#include "runtime/program.h"
 #include "runtime/stream.h"
 
 namespace latte {
@@ -25,6 +26,7 @@ Engine::Engine(const EngineOptions& opts) : id_(next_engine_id++) {
   Backend* be = backend_.get();
   int n = threads_;
   stream_ = std::make_unique<Stream>([be, n] { be->bind_thread(n); });
+  captured_launches_ = std::make_shared<std::atomic<int64_t>>(0);
 }
 
 Engine::~Engine() {
@@ -86,10 +88,19 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
       if (t.buf) need_ready(t);
       ptrs.push_back(t.buf ? &t : nullptr);
     }
-    for (size_t i = 0; i < result.size(); i++) pool->allocate(*result[i].buf, outs[i].packed ? 0 : result[i].nbytes());
+    for (size_t i = 0; i < result.size(); i++)  // a program's buffers are allocated at its first run only
+      if (!result[i].buf->data) pool->allocate(*result[i].buf, outs[i].packed ? 0 : result[i].nbytes());
     op->run(*be, ptrs, result, attrs);
     for (auto& t : result) t.buf->ready = true;
   };
+  if (recording_) {
+    // a replay repeats its ops' attributes: a sampling step would draw the same numbers every time
+    if (name == "sample") fail(code::kArg, "sample cannot be part of a program");
+    for (auto& d : outs)
+      if (d.packed) fail(code::kArg, name + ": packing a weight cannot be part of a program");
+    recording_->ops.push_back(std::move(task.run));
+    return result;
+  }
   stream_->push(std::move(task));
   ops_enqueued_++;
   return result;
@@ -171,8 +182,97 @@ Tensor Engine::reshape(const Tensor& t, const Shape& shape) {
   return v;
 }
 
+static Tensor fresh_like(const Tensor& like, uint64_t owner) {
+  Tensor t;
+  t.dtype = like.dtype;
+  t.shape = like.shape;
+  t.buf = std::make_shared<Buffer>();
+  t.buf->owner = owner;
+  return t;
+}
+
+std::shared_ptr<Program> Engine::record(const std::vector<Tensor>& like, const Body& body) {
+  check_live();
+  if (recording_) fail(code::kArg, "record: a program is already being recorded");
+  auto p = std::make_shared<Program>();
+  p->owner = id_;
+  for (auto& t : like) {
+    if (!t.buf || t.buf->owner != id_) fail(code::kArg, "record: an input belongs to another engine");
+    if (t.buf->is_packed) fail(code::kArg, "record: a packed weight cannot be a program input");
+    p->inputs.push_back(fresh_like(t, id_));
+  }
+  recording_ = p.get();
+  try {
+    p->outputs = body(p->inputs);
+  } catch (...) {
+    recording_ = nullptr;
+    throw;
+  }
+  recording_ = nullptr;
+  if (p->outputs.empty()) fail(code::kArg, "record: the body returned no outputs");
+  for (auto& t : p->outputs)
+    if (!t.buf || t.buf->owner != id_ || t.buf->is_packed) fail(code::kArg, "record: an output is not a tensor of this engine");
+  programs_recorded_++;
+  return p;
+}
+
+std::vector<Tensor> Engine::replay(const std::shared_ptr<Program>& p, const std::vector<const Tensor*>& inputs) {
+  check_live();
+  if (recording_) fail(code::kArg, "replay: cannot run a program while recording one");
+  if (!p || p->owner != id_) fail(code::kArg, "replay: the program belongs to another engine");
+  if (inputs.size() != p->inputs.size())
+    fail(code::kArg, "replay: the program takes " + std::to_string(p->inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  std::vector<Tensor> in;
+  for (size_t i = 0; i < inputs.size(); i++) {
+    const Tensor* t = inputs[i];
+    if (!t || !t->buf || t->buf->owner != id_) fail(code::kArg, "replay: input " + std::to_string(i) + " is not a tensor of this engine");
+    const Tensor& want = p->inputs[i];
+    if (t->dtype != want.dtype || !(t->shape == want.shape))
+      fail(code::kShape, "replay: input " + std::to_string(i) + " is " + t->desc() + ", the program was recorded for " + want.desc());
+    in.push_back(*t);
+  }
+  std::vector<Tensor> result;
+  for (auto& o : p->outputs) result.push_back(fresh_like(o, id_));
+  auto pool = pool_;
+  Backend* be = backend_.get();
+  auto launches = captured_launches_;
+  Task task;
+  task.run = [p, in, result, pool, be, launches]() mutable {
+    for (size_t i = 0; i < in.size(); i++) {
+      need_ready(in[i]);
+      Buffer& dst = *p->inputs[i].buf;
+      if (!dst.data) pool->allocate(dst, p->inputs[i].nbytes());
+      be->copy(dst.data, in[i].buf->data, p->inputs[i].nbytes());
+      dst.ready = true;
+    }
+    if (!p->captured && p->runs > 0 && be->can_capture())  // run 1 is plain: it sizes every workspace
+      p->captured = be->capture([&p] {
+        for (auto& op : p->ops) op();
+      });
+    if (p->captured) {
+      be->launch(p->captured.get());
+      (*launches)++;
+    } else {
+      for (auto& op : p->ops) op();
+    }
+    p->runs++;
+    for (size_t i = 0; i < result.size(); i++) {
+      const Tensor& src = p->outputs[i];
+      need_ready(src);
+      pool->allocate(*result[i].buf, src.nbytes());
+      be->copy(result[i].buf->data, src.buf->data, src.nbytes());
+      result[i].buf->ready = true;
+    }
+  };
+  stream_->push(std::move(task));
+  ops_enqueued_++;
+  replays_++;
+  return result;
+}
+
 void Engine::read(const Tensor& t, ReadDone done) {
   check_live();
+  if (recording_) fail(code::kArg, "read: not while a program is being recorded");
   if (!t.buf || t.buf->owner != id_) fail(code::kArg, "read: the tensor belongs to another engine");
   if (t.buf->is_packed) fail(code::kArg, "a packed weight cannot be read back");
   auto out = std::make_shared<std::vector<uint8_t>>();
@@ -190,6 +290,7 @@ void Engine::read(const Tensor& t, ReadDone done) {
 
 void Engine::fence(Done done) {
   check_live();
+  if (recording_) fail(code::kArg, "fence: not while a program is being recorded");
   Backend* be = backend_.get();
   Task task;
   task.run = [be] { be->synchronize(); };
@@ -233,6 +334,9 @@ EngineStats Engine::stats() const {
   s.ops_enqueued = ops_enqueued_;
   s.ops_run = stream_->ops_run();
   s.pending = stream_->pending();
+  s.programs_recorded = programs_recorded_;
+  s.replays = replays_;
+  s.captured_launches = captured_launches_->load();
   return s;
 }
 

@@ -91,6 +91,64 @@ int main() {
   Tensor g2 = e.enqueue("add", {&g, &g}, {})[0];
   ok(fence_code(e) == code::kNotComputed, "an op on a failed op's output -> E_NOT_COMPUTED");
 
+  // programs: record once (nothing runs), replay on new inputs, fresh outputs each time
+  {
+    sync::read_f32(e, x);
+    const int64_t bytes0 = e.stats().bytes_in_use, run0 = e.stats().ops_run;
+    OpAttrs ax;
+    ax.alpha = 2.f;
+    ax.beta = -1.f;
+    auto body = [&](const std::vector<Tensor>& in) {
+      Tensor s = e.enqueue("silu", {&in[0]}, {})[0];
+      Tensor y = e.enqueue("axpby", {&s, &in[1]}, ax)[0];  // 2 silu(a) - b
+      return std::vector<Tensor>{y, e.enqueue("add", {&y, &w}, {})[0]};
+    };
+    auto eager = [&](const Tensor& a, const Tensor& bb) {
+      Tensor s = e.enqueue("silu", {&a}, {})[0];
+      Tensor y = e.enqueue("axpby", {&s, &bb}, ax)[0];
+      return sync::read_f32(e, y);
+    };
+    float ys[4] = {-1, 0.5f, 3, -2};
+    Tensor a1 = e.upload(DType::F32, Shape{2, 2}, xs, 16), a2 = e.upload(DType::F32, Shape{2, 2}, ys, 16);
+    auto prog = e.record({a1, a2}, body);
+    sync::read_f32(e, a2);
+    ok(e.stats().ops_run == run0 + 2 && e.stats().programs_recorded == 1, "recording a program runs none of its ops");
+    auto r1 = e.replay(prog, {&a1, &a2});
+    auto r2 = e.replay(prog, {&a2, &a1});
+    ok(sync::read_f32(e, r1[0]) == eager(a1, a2) && sync::read_f32(e, r2[0]) == eager(a2, a1),
+       "replays equal eager runs on their own inputs (and the first result survives the second replay)");
+    auto sum = sync::read_f32(e, r2[1]), y2 = eager(a2, a1);
+    ok(sum.size() == 4 && sum[3] == y2[3] + xs[3], "a program's second output");
+    ok(e.stats().replays == 2 && e.stats().captured_launches == 0, "replays counted; the CPU captures nothing");
+    ok(code_of([&] { e.replay(prog, {&a1}); }) == code::kArg, "replay with too few inputs -> E_ARG");
+    ok(code_of([&] { e.replay(prog, {&a1, &x}); }) == code::kShape, "replay with a wrong shape -> E_SHAPE");
+    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) {
+         sync::read_f32(e, in[0]);
+         return in;
+       }); }) == code::kArg,
+       "read while recording -> E_ARG");
+    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{e.enqueue("linear", {&in[0], &x}, {})[0]}; }); }) == code::kShape,
+       "a shape error in the body throws from record()");
+    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return e.enqueue("sample", {&in[0]}, {}); }); }) == code::kArg,
+       "sampling cannot be recorded (a replay would repeat its draw)");
+    ok(sync::read_f32(e, e.enqueue("add", {&a1, &a1}, {})[0])[3] == 8.f, "after a failed recording, ops run again");
+    // an error inside a replay is held like any op's, and the program still works afterwards
+    int32_t good[1] = {1};
+    Tensor ok_ids = e.upload(DType::I32, Shape{1}, good, 4);
+    auto lookup = e.record({ok_ids}, [&](const std::vector<Tensor>& in) { return e.enqueue("embedding", {&table, &in[0]}, {}); });
+    auto bad = e.replay(lookup, {&bad_ids});
+    ok(fence_code(e) == code::kIndex, "an op failing inside a replay reports at the fence");
+    auto fine = sync::read_f32(e, e.replay(lookup, {&ok_ids})[0]);
+    ok(fine.size() == 2 && fine[0] == xs[2] && fine[1] == xs[3], "the next replay runs");
+    prog.reset();
+    lookup.reset();
+    r1.clear();
+    r2.clear();
+    bad.clear();
+    sync::read_f32(e, x);
+    ok(e.stats().bytes_in_use == bytes0 + 16 + 16 + 4, "a released program's buffers go back");  // only a1, a2 and ok_ids remain
+  }
+
   // dispose frees everything and refuses further work
   sync::dispose(e);
   ok(e.stats().bytes_in_use == 0, "dispose frees all memory");

@@ -6,6 +6,7 @@
 // whose callbacks run on the worker thread. An error raised while running an operation is held and
 // reported by the next read or fence; later operations are skipped until it has been reported.
 #pragma once
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -47,9 +48,11 @@ BackendInfo backend_info();
 struct EngineStats {
   int64_t bytes_in_use = 0, peak_bytes = 0;
   int64_t ops_enqueued = 0, ops_run = 0, pending = 0;
+  int64_t programs_recorded = 0, replays = 0, captured_launches = 0;  // captured: replays run as one graph
 };
 
 class Stream;
+class Program;  // runtime/program.h: a recorded op sequence with buffers of its own
 
 class Engine {
  public:
@@ -72,6 +75,14 @@ class Engine {
   // A checkpoint tensor, copied from the mapping on the stream. `as`: the engine dtype to load it
   // as; nullptr keeps its own (F64 -> f32, integers -> i32). Throws E_BAD_WEIGHTS / E_DTYPE now.
   Tensor load(std::shared_ptr<io::Checkpoint> ck, const std::string& name, const DType* as);
+  // Programs: `body` enqueues ops on placeholders shaped like `like` and returns its outputs; nothing
+  // runs while recording (reads and fences are refused). replay() runs the recorded ops on new inputs
+  // of the same dtypes and shapes and returns fresh output tensors; on CUDA, from the second replay
+  // on, as one captured graph. Only ops can be recorded: an upload inside the body is a constant.
+  using Body = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+  std::shared_ptr<Program> record(const std::vector<Tensor>& like, const Body& body);
+  std::vector<Tensor> replay(const std::shared_ptr<Program>& p, const std::vector<const Tensor*>& inputs);
+
   void read(const Tensor& t, ReadDone done);
   void fence(Done done);
   size_t drop_pending();      // skip everything not yet started; their reads/fences get E_ABORTED
@@ -90,6 +101,9 @@ class Engine {
   std::shared_ptr<class MemoryPool> pool_;
   std::unique_ptr<Stream> stream_;
   int64_t ops_enqueued_ = 0;
+  Program* recording_ = nullptr;  // set while record() runs its body
+  int64_t programs_recorded_ = 0, replays_ = 0;
+  std::shared_ptr<std::atomic<int64_t>> captured_launches_;  // counted on the worker thread
 };
 
 }  // namespace latte
