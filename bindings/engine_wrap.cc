@@ -233,6 +233,7 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
   o.Set("programsRecorded", double(s.programs_recorded));
   o.Set("replays", double(s.replays));
   o.Set("capturedLaunches", double(s.captured_launches));
+  o.Set("captureFailures", double(s.capture_failures));
   return o;
 }
 

@@ -48,7 +48,10 @@ void GeneratorWrap::UsePrograms(const Napi::CallbackInfo& info) {
 
 void GeneratorWrap::ReleasePrograms(const Napi::CallbackInfo& info) {
   guarded(info.Env(), [&] {
-    if (model_) model_->release_programs();  // after dispose there is nothing left to free
+    if (!model_) return;  // after dispose there is nothing left to free
+    const auto& cond = SequenceWrap::Cache(info[0]);
+    const latte::model::KvCache* null = info[1].IsNull() || info[1].IsUndefined() ? nullptr : &SequenceWrap::Cache(info[1]);
+    model_->release_programs(cond, null);
   });
 }
 

@@ -32,7 +32,7 @@ interface NativeGenerator {
   velocity(x: unknown, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
   velocityLayers(x: unknown, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
   usePrograms(on: boolean): void;
-  releasePrograms(): void;
+  releasePrograms(cond: NativeSequence, nul: NativeSequence | null): void;
   dispose(): void;
 }
 type GeneratorCtor = new (engine: unknown, ck: unknown, json: string, weights: WeightStorage, where: string) => NativeGenerator;
@@ -81,9 +81,9 @@ export class GenerationStream {
     native(() => this.#native.usePrograms(on));
   }
 
-  /** Frees the recorded programs (their buffers and the prompts' K/V they hold); the sampler calls it per request. */
-  releasePrograms(): void {
-    native(() => this.#native.releasePrograms());
+  /** Frees the programs recorded for these prompts (their buffers and the prompts' K/V they hold); generateImage calls it per request. */
+  releasePrograms(cond: NativeSequence, nul: NativeSequence | null): void {
+    native(() => this.#native.releasePrograms(cond, nul));
   }
 
   dispose(): void {

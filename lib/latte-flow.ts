@@ -185,7 +185,7 @@ export class LatteFlow implements AsyncDisposable {
       const [, , H, W] = img.shape;
       return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({ width: W, height: H, data, seed: o.seed + i, toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }) }));
     } finally {
-      this.generator.releasePrograms();
+      if (seqs.length) this.generator.releasePrograms(seqs[0], seqs[1] ?? null);
       for (const s of seqs) s.release();
       for (const t of tensors) t.dispose();
     }

@@ -67,6 +67,8 @@ export interface NativeStats {
   programsRecorded: number;
   replays: number;
   capturedLaunches: number;
+  /** Programs the backend could not capture (they then run op by op). */
+  captureFailures: number;
 }
 
 export interface NativeEngine {

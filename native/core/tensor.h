@@ -43,7 +43,7 @@ struct Buffer {
   size_t bytes = 0;
   std::shared_ptr<Packed> packed;  // set by pack ops; data may then be empty
   std::weak_ptr<MemoryPool> pool;
-  bool ready = false;           // set once the op producing it has run
+  std::atomic<bool> ready{false};  // set once the op producing it has run (read by model code to reuse a cached upload)
   bool is_packed = false;       // known at enqueue: the producing op packs (no plain data)
   uint64_t owner = 0;           // id of the engine that created it (ids are never reused)
   ~Buffer();

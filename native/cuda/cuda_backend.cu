@@ -23,6 +23,7 @@ void throw_cuda(cudaError_t e, const char* what) {
 void* Context::workspace(size_t bytes) {
   if (bytes <= ws_bytes_) return ws_;
   release_workspace();
+  if (live_graphs->load() == 0) release_kept();
   // grow by half again, so a slowly rising need does not reallocate every call
   size_t want = bytes + bytes / 2;
   void* p = nullptr;
@@ -40,7 +41,7 @@ void Context::release_kept() {
 void Context::release_workspace() {
   // stream-ordered: after every kernel that used it; a captured graph may still use it at any later
   // launch, so once one exists the old block is kept until the backend goes
-  if (ws_ && keep_workspace) kept_.push_back(ws_);
+  if (ws_ && live_graphs->load() > 0) kept_.push_back(ws_);
   else if (ws_) cudaFreeAsync(ws_, stream);
   ws_ = nullptr;
   ws_bytes_ = 0;
@@ -122,8 +123,8 @@ class CudaBackend final : public Backend {
   void bind_thread(int) override { cudaSetDevice(c_.device); }
 
   // A program's kernels, captured from this stream into a graph (instantiated once, launched per
-  // replay). The kernels' arguments are fixed at capture: the program's buffers never move, and the
-  // workspace is kept alive for the graphs (Context::keep_workspace) instead of being freed on growth.
+  // replay). The kernels' arguments are fixed at capture: the program's buffers never move, and a
+  // workspace block stays allocated while a graph that may use it lives (Context::live_graphs).
   bool can_capture() const override { return true; }
   std::shared_ptr<void> capture(const std::function<void()>& enqueue) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -142,8 +143,12 @@ class CudaBackend final : public Backend {
     cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check_cuda(e, "graph instantiation");
-    c_.keep_workspace = true;
-    return std::shared_ptr<void>(static_cast<void*>(exec), [](void* g) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g)); });
+    auto live = c_.live_graphs;
+    ++*live;
+    return std::shared_ptr<void>(static_cast<void*>(exec), [live](void* g) {
+      cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g));
+      --*live;
+    });
   }
   void launch(const void* captured) override {
     c_.index_check_pending = true;  // a captured embedding writes the error word with no host code running

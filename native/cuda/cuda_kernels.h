@@ -5,6 +5,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -27,8 +28,10 @@ class Context {
   bool index_check_pending = false;  // an id-checking kernel ran since the last synchronize
   cudaMemPool_t pool = nullptr;      // the backend's stream-ordered pool (workspace comes from it)
   void release_workspace();
-  bool keep_workspace = false;  // a graph captured a workspace address: never free one before teardown
-  void release_kept();          // teardown only
+  // Graphs alive that captured a workspace address: while any is, a grown workspace keeps its old
+  // block (kept_), freed once none is left. Shared with the graphs' deleters (any thread).
+  std::shared_ptr<std::atomic<int>> live_graphs = std::make_shared<std::atomic<int>>(0);
+  void release_kept();
 
  private:
   void* ws_ = nullptr;

@@ -49,7 +49,8 @@ Tensor Generator::time_features(double t) {
 Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t batch) {
   std::vector<int64_t> key = prompt_lens;
   key.push_back(batch);
-  if (key == pos_key_ && pos_.buf) return pos_;
+  // reuse the last upload only once it ran: one skipped behind a failed op would never become ready
+  if (key == pos_key_ && pos_.buf && pos_.buf->ready) return pos_;
   const int64_t gw = cfg_.latent_w / cfg_.patch_size, N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
   std::vector<int32_t> pos(size_t(3 * R * N));
   for (int64_t r = 0; r < R; r++) {
@@ -100,8 +101,10 @@ Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last
   while (it != programs_.end() && it->key != key) ++it;
   if (it == programs_.end()) {
     auto body = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{forward(in[0], in[1], first, last, branches, guidance)}; };
-    programs_.push_back({key, g_.engine().record({x, feats}, body)});
-    while (programs_.size() > size_t(cfg_.num_groups) + 1) programs_.pop_front();
+    std::vector<const Buffer*> prompts;
+    for (auto* b : branches) prompts.push_back(b->k[size_t(first)].buf.get());
+    programs_.push_back({key, std::move(prompts), g_.engine().record({x, feats}, body)});
+    while (programs_.size() > 2 * (size_t(cfg_.num_groups) + 1)) programs_.pop_front();
   } else {
     programs_.splice(programs_.end(), programs_, it);
   }
@@ -113,7 +116,15 @@ void Generator::use_programs(bool on) {
   if (!on) programs_.clear();
 }
 
-void Generator::release_programs() { programs_.clear(); }
+void Generator::release_programs(const KvCache& a, const KvCache* b) {
+  auto uses = [](const Recorded& r, const KvCache& kv) {
+    for (auto& k : kv.k)
+      for (const Buffer* p : r.prompts)
+        if (k.buf.get() == p) return true;
+    return false;
+  };
+  programs_.remove_if([&](const Recorded& r) { return uses(r, a) || (b && uses(r, *b)); });
+}
 
 Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<const KvCache*>& branches, float guidance) {
   const GeneratorConfig& c = cfg_;

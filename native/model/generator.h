@@ -33,7 +33,9 @@ class Generator {
   Tensor velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
   // Programs on (default) or off (every step enqueues its ops afresh: the reference for the tests).
   void use_programs(bool on);
-  void release_programs();  // end of a request: its programs' buffers and prompt K/V go back
+  // End of a request: the programs conditioned on these prompts go, with their buffers and the
+  // prompts' K/V they hold (other requests' programs stay).
+  void release_programs(const KvCache& cond, const KvCache* null);
   size_t programs_cached() const { return programs_.size(); }
 
  private:
@@ -54,9 +56,10 @@ class Generator {
   std::vector<int64_t> pos_key_;
   Tensor pos_;
   // recorded forwards, most recently used last; a program keeps its prompts' K/V alive, so at most
-  // one request's worth is kept (num_groups + 1: every group and the full-depth baseline)
+  // two requests' worth is kept (num_groups + 1 each: every group and the full-depth baseline)
   struct Recorded {
     std::vector<uintptr_t> key;  // layer range, batch, guidance bits, and each branch's length and K/V buffers
+    std::vector<const Buffer*> prompts;  // each branch's first K buffer: which request it belongs to
     std::shared_ptr<Program> program;
   };
   std::list<Recorded> programs_;

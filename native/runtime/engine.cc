@@ -26,7 +26,7 @@ Engine::Engine(const EngineOptions& opts) : id_(next_engine_id++) {
   Backend* be = backend_.get();
   int n = threads_;
   stream_ = std::make_unique<Stream>([be, n] { be->bind_thread(n); });
-  captured_launches_ = std::make_shared<std::atomic<int64_t>>(0);
+  counts_ = std::make_shared<WorkerCounts>();
 }
 
 Engine::~Engine() {
@@ -81,15 +81,16 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
   for (auto* t : in) in_copy.push_back(t ? *t : Tensor{});
   auto pool = pool_;
   Backend* be = backend_.get();
+  const bool in_program = recording_ != nullptr;  // the program allocates its buffers (Program::allocate)
   Task task;
-  task.run = [op, in_copy, result, outs, attrs, pool, be]() mutable {
+  task.run = [op, in_copy, result, outs, attrs, pool, be, in_program]() mutable {
     Inputs ptrs;
     for (auto& t : in_copy) {
       if (t.buf) need_ready(t);
       ptrs.push_back(t.buf ? &t : nullptr);
     }
-    for (size_t i = 0; i < result.size(); i++)  // a program's buffers are allocated at its first run only
-      if (!result[i].buf->data) pool->allocate(*result[i].buf, outs[i].packed ? 0 : result[i].nbytes());
+    if (!in_program)
+      for (size_t i = 0; i < result.size(); i++) pool->allocate(*result[i].buf, outs[i].packed ? 0 : result[i].nbytes());
     op->run(*be, ptrs, result, attrs);
     for (auto& t : result) t.buf->ready = true;
   };
@@ -98,7 +99,12 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     if (name == "sample") fail(code::kArg, "sample cannot be part of a program");
     for (auto& d : outs)
       if (d.packed) fail(code::kArg, name + ": packing a weight cannot be part of a program");
-    recording_->ops.push_back(std::move(task.run));
+    ProgramOp pop;
+    pop.run = std::move(task.run);
+    for (auto* t : in)
+      if (t) pop.reads.push_back(t->buf.get());
+    for (auto& t : result) pop.writes.emplace_back(t.buf.get(), t.nbytes());
+    recording_->ops.push_back(std::move(pop));
     return result;
   }
   stream_->push(std::move(task));
@@ -212,6 +218,7 @@ std::shared_ptr<Program> Engine::record(const std::vector<Tensor>& like, const B
   if (p->outputs.empty()) fail(code::kArg, "record: the body returned no outputs");
   for (auto& t : p->outputs)
     if (!t.buf || t.buf->owner != id_ || t.buf->is_packed) fail(code::kArg, "record: an output is not a tensor of this engine");
+  p->plan_memory();
   programs_recorded_++;
   return p;
 }
@@ -225,7 +232,7 @@ std::vector<Tensor> Engine::replay(const std::shared_ptr<Program>& p, const std:
   std::vector<Tensor> in;
   for (size_t i = 0; i < inputs.size(); i++) {
     const Tensor* t = inputs[i];
-    if (!t || !t->buf || t->buf->owner != id_) fail(code::kArg, "replay: input " + std::to_string(i) + " is not a tensor of this engine");
+    if (!t || !t->buf || t->buf->owner != id_ || t->buf->is_packed) fail(code::kArg, "replay: input " + std::to_string(i) + " is not a plain tensor of this engine");
     const Tensor& want = p->inputs[i];
     if (t->dtype != want.dtype || !(t->shape == want.shape))
       fail(code::kShape, "replay: input " + std::to_string(i) + " is " + t->desc() + ", the program was recorded for " + want.desc());
@@ -235,25 +242,33 @@ std::vector<Tensor> Engine::replay(const std::shared_ptr<Program>& p, const std:
   for (auto& o : p->outputs) result.push_back(fresh_like(o, id_));
   auto pool = pool_;
   Backend* be = backend_.get();
-  auto launches = captured_launches_;
+  auto counts = counts_;
   Task task;
-  task.run = [p, in, result, pool, be, launches]() mutable {
+  task.run = [p, in, result, pool, be, counts]() mutable {
+    if (!p->allocated) p->allocate(*pool);
     for (size_t i = 0; i < in.size(); i++) {
       need_ready(in[i]);
       Buffer& dst = *p->inputs[i].buf;
-      if (!dst.data) pool->allocate(dst, p->inputs[i].nbytes());
       be->copy(dst.data, in[i].buf->data, p->inputs[i].nbytes());
       dst.ready = true;
     }
-    if (!p->captured && p->runs > 0 && be->can_capture())  // run 1 is plain: it sizes every workspace
-      p->captured = be->capture([&p] {
-        for (auto& op : p->ops) op();
-      });
+    // run 1 is plain (it sizes every workspace); run 2 is captured. A capture the backend cannot make
+    // leaves the program running op by op (an op's own error then surfaces in that plain run).
+    if (!p->captured && !p->capture_failed && p->runs > 0 && be->can_capture()) {
+      try {
+        p->captured = be->capture([&p] {
+          for (auto& op : p->ops) op.run();
+        });
+      } catch (const std::exception&) {
+        p->capture_failed = true;
+        counts->capture_failures++;
+      }
+    }
     if (p->captured) {
       be->launch(p->captured.get());
-      (*launches)++;
+      counts->captured_launches++;
     } else {
-      for (auto& op : p->ops) op();
+      for (auto& op : p->ops) op.run();
     }
     p->runs++;
     for (size_t i = 0; i < result.size(); i++) {
@@ -336,7 +351,8 @@ EngineStats Engine::stats() const {
   s.pending = stream_->pending();
   s.programs_recorded = programs_recorded_;
   s.replays = replays_;
-  s.captured_launches = captured_launches_->load();
+  s.captured_launches = counts_->captured_launches.load();
+  s.capture_failures = counts_->capture_failures.load();
   return s;
 }
 

@@ -17,15 +17,36 @@
 
 namespace latte {
 
+struct ProgramOp {
+  std::function<void()> run;  // may throw EngineError
+  std::vector<const Buffer*> reads;
+  std::vector<std::pair<Buffer*, size_t>> writes;  // output buffers and their sizes
+};
+
 class Program {
  public:
   std::vector<Tensor> inputs;    // placeholders: replay copies the caller's tensors here
   std::vector<Tensor> outputs;   // the body's results: replay returns copies of them
-  std::vector<std::function<void()>> ops;  // in enqueue order; each may throw EngineError
+  std::vector<ProgramOp> ops;    // in enqueue order
   uint64_t owner = 0;            // the engine that recorded it
+  // Memory plan (plan_memory): intermediates share one arena by lifetime (an op's outputs never
+  // overlap its inputs); the outputs and placeholders get buffers of their own.
+  struct Placed {
+    Buffer* buf;
+    size_t offset, bytes;
+  };
+  std::vector<Placed> placed;
+  std::vector<std::pair<Buffer*, size_t>> own;
+  size_t arena_bytes = 0;
+  std::shared_ptr<Buffer> arena = std::make_shared<Buffer>();
   // Touched only on the engine's worker thread:
+  bool allocated = false;        // the plan's memory exists (first run)
   int runs = 0;                  // completed runs
-  std::shared_ptr<void> captured;  // the backend's captured form (a CUDA graph exec), after run 1
+  bool capture_failed = false;   // the backend could not capture it: runs op by op
+  std::shared_ptr<void> captured;  // the backend's captured form (a CUDA graph exec); destroyed first
+
+  void plan_memory();
+  void allocate(class MemoryPool& pool);
 };
 
 }  // namespace latte

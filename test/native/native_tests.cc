@@ -140,6 +140,22 @@ int main() {
     ok(fence_code(e) == code::kIndex, "an op failing inside a replay reports at the fence");
     auto fine = sync::read_f32(e, e.replay(lookup, {&ok_ids})[0]);
     ok(fine.size() == 2 && fine[0] == xs[2] && fine[1] == xs[3], "the next replay runs");
+    // the memory plan: a chain of 20 ops keeps two intermediates alive at a time, not 20
+    std::vector<float> big(64 * 64, 0.5f);
+    Tensor m = e.upload(DType::F32, Shape{64, 64}, big.data(), big.size() * 4);
+    auto chain = e.record({m}, [&](const std::vector<Tensor>& in) {
+      Tensor h = in[0];
+      for (int i = 0; i < 20; i++) h = e.enqueue("add", {&h, &in[0]}, {})[0];
+      return std::vector<Tensor>{h};
+    });
+    sync::read_f32(e, m);
+    const int64_t before_chain = e.stats().bytes_in_use;
+    auto chained = sync::read_f32(e, e.replay(chain, {&m})[0]);
+    const int64_t program_bytes = e.stats().bytes_in_use - before_chain;
+    ok(chained[0] == 10.5f && chained[4095] == 10.5f, "a 20-op chain replays right with shared intermediates");
+    ok(program_bytes <= 4 * 64 * 64 * 4, "its program holds at most 4 buffers' worth (placeholder, output, 2 intermediates): " + std::to_string(program_bytes) + " bytes");
+    chain.reset();
+    m = Tensor{};
     prog.reset();
     lookup.reset();
     r1.clear();

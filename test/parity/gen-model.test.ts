@@ -147,7 +147,7 @@ for (const backend of BACKENDS) {
     if (e.backend === 'cuda') t.true(after.capturedLaunches > 0, 'later replays launch a captured graph');
     await e.fence();
     const held = e.stats().bytesInUse;
-    s.gen.releasePrograms();
+    s.gen.releasePrograms(s.cond, s.nul);
     await e.fence();
     t.true(e.stats().bytesInUse < held && e.stats().bytesInUse <= before.bytesInUse, 'released programs give their buffers back');
   });

@@ -48,7 +48,8 @@ BackendInfo backend_info();
 struct EngineStats {
   int64_t bytes_in_use = 0, peak_bytes = 0;
   int64_t ops_enqueued = 0, ops_run = 0, pending = 0;
-  int64_t programs_recorded = 0, replays = 0, captured_launches = 0;  // captured: replays run as one graph
+  int64_t programs_recorded = 0, replays = 0;
+  int64_t captured_launches = 0, capture_failures = 0;  // replays run as one captured graph; captures refused
 };
 
 class Stream;
@@ -103,7 +104,10 @@ class Engine {
   int64_t ops_enqueued_ = 0;
   Program* recording_ = nullptr;  // set while record() runs its body
   int64_t programs_recorded_ = 0, replays_ = 0;
-  std::shared_ptr<std::atomic<int64_t>> captured_launches_;  // counted on the worker thread
+  struct WorkerCounts {  // counted on the worker thread
+    std::atomic<int64_t> captured_launches{0}, capture_failures{0};
+  };
+  std::shared_ptr<WorkerCounts> counts_;
 };
 
 }  // namespace latte
