@@ -17,6 +17,8 @@ export interface ShapesEvalOptions {
   promptSeed?: number;
   /** Time shift of the schedule (default: the model's). */
   shift?: number;
+  /** ODE sampler (default: the model's). */
+  sampler?: 'euler' | 'heun';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -40,7 +42,7 @@ export async function evaluateShapes(lf: LatteFlow, o: ShapesEvalOptions = {}): 
   const images: Uint8Array[] = [];
   const t0 = performance.now();
   for (let i = 0; i < prompts.length; i++) {
-    const [img] = await lf.generateImage({ prompt: prompts[i].caption, steps: o.steps, guidance: o.guidance, shift: o.shift, seed: i });
+    const [img] = await lf.generateImage({ prompt: prompts[i].caption, steps: o.steps, guidance: o.guidance, shift: o.shift, sampler: o.sampler, seed: i });
     images.push(img.data);
     o.onProgress?.(i + 1, prompts.length);
   }

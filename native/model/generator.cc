@@ -104,7 +104,7 @@ Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last
     std::vector<const Buffer*> prompts;
     for (auto* b : branches) prompts.push_back(b->k[size_t(first)].buf.get());
     programs_.push_back({key, std::move(prompts), g_.engine().record({x, feats}, body)});
-    while (programs_.size() > 2 * (size_t(cfg_.num_groups) + 1)) programs_.pop_front();
+    while (programs_.size() > size_t(cfg_.num_layers + cfg_.num_groups + 1)) programs_.pop_front();
   } else {
     programs_.splice(programs_.end(), programs_, it);
   }

@@ -56,7 +56,8 @@ class Generator {
   std::vector<int64_t> pos_key_;
   Tensor pos_;
   // recorded forwards, most recently used last; a program keeps its prompts' K/V alive, so at most
-  // two requests' worth is kept (num_groups + 1 each: every group and the full-depth baseline)
+  // num_layers + num_groups + 1 are kept (a request uses num_groups of them; the rest serve
+  // concurrent requests and callers that sweep layer ranges, as the benchmarks do)
   struct Recorded {
     std::vector<uintptr_t> key;  // layer range, batch, guidance bits, and each branch's length and K/V buffers
     std::vector<const Buffer*> prompts;  // each branch's first K buffer: which request it belongs to

@@ -1,6 +1,8 @@
 #include "runtime/program.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -12,15 +14,15 @@ size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
 // Each intermediate lives from the op that writes it to the last op that reads it (inclusive, so an
-// op's outputs never share memory with its inputs). Largest first, each goes at the lowest offset
-// that overlaps no placed buffer whose lifetime meets its own.
+// op's outputs never share memory with its inputs). Walking the ops in order, the buffers that died
+// before op i go back to a free list (merged with their neighbours), then op i's outputs take the first
+// free range that fits (first fit), growing the arena at its end when none does. O(n log n).
 void Program::plan_memory() {
   std::unordered_set<const Buffer*> exclusive;
   for (auto& t : outputs) exclusive.insert(t.buf.get());
   struct Life {
     Buffer* buf;
-    size_t bytes;
-    size_t first, last;
+    size_t bytes, first, last, offset = 0;
   };
   std::unordered_map<const Buffer*, size_t> index;
   std::vector<Life> lives;
@@ -38,28 +40,46 @@ void Program::plan_memory() {
       lives.push_back({b, bytes, i, i});
     }
   }
-  std::vector<size_t> order(lives.size());
-  for (size_t i = 0; i < order.size(); i++) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lives[a].bytes > lives[b].bytes; });
-  std::vector<size_t> done;  // indices into lives, with offsets in `offset`
-  std::vector<size_t> offset(lives.size(), 0);
-  for (size_t i : order) {
-    const Life& L = lives[i];
-    // the placed buffers alive at the same time, by offset
-    std::vector<std::pair<size_t, size_t>> busy;
-    for (size_t j : done)
-      if (lives[j].first <= L.last && L.first <= lives[j].last) busy.emplace_back(offset[j], offset[j] + round_up(lives[j].bytes));
-    std::sort(busy.begin(), busy.end());
-    size_t at = 0;
-    for (auto& [lo, hi] : busy) {
-      if (at + round_up(L.bytes) <= lo) break;
-      at = std::max(at, hi);
+  std::vector<std::vector<size_t>> dies(ops.size());  // lives whose last use is op i
+  for (size_t j = 0; j < lives.size(); j++) dies[lives[j].last].push_back(j);
+  std::map<size_t, size_t> free_ranges;  // offset -> size, never adjacent (merged)
+  size_t next = 0;                        // lives are created in op order
+  for (size_t i = 0; i < ops.size(); i++) {
+    if (i > 0)
+      for (size_t j : dies[i - 1]) {  // dead after op i - 1: their range is free from op i on
+        size_t lo = lives[j].offset, hi = lo + round_up(lives[j].bytes);
+        auto after = free_ranges.lower_bound(lo);
+        if (after != free_ranges.end() && after->first == hi) {
+          hi += after->second;
+          free_ranges.erase(after);
+        }
+        auto before = free_ranges.lower_bound(lo);
+        if (before != free_ranges.begin() && std::prev(before)->first + std::prev(before)->second == lo) {
+          --before;
+          lo = before->first;
+          free_ranges.erase(before);
+        }
+        free_ranges[lo] = hi - lo;
+      }
+    for (; next < lives.size() && lives[next].first == i; next++) {
+      const size_t need = round_up(lives[next].bytes);
+      auto fit = std::find_if(free_ranges.begin(), free_ranges.end(), [&](const auto& r) { return r.second >= need; });
+      if (fit != free_ranges.end()) {
+        lives[next].offset = fit->first;
+        const size_t lo = fit->first + need, rest = fit->second - need;
+        free_ranges.erase(fit);
+        if (rest) free_ranges[lo] = rest;
+      } else if (!free_ranges.empty() && free_ranges.rbegin()->first + free_ranges.rbegin()->second == arena_bytes) {
+        lives[next].offset = free_ranges.rbegin()->first;  // the free tail grows into the new size
+        free_ranges.erase(std::prev(free_ranges.end()));
+        arena_bytes = lives[next].offset + need;
+      } else {
+        lives[next].offset = arena_bytes;
+        arena_bytes += need;
+      }
     }
-    offset[i] = at;
-    done.push_back(i);
-    arena_bytes = std::max(arena_bytes, at + round_up(L.bytes));
   }
-  for (size_t i = 0; i < lives.size(); i++) placed.push_back({lives[i].buf, offset[i], lives[i].bytes});
+  for (auto& L : lives) placed.push_back({L.buf, L.offset, L.bytes});
 }
 
 void Program::allocate(MemoryPool& pool) {

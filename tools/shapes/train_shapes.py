@@ -17,7 +17,6 @@ Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -42,7 +41,6 @@ from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
 from latte_ref.rope import get_rope_index  # noqa: E402
 from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm  # noqa: E402
-from latte_ref.vision import VisionTower  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 
 TRAIN_SEED = 1
@@ -242,11 +240,9 @@ def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, new_vision=None):
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
-    so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
-    new_vision (width, depth, heads): with vision_only, a new tower of that size replaces the old one and
-    is trained from scratch through the frozen decoder (a projector-style stage)."""
+    so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
@@ -254,10 +250,6 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         vlm = Qwen2VL.from_pretrained(vdir)
         for p in vlm.model.parameters():
             p.requires_grad_(False)
-        if new_vision:
-            width, depth, heads = new_vision
-            vlm.cfg.vision = dataclasses.replace(vlm.cfg.vision, embed_dim=width, depth=depth, num_heads=heads)
-            vlm.visual = VisionTower(vlm.cfg.vision)
         params = list(vlm.visual.parameters())
     else:
         vlm = Qwen2VL(vlm_config(tok, rope_theta))
@@ -288,9 +280,8 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
-    extra = {"new_vision": {"embed_dim": new_vision[0], "depth": new_vision[1], "num_heads": new_vision[2]}} if new_vision else {}
     log.stage("vlm_vision" if vision_only else "vlm", seconds=time.time() - t0, steps=step, sequences=step * batch,
-              batch=batch, lr=lr, losses=losses, **extra)
+              batch=batch, lr=lr, losses=losses)
 
 
 class PromptCache:
@@ -386,7 +377,6 @@ def main():
     ap.add_argument("--minutes-gen", type=float, default=15)
     ap.add_argument("--minutes-vlm-vision", type=float, default=20)
     ap.add_argument("--lr-vlm-vision", type=float, default=1e-3)
-    ap.add_argument("--new-vision", default=None, help="vlm_vision: WIDTH,DEPTH,HEADS of a new vision tower trained from scratch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr-gen", type=float, default=1e-3)
     ap.add_argument("--patch-gen", type=int, default=1, help="latent patch size of the generation stream")
@@ -411,8 +401,7 @@ def main():
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, rope_theta=a.rope_theta_vlm)
     if "vlm_vision" in stages:
-        nv = tuple(int(x) for x in a.new_vision.split(",")) if a.new_vision else None
-        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, new_vision=nv)
+        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen)

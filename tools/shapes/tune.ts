@@ -4,7 +4,7 @@
  * ones the defaults were tuned on. Prints ShapesEval overall per (steps, guidance, time shift).
  *
  *   node --import=tsx tools/shapes/tune.ts [model dir] [--limit 100] [--guidance 1.5,2,3,4,5] [--shift 1,2]
- *       [--steps 20,40] [--threads 2]
+ *       [--steps 20,40] [--sampler euler] [--threads 2]
  */
 import { LatteFlow } from '../../lib/index.ts';
 import { evaluateShapes } from '../../lib/shapes/evaluate.ts';
@@ -20,17 +20,18 @@ const guidances = opt('guidance', '1.5,2,3,4,5').split(',').map(Number);
 const shifts = opt('shift', '1').split(',').map(Number);
 const stepList = opt('steps', '').split(',').filter(Boolean).map(Number);
 const threads = Number(opt('threads', '2'));
+const sampler = opt('sampler', '') as '' | 'euler' | 'heun';
 const model = args[0] ?? 'models/shapes';
 
 const lf = await LatteFlow.load(model, { backend: 'cpu', threads });
-console.log(`${model}: ShapesEval overall (single / relation) on ${limit} development prompts (stream ${DEV_SEED})`);
+console.log(`${model}: ShapesEval overall (single / relation) on ${limit} development prompts (stream ${DEV_SEED})${sampler ? `, ${sampler}` : ''}`);
 console.log('| steps | guidance | ' + shifts.map((s) => `shift ${s}`).join(' | ') + ' |');
 console.log('|---|---|' + '---|'.repeat(shifts.length));
 for (const steps of stepList.length ? stepList : [lf.generator.config.numSteps])
   for (const guidance of guidances) {
     const cells: string[] = [];
     for (const shift of shifts) {
-      const r = await evaluateShapes(lf, { limit, steps, guidance, shift, promptSeed: DEV_SEED });
+      const r = await evaluateShapes(lf, { limit, steps, guidance, shift, promptSeed: DEV_SEED, ...(sampler ? { sampler } : {}) });
       cells.push(`${r.overall.toFixed(3)} (${r.single.toFixed(2)} / ${r.relation.toFixed(2)})`);
     }
     console.log(`| ${steps} | ${guidance} | ${cells.join(' | ')} |`);
