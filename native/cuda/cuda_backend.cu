@@ -73,6 +73,8 @@ class CudaBackend final : public Backend {
     check_cuda(cudaMalloc(&c_.index_error, sizeof(unsigned long long)), "cudaMalloc");
     check_cuda(cudaMemset(c_.index_error, 0xff, sizeof(unsigned long long)), "cudaMemset");
     check_cuda(cudaMallocHost(&host_error_, sizeof(unsigned long long)), "cudaMallocHost");
+    check_cuda(cudaMallocHost(reinterpret_cast<void**>(&ring_), size_t(kSlots) * kSlotBytes), "cudaMallocHost");
+    for (auto& e : slot_done_) check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
   }
 
   // Never throws: runs at engine teardown, possibly after a device fault.
@@ -83,6 +85,9 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(c_.stream);
     cudaFree(c_.index_error);
     cudaFreeHost(host_error_);
+    for (auto& e : slot_done_)
+      if (e) cudaEventDestroy(e);
+    cudaFreeHost(ring_);
     cudaMemPoolDestroy(c_.pool);  // blocks still out are released when their frees arrive
     cudaStreamDestroy(c_.stream);
     cudaGetLastError();
@@ -108,10 +113,22 @@ class CudaBackend final : public Backend {
     cudaSetDevice(c_.device);
     if (cudaFreeAsync(p, c_.stream) != cudaSuccess) cudaGetLastError();
   }
-  // Pageable host memory: cudaMemcpyAsync returns once the source is staged, so the caller may
-  // free it at once; the copy itself stays ordered on the stream.
+  // Small uploads (a step's time features, positions, token ids) go through a pinned ring: an
+  // async copy from pinned memory never waits for the stream, so they cost no host sync. A slot is
+  // reused only after its previous copy completed (its event; that wait is a no-op unless the
+  // device is a whole ring behind). Larger ones come from pageable memory: cudaMemcpyAsync stages
+  // them and may wait, which weight loading can afford.
   void upload(void* dst, const void* src, size_t n) override {
-    check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c_.stream), "upload");
+    if (n > kSlotBytes) {
+      check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c_.stream), "upload");
+      return;
+    }
+    const int s = next_slot_;
+    next_slot_ = (next_slot_ + 1) % kSlots;
+    check_cuda(cudaEventSynchronize(slot_done_[s]), "upload staging");
+    std::memcpy(ring_ + size_t(s) * kSlotBytes, src, n);
+    check_cuda(cudaMemcpyAsync(dst, ring_ + size_t(s) * kSlotBytes, n, cudaMemcpyHostToDevice, c_.stream), "upload");
+    check_cuda(cudaEventRecord(slot_done_[s], c_.stream), "upload staging");
   }
   void copy(void* dst, const void* src, size_t n) override {
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c_.stream), "device copy");
@@ -207,6 +224,11 @@ class CudaBackend final : public Backend {
   // too, so a release from another thread cannot land on the stream while it is being captured
   std::recursive_mutex mu_;
   unsigned long long* host_error_ = nullptr;
+  static constexpr int kSlots = 64;
+  static constexpr size_t kSlotBytes = 64 << 10;
+  uint8_t* ring_ = nullptr;  // pinned staging for small uploads (worker thread only)
+  cudaEvent_t slot_done_[kSlots] = {};
+  int next_slot_ = 0;
 };
 
 }  // namespace
