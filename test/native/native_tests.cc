@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <future>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "core/dtype.h"
 #include "latte/engine.h"
 #include "latte/sync.h"
+#include "runtime/program.h"
 
 using namespace latte;
 
@@ -164,6 +166,49 @@ int main() {
     bad.clear();
     sync::read_f32(e, x);
     ok(e.stats().bytes_in_use == bytes0 + 16 + 16 + 4, "a released program's buffers go back");  // only a1, a2 and ok_ids remain
+  }
+
+  // the memory plan on random op graphs: buffers alive at the same time never overlap
+  {
+    uint32_t rng = 12345;
+    auto next = [&](uint32_t n) { rng = rng * 1664525u + 1013904223u; return (rng >> 8) % n; };
+    bool disjoint = true, bounded = true;
+    for (int trial = 0; trial < 200 && disjoint && bounded; trial++) {
+      Program p;
+      std::vector<std::shared_ptr<Buffer>> bufs = {std::make_shared<Buffer>()};  // [0]: a constant
+      const int n_ops = 1 + int(next(40));
+      for (int i = 0; i < n_ops; i++) {
+        ProgramOp op;
+        for (uint32_t r = 0, nr = 1 + next(3); r < nr; r++) op.reads.push_back(bufs[next(uint32_t(bufs.size()))].get());
+        for (uint32_t w = 0, nw = 1 + next(2); w < nw; w++) {
+          bufs.push_back(std::make_shared<Buffer>());
+          op.writes.emplace_back(bufs.back().get(), size_t(1 + next(5000)));
+        }
+        p.ops.push_back(std::move(op));
+      }
+      Tensor out;
+      out.buf = bufs.back();
+      p.outputs = {out};
+      p.plan_memory();
+      // lifetimes as the plan defines them: from the writing op to the last reading op
+      std::map<const Buffer*, std::pair<size_t, size_t>> life;
+      for (size_t i = 0; i < p.ops.size(); i++) {
+        for (auto& [b, bytes] : p.ops[i].writes) life[b] = {i, i};
+        for (const Buffer* b : p.ops[i].reads)
+          if (life.count(b)) life[b].second = i;
+      }
+      for (auto& a : p.placed) {
+        bounded &= a.offset + a.bytes <= p.arena_bytes;
+        for (auto& b : p.placed) {
+          if (a.buf == b.buf) continue;
+          const auto &la = life[a.buf], &lb = life[b.buf];
+          const bool together = la.first <= lb.second && lb.first <= la.second;
+          const bool overlap = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+          if (together && overlap) disjoint = false;
+        }
+      }
+    }
+    ok(disjoint && bounded, "memory plan: 200 random op graphs, no two live buffers share bytes, all inside the arena");
   }
 
   // dispose frees everything and refuses further work
