@@ -185,7 +185,11 @@ export class LatteFlow implements AsyncDisposable {
       const [, , H, W] = img.shape;
       return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({ width: W, height: H, data, seed: o.seed + i, toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }) }));
     } finally {
-      if (seqs.length) this.generator.releasePrograms(seqs[0], seqs[1] ?? null);
+      try {
+        if (seqs.length) this.generator.releasePrograms(seqs[0], seqs[1] ?? null);
+      } catch {
+        // a disposed generator has nothing left to release; the rest of the cleanup must still run
+      }
       for (const s of seqs) s.release();
       for (const t of tensors) t.dispose();
     }

@@ -119,6 +119,10 @@ class CudaBackend final : public Backend {
   // device is a whole ring behind). Larger ones come from pageable memory: cudaMemcpyAsync stages
   // them and may wait, which weight loading can afford.
   void upload(void* dst, const void* src, size_t n) override {
+    // a captured copy would read its ring slot at every launch, after later uploads rewrote it
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    check_cuda(cudaStreamIsCapturing(c_.stream, &capturing), "upload");
+    if (capturing != cudaStreamCaptureStatusNone) fail(code::kInternal, "upload: not inside a captured program");
     if (n > kSlotBytes) {
       check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c_.stream), "upload");
       return;

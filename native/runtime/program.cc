@@ -16,7 +16,8 @@ size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // Each intermediate lives from the op that writes it to the last op that reads it (inclusive, so an
 // op's outputs never share memory with its inputs). Walking the ops in order, the buffers that died
 // before op i go back to a free list (merged with their neighbours), then op i's outputs take the first
-// free range that fits (first fit), growing the arena at its end when none does. O(n log n).
+// free range that fits (first fit: a scan of the free list), growing the arena at its end when none
+// does.
 void Program::plan_memory() {
   std::unordered_set<const Buffer*> exclusive;
   for (auto& t : outputs) exclusive.insert(t.buf.get());
@@ -36,6 +37,7 @@ void Program::plan_memory() {
         own.emplace_back(b, bytes);
         continue;
       }
+      if (!bytes) continue;  // nothing to place (its data stays null)
       index[b] = lives.size();
       lives.push_back({b, bytes, i, i});
     }
@@ -82,14 +84,17 @@ void Program::plan_memory() {
   for (auto& L : lives) placed.push_back({L.buf, L.offset, L.bytes});
 }
 
+// Idempotent: an allocation that fails (E_OOM) leaves what was allocated in place for the next try.
 void Program::allocate(MemoryPool& pool) {
-  if (arena_bytes) pool.allocate(*arena, arena_bytes);
+  if (arena_bytes && !arena->data) pool.allocate(*arena, arena_bytes);
   for (auto& p : placed) {  // borrowed: these buffers have no pool, so they never free the arena's memory
-    p.buf->data = static_cast<uint8_t*>(arena->data) + p.offset;
+    p.buf->data = p.bytes ? static_cast<uint8_t*>(arena->data) + p.offset : nullptr;
     p.buf->bytes = p.bytes;
   }
-  for (auto& [b, bytes] : own) pool.allocate(*b, bytes);
-  for (auto& t : inputs) pool.allocate(*t.buf, t.nbytes());
+  for (auto& [b, bytes] : own)
+    if (!b->data) pool.allocate(*b, bytes);
+  for (auto& t : inputs)
+    if (!t.buf->data) pool.allocate(*t.buf, t.nbytes());
   allocated = true;
 }
 

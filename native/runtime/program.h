@@ -8,6 +8,9 @@
 //
 // From the second run on, a backend that can capture (CUDA) records the tasks' device work once as a
 // graph and launches that instead: one launch per replay, no per-op host work.
+//
+// The body's intermediates share memory (the memory plan): only its returned outputs may be kept.
+// An intermediate tensor held past record() would alias other buffers and dangle with the program.
 #pragma once
 #include <functional>
 #include <memory>

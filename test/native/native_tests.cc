@@ -157,6 +157,24 @@ int main() {
     const int64_t program_bytes = e.stats().bytes_in_use - before_chain;
     ok(chained[0] == 10.5f && chained[4095] == 10.5f, "a 20-op chain replays right with shared intermediates");
     ok(program_bytes <= 4 * 64 * 64 * 4, "its program holds at most 4 buffers' worth (placeholder, output, 2 intermediates): " + std::to_string(program_bytes) + " bytes");
+    // an output that cannot be allocated (E_OOM) leaks nothing however often it is retried
+    OpAttrs huge;
+    huge.shape = Shape{int64_t(1) << 38};  // 1 TiB of f32: no machine here has it
+    auto oom = e.record({m}, [&](const std::vector<Tensor>& in) {
+      Tensor s1 = e.enqueue("silu", {&in[0]}, {})[0];
+      return std::vector<Tensor>{e.enqueue("add", {&s1, &in[0]}, {})[0], e.enqueue("noise", {}, huge)[0]};
+    });
+    sync::read_f32(e, m);
+    const int64_t before_oom = e.stats().bytes_in_use;
+    std::string codes;
+    int64_t grew = 0;
+    for (int i = 0; i < 3; i++) {
+      e.replay(oom, {&m});
+      codes += fence_code(e) + " ";
+      grew = e.stats().bytes_in_use - before_oom;
+    }
+    ok(codes == "E_OOM E_OOM E_OOM " && grew <= 3 * 64 * 64 * 4, "an out-of-memory output: E_OOM on every try, memory does not grow (" + std::to_string(grew) + " bytes held)");
+    oom.reset();
     chain.reset();
     m = Tensor{};
     prog.reset();
