@@ -78,6 +78,13 @@ Napi::Value GeneratorWrap::Config(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < c.boundaries.size(); i++) b.Set(uint32_t(i), c.boundaries[i]);
     o.Set("boundaries", b);
     o.Set("guidanceScale", c.guidance_scale);
+    if (c.guidance_per_group.empty()) {
+      o.Set("guidancePerGroup", env.Null());
+    } else {
+      Napi::Array gw = Napi::Array::New(env, c.guidance_per_group.size());
+      for (size_t i = 0; i < c.guidance_per_group.size(); i++) gw.Set(uint32_t(i), c.guidance_per_group[i]);
+      o.Set("guidancePerGroup", gw);
+    }
     o.Set("numSteps", c.num_steps);
     o.Set("sampler", c.sampler);
     o.Set("timeShift", c.time_shift);

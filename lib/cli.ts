@@ -26,6 +26,12 @@ const num = (name: string) => (v: string) => {
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
   return n;
 };
+// one weight, or one per expert group: "5" or "5/5/3/1"
+const weights = (name: string) => (v: string) => {
+  const ws = v.split('/').map(Number);
+  if (!ws.every(Number.isFinite)) throw new InvalidArgumentError(`${name} must be a number or numbers joined by / (one per expert group)`);
+  return ws.length === 1 ? ws[0] : ws;
+};
 const backend = (v: string): BackendRequest => {
   if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InvalidArgumentError("backend must be auto, cpu or cuda");
   return v;
@@ -78,11 +84,11 @@ export function buildProgram(): Command {
       .argument('<prompt>', 'what to draw, e.g. "a red circle to the left of a blue square"')
       .option('-o, --out <file>', 'output PNG (with --count, -1, -2, ... are added before .png)', 'out.png')
       .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
-      .option('--guidance <w>', 'classifier-free guidance weight (default: the model’s)', num('guidance'))
+      .option('--guidance <w>', 'classifier-free guidance weight, or one per expert group as 5/5/3/1 (default: the model’s)', weights('guidance'))
       .option('--seed <n>', 'noise seed', int('seed', 0), 0)
       .option('--count <n>', 'images to make', int('count', 1), 1)
       .option('--sampler <name>', 'euler | heun'),
-  ).action(async (prompt: string, o: ModelOpts & { out: string; steps?: number; guidance?: number; seed: number; count: number; sampler?: 'euler' | 'heun' }) => {
+  ).action(async (prompt: string, o: ModelOpts & { out: string; steps?: number; guidance?: number | number[]; seed: number; count: number; sampler?: 'euler' | 'heun' }) => {
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
     const bar = progressBar('generating');
     const t0 = performance.now();
@@ -126,7 +132,7 @@ export function buildProgram(): Command {
     console.log(`model: ${dir}`);
     console.log(`  vlm: hidden ${v.hiddenSize}, ${v.layers} layers, vocabulary ${v.vocabSize}, vision ${v.visionDepth} blocks (patch ${v.patchSize}, merge ${v.mergeSize})`);
     console.log(`  generator: ${g.numLayers} layers in K = ${g.numGroups} groups (boundaries ${g.boundaries.map((x) => +x.toFixed(3)).join(', ')}), latent ${g.latentChannels}x${g.latentSize.join('x')}`);
-    console.log(`  defaults: ${g.numSteps} steps, ${g.sampler}, guidance ${g.guidanceScale}, shift ${g.timeShift}`);
+    console.log(`  defaults: ${g.numSteps} steps, ${g.sampler}, guidance ${g.guidancePerGroup ? `${g.guidancePerGroup.join('/')} (per group)` : g.guidanceScale}, shift ${g.timeShift}`);
     console.log(`  vae: ${lf.vae.config.latentChannels} latent channels, x${lf.vae.config.factor} -> ${g.latentSize[0] * lf.vae.config.factor}x${g.latentSize[1] * lf.vae.config.factor} images`);
   });
   withModelOptions(
@@ -136,9 +142,9 @@ export function buildProgram(): Command {
       .option('--limit <n>', 'ShapesEval prompts (of 200)', int('limit', 1), 200)
       .option('--vqa <n>', 'VQA questions on freshly rendered images', int('vqa', 1), 200)
       .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
-      .option('--guidance <w>', 'guidance weight (default: the model’s)', num('guidance'))
+      .option('--guidance <w>', 'guidance weight, or one per expert group as 5/5/3/1 (default: the model’s)', weights('guidance'))
       .option('--json', 'print the full report as JSON'),
-  ).action(async (o: ModelOpts & { limit: number; vqa: number; steps?: number; guidance?: number; json?: boolean }) => {
+  ).action(async (o: ModelOpts & { limit: number; vqa: number; steps?: number; guidance?: number | number[]; json?: boolean }) => {
     const { evaluateShapes, evaluateVqa } = await import('./shapes/evaluate.js');
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
     const bar = progressBar('ShapesEval');

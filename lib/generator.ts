@@ -20,6 +20,8 @@ export interface GeneratorConfig {
   patchSize: number;
   boundaries: number[];
   guidanceScale: number;
+  /** One CFG weight per expert group (time order), the default over guidanceScale when present. */
+  guidancePerGroup: number[] | null;
   numSteps: number;
   sampler: 'euler' | 'heun';
   timeShift: number;

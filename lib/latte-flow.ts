@@ -37,8 +37,9 @@ export interface GenerateOptions {
   prompt: string;
   /** Integration steps (default: the model's num_steps). */
   steps?: number;
-  /** CFG weight w (default: the model's tuned guidance_scale); 1 skips the null branch. */
-  guidance?: number;
+  /** CFG weight w; 1 skips the null branch. An array gives each expert group its own weight (one per
+   * group, in time order). Default: the model's tuned guidance_per_group, else its guidance_scale. */
+  guidance?: number | readonly number[];
   /** Seed of image 0's noise; image i uses seed + i (default 0). */
   seed?: number;
   /** 'euler' | 'heun' or your own step function (lib/sampler.ts StepFunction). */
@@ -161,13 +162,17 @@ export class LatteFlow implements AsyncDisposable {
         return s;
       };
       const cond = encode(o.prompt);
-      const nul = o.guidance === 1 ? null : encode(g.nullPrompt);
+      const nul = o.guidance.every((w) => w === 1) ? null : encode(g.nullPrompt);
       let x = keep(e.noise([1, g.latentChannels, h, w], o.seed));
       for (let i = 1; i < o.count; i++) x = keep(e.concat(x, keep(e.noise([1, g.latentChannels, h, w], o.seed + i)), 0));
       const ts = o.schedule;
       const steps = ts.length - 1;
-      const velocity = (xx: Tensor, t: number) =>
-        keep(o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, nul, o.guidance) : this.generator.velocity(xx, t, groupOf(t, g.boundaries), cond, nul, o.guidance));
+      const velocity = (xx: Tensor, t: number) => {
+        const k = groupOf(t, g.boundaries);
+        const w = o.guidance[k];
+        const n = w === 1 ? null : nul;
+        return keep(o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, n, w) : this.generator.velocity(xx, t, k, cond, n, w));
+      };
       let inFlight: Promise<void> | undefined;
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
@@ -200,8 +205,10 @@ export class LatteFlow implements AsyncDisposable {
     ensure(typeof o.prompt === 'string' && o.prompt.trim().length > 0, 'prompt must be a non-empty string');
     ensure(o.prompt.length <= MAX_PROMPT_CHARS, `prompt is longer than ${MAX_PROMPT_CHARS} characters`);
     const g = this.generator.config;
-    const guidance = o.guidance ?? g.guidanceScale;
-    ensure(typeof guidance === 'number' && Number.isFinite(guidance), `guidance must be a finite number, got ${guidance}`);
+    const given = o.guidance ?? g.guidancePerGroup ?? g.guidanceScale;
+    const guidance = typeof given === 'number' ? Array<number>(g.numGroups).fill(given) : Array.isArray(given) ? [...given] : [];
+    ensure(guidance.length === g.numGroups && guidance.every((w) => typeof w === 'number' && Number.isFinite(w)),
+      `guidance must be a finite number or ${g.numGroups} of them (one per expert group), got ${String(given)}`);
     const seed = o.seed ?? 0;
     ensure(Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative integer, got ${seed}`);
     const count = o.count ?? 1;

@@ -37,7 +37,7 @@ test('ask streams an answer; inspect shows backends and the model', async (t) =>
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latte-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const img = path.join(dir, 'q.png');
-  t.is((await cli('generate', 'a square', '-m', tiny, '-o', img, '--steps', '2')).code, 0);
+  t.is((await cli('generate', 'a square', '-m', tiny, '-o', img, '--steps', '2', '--guidance', '2/1')).code, 0, 'a weight per expert group');
   const a = await cli('ask', img, 'what is this?', '-m', tiny, '--max-tokens', '4');
   t.is(a.code, 0, a.stderr);
   t.true(a.stdout.endsWith('\n'));
@@ -54,7 +54,7 @@ test('errors: one line with the code and exit 1; bad usage exits 2; --help exits
   const badImage = await cli('ask', path.join(root, 'package.json'), 'what?', '-m', tiny);
   t.is(badImage.code, 1);
   t.regex(badImage.stderr, /latte-flow: E_BAD_IMAGE/);
-  for (const args of [['generate'], ['generate', 'a', '--steps', '0'], ['generate', 'a', '--guidance', 'x'], ['generate', 'a', '--backend', 'tpu'], ['bogus'], ['ask', 'only-one-arg']]) {
+  for (const args of [['generate'], ['generate', 'a', '--steps', '0'], ['generate', 'a', '--guidance', 'x'], ['generate', 'a', '--guidance', '5/x'], ['generate', 'a', '--backend', 'tpu'], ['bogus'], ['ask', 'only-one-arg']]) {
     const r = await cli(...args);
     t.is(r.code, 2, args.join(' '));
     t.regex(r.stderr, /^error: /, args.join(' '));

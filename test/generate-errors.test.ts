@@ -58,6 +58,8 @@ test('generator configs the engine cannot run are E_BAD_CONFIG', async (t) => {
   t.is(await code(gen((j) => (j.num_groups = 3))), 'E_BAD_CONFIG', 'groups that do not divide the layers');
   t.is(await code(gen((j) => (j.group_boundaries = [0, 0.7, 0.3]))), 'E_BAD_CONFIG', 'boundaries that do not increase');
   t.is(await code(gen((j) => (j.group_boundaries = [0, 0.5]))), 'E_BAD_CONFIG', 'too few boundaries');
+  t.is(await code(gen((j) => (j.guidance_per_group = [2]))), 'E_BAD_CONFIG', 'guidance for fewer groups than the model has');
+  t.is(await code(gen((j) => (j.guidance_per_group = [2, 'x']))), 'E_BAD_CONFIG', 'guidance that is not a number');
   t.is(await code(gen((j) => (j.format = 'other'))), 'E_BAD_CONFIG');
   t.is(await code(gen((j) => (j.format_version = 9))), 'E_BAD_CONFIG');
   t.is(await code(gen((j) => (j.sampler = 'rk4'))), 'E_BAD_CONFIG');

@@ -60,6 +60,18 @@ test('samplers: heun, guidance 1 (no null branch), a user step function equal to
   t.is(progress.length, 2);
 });
 
+test('guidance per expert group: equal weights are the single weight; each group uses its own', async (t) => {
+  const lf = await load();
+  t.teardown(() => lf.dispose());
+  const q = { prompt: 'a yellow circle', seed: 9, steps: 4 };
+  const [one] = await lf.generateImage({ ...q, guidance: 2.5 });
+  const [both] = await lf.generateImage({ ...q, guidance: [2.5, 2.5] });
+  t.deepEqual(both.data, one.data);
+  const [unguided] = await lf.generateImage({ ...q, guidance: 1 });
+  const [split] = await lf.generateImage({ ...q, guidance: [2.5, 1] }); // the reference's own case: test/parity/gen-model.test.ts
+  t.true(maxDiff(split.data, one.data) > 1 && maxDiff(split.data, unguided.data) > 1, 'differs from guiding all steps and from guiding none');
+});
+
 test('abort: an aborted signal rejects at once; aborting mid-run stops within one step', async (t) => {
   const lf = await load();
   t.teardown(() => lf.dispose());
@@ -96,6 +108,10 @@ test('bad options are E_ARG', async (t) => {
     { prompt: 'a', steps: 0 },
     { prompt: 'a', steps: 1.5 },
     { prompt: 'a', guidance: NaN },
+    { prompt: 'a', guidance: [2] }, // the tiny model has 2 groups
+    { prompt: 'a', guidance: [2, 2, 2] },
+    { prompt: 'a', guidance: [2, Infinity] },
+    { prompt: 'a', guidance: '2' },
     { prompt: 'a', seed: -1 },
     { prompt: 'a', count: 0 },
     { prompt: 'a', count: 1000 },

@@ -23,21 +23,23 @@ test("the README's main prompt makes a 64x64 image with the model's defaults, de
   t.true(a.data.some((v) => v < 200), 'something is drawn on the white background');
 });
 
-test("the README's main prompt: ShapesEval accepts most seeds' pictures", async (t) => {
-  // seeds 0-3 at the model's defaults. The shipped model passes seeds 1-3; seed 0's blue square has a
-  // teal corner, which the detector's colour segmentation cuts off, and it then reads as a circle.
+test("the README's main prompt: ShapesEval accepts the main command's picture (seed 0) and most seeds'", async (t) => {
+  // seeds 0-3 at the model's defaults (guidance 5/5/3/1 per expert group): all four pass. With one
+  // weight of 5 for every group, seed 0's blue square got a teal corner, which the detector's colour
+  // segmentation cuts off, and it read as a circle (benchmarks/RESULTS.md section 6, 27 Nov).
   const lf = await load();
   t.teardown(() => lf.dispose());
   const prompt: EvalPrompt = { caption: 'a red circle to the left of a blue square', kind: 'two', objects: [{ shape: 'circle', colour: 'red' }, { shape: 'square', colour: 'blue' }], relation: 'to the left of' };
   const verdicts: string[] = [];
-  let pass = 0;
+  const pass: boolean[] = [];
   for (let seed = 0; seed < 4; seed++) {
     const [img] = await lf.generateImage({ prompt: prompt.caption, seed });
     const score = scorePrompt(prompt, img.data);
-    if (score.relation) pass++;
+    pass.push(score.relation === true);
     verdicts.push(`seed ${seed}: ${score.objects.map((o) => `${o.colour} ${o.shape}`).join(' + ')}`);
   }
-  t.true(pass >= 3, `${pass} of 4 pass; ${verdicts.join('; ')}`);
+  t.true(pass[0], `the README's picture: ${verdicts[0]}`);
+  t.true(pass.filter(Boolean).length >= 3, `${pass.filter(Boolean).length} of 4 pass; ${verdicts.join('; ')}`);
 });
 
 test('the prompt chooses the place: a single object lands where the caption puts it', async (t) => {

@@ -9,7 +9,8 @@ import { examples, shapesEvalPrompts, IMAGE_SIZE } from './world.js';
 
 export interface ShapesEvalOptions {
   steps?: number;
-  guidance?: number;
+  /** One weight, or one per expert group (GenerateOptions.guidance). */
+  guidance?: number | readonly number[];
   /** Prompts to use from the fixed set (default: all 200, single-object then two-object). */
   limit?: number;
   /** Draw the prompt set from this stream instead of the fixed one (EVAL_SEED): a development set, so

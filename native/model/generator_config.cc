@@ -86,6 +86,14 @@ GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::strin
   c.time_scale = number("time_scale", 1000.f);
   c.time_max_period = number("time_max_period", 10000.f);
   c.guidance_scale = number("guidance_scale", 4.f);
+  if (j.contains("guidance_per_group") && !j["guidance_per_group"].is_null()) {
+    const json& g = j["guidance_per_group"];
+    if (!g.is_array() || int(g.size()) != c.num_groups) bad("guidance_per_group", "must list one number per group (" + std::to_string(c.num_groups) + ")");
+    for (auto& w : g) {
+      if (!w.is_number() || !std::isfinite(w.get<double>())) bad("guidance_per_group", "must list finite numbers");
+      c.guidance_per_group.push_back(w.get<float>());
+    }
+  }
   c.num_steps = integer("num_steps", 1, 100000, &steps);
   c.sampler = string("sampler", "euler");
   if (c.sampler != "euler" && c.sampler != "heun") bad("sampler", "must be \"euler\" or \"heun\"");

@@ -16,6 +16,8 @@ struct GeneratorConfig {
   float time_scale = 1000.f, time_max_period = 10000.f;
   // sampler defaults, for the TypeScript orchestration
   float guidance_scale = 4.f, time_shift = 1.f;
+  // optional: one CFG weight per expert group (time order), the default over guidance_scale
+  std::vector<float> guidance_per_group;
   int num_steps = 40;
   std::string sampler = "euler", prompt_template, null_prompt;
 

@@ -100,7 +100,7 @@ for (const backend of BACKENDS) {
     t.teardown(() => lf.dispose());
     const fx = openCheckpoint(`${fixtures}pipeline.safetensors`);
     const cases = JSON.parse(fx.metadata().config).cases;
-    for (const [name, c] of Object.entries(cases as Record<string, { prompt: string; seed: number; steps: number; sampler: 'euler' | 'heun'; guidance: number; shift: number }>)) {
+    for (const [name, c] of Object.entries(cases as Record<string, { prompt: string; seed: number; steps: number; sampler: 'euler' | 'heun'; guidance: number | number[]; shift: number }>)) {
       const [img] = await lf.generateImage({ prompt: c.prompt, seed: c.seed, steps: c.steps, sampler: c.sampler, guidance: c.guidance, shift: c.shift });
       const want = (await lf.engine.load(fx, `out.${name}`).read()) as Int32Array;
       t.is(img.data.length, want.length);

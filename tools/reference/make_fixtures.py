@@ -318,6 +318,8 @@ def vae_fixtures(out, vae):
 PIPELINE_CASES = {
     "euler": {"prompt": PROMPT, "seed": 3, "steps": 4, "sampler": "euler", "guidance": 2.0, "shift": 1.0},
     "heun_w1": {"prompt": PROMPT, "seed": 5, "steps": 3, "sampler": "heun", "guidance": 1.0, "shift": 2.0},
+    # one CFG weight per expert group (the tiny model has K = 2): guided first half, unguided second
+    "per_group": {"prompt": PROMPT, "seed": 7, "steps": 4, "sampler": "euler", "guidance": [2.5, 1.0], "shift": 1.0},
 }
 
 

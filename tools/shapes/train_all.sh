@@ -19,3 +19,17 @@ run --stages vlm --minutes-vlm 28 --threads 1                   # tiny Qwen2-VL 
 run --stages gen "${GEN[@]}" & a=$!
 run --stages vanilla "${GEN[@]}" & b=$!
 wait $a $b
+# the sampling defaults picked on the development prompt set (tools/shapes/tune.ts; benchmarks/RESULTS.md section 6)
+$PY - "$OUT" <<'PY'
+import json, sys
+def defaults(path, **kw):
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg.update(kw)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+out = sys.argv[1].rstrip("/")
+defaults(f"{out}/generator/config.json", guidance_scale=5.0, guidance_per_group=[5.0, 5.0, 3.0, 1.0], num_steps=30)
+defaults(f"{out}-vanilla/generator/config.json", guidance_scale=3.0, num_steps=30)
+PY

@@ -3,7 +3,7 @@
  * stream DEV_SEED, not the fixed evaluation set), so the figures `latte-flow eval` reports are not the
  * ones the defaults were tuned on. Prints ShapesEval overall per (steps, guidance, time shift).
  *
- *   node --import=tsx tools/shapes/tune.ts [model dir] [--limit 100] [--guidance 1.5,2,3,4,5] [--shift 1,2]
+ *   node --import=tsx tools/shapes/tune.ts [model dir] [--limit 100] [--guidance 1.5,2,3,4,5 or 5/5/3/1,...] [--shift 1,2]
  *       [--steps 20,40] [--sampler euler] [--threads 2]
  */
 import { LatteFlow } from '../../lib/index.ts';
@@ -16,7 +16,8 @@ const opt = (name: string, dflt: string) => {
   return i >= 0 ? args.splice(i, 2)[1] : dflt;
 };
 const limit = Number(opt('limit', '100'));
-const guidances = opt('guidance', '1.5,2,3,4,5').split(',').map(Number);
+// a/b/c/d: one weight per expert group
+const guidances = opt('guidance', '1.5,2,3,4,5').split(',').map((g) => (g.includes('/') ? g.split('/').map(Number) : Number(g)));
 const shifts = opt('shift', '1').split(',').map(Number);
 const stepList = opt('steps', '').split(',').filter(Boolean).map(Number);
 const threads = Number(opt('threads', '2'));
@@ -34,6 +35,6 @@ for (const steps of stepList.length ? stepList : [lf.generator.config.numSteps])
       const r = await evaluateShapes(lf, { limit, steps, guidance, shift, promptSeed: DEV_SEED, ...(sampler ? { sampler } : {}) });
       cells.push(`${r.overall.toFixed(3)} (${r.single.toFixed(2)} / ${r.relation.toFixed(2)})`);
     }
-    console.log(`| ${steps} | ${guidance} | ${cells.join(' | ')} |`);
+    console.log(`| ${steps} | ${Array.isArray(guidance) ? guidance.join('/') : guidance} | ${cells.join(' | ')} |`);
   }
 await lf.dispose();

@@ -53,12 +53,14 @@ def cfg_combine(v_cond, v_null, w):
 
 
 def guided_velocity(model, prompt_kv, null_kv, w):
-    """v_fn for integrate(): the expert group of t, with classifier-free guidance."""
+    """v_fn for integrate(): the expert group of t, with classifier-free guidance. w: one weight, or a
+    list of one per expert group (the group that owns t)."""
     def v_fn(x, t):
+        wt = float(w[model.cfg.group_of(t)]) if isinstance(w, (list, tuple)) else w
         vc = model.velocity(x, t, prompt_kv)
-        if w == 1.0:
+        if wt == 1.0:
             return vc
-        return cfg_combine(vc, model.velocity(x, t, null_kv), w)
+        return cfg_combine(vc, model.velocity(x, t, null_kv), wt)
     return v_fn
 
 
@@ -75,7 +77,7 @@ def generate_latent(model, prompt_kv, null_kv, seed, steps=None, method=None, gu
     cfg = model.cfg
     C, (h, w) = cfg.latent_channels, cfg.latent_size
     x0 = rng.normal(seed, (batch, C, h, w))
-    w_ = cfg.guidance_scale if guidance is None else guidance
+    w_ = (cfg.guidance_per_group or cfg.guidance_scale) if guidance is None else guidance
     return integrate(guided_velocity(model, prompt_kv, null_kv, w_), x0,
                      cfg.num_steps if steps is None else steps, method or cfg.sampler,
                      cfg.time_shift if shift is None else shift)

@@ -42,6 +42,7 @@ class GenConfig:
     time_scale: float = 1000.0              # the sinusoid sees time_scale * t
     time_max_period: float = 10000.0
     guidance_scale: float = 4.0
+    guidance_per_group: list = None         # one CFG weight per group (time order): the default when set
     num_steps: int = 40
     sampler: str = "euler"                  # "euler" | "heun"
     time_shift: float = 1.0

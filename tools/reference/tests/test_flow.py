@@ -63,6 +63,14 @@ class SamplerTest(unittest.TestCase):
             flow.integrate(flow.guided_velocity(m, kv, nkv, 2.5), x0, 2, "heun")
             self.assertEqual(calls, [(0.0, 0, False), (0.0, 0, True), (0.5, 1, False), (0.5, 1, True),
                                      (0.5, 1, False), (0.5, 1, True), (1.0, 1, False), (1.0, 1, True)])
+            calls.clear()   # one weight per group: group 0 guided, group 1 (weight 1) without the null branch
+            flow.integrate(flow.guided_velocity(m, kv, nkv, [2.5, 1.0]), x0, 4)
+            self.assertEqual(calls, [(0.0, 0, False), (0.0, 0, True), (0.25, 0, False), (0.25, 0, True),
+                                     (0.5, 1, False), (0.75, 1, False)])
+            m.forward_group = orig
+            m.cfg.guidance_per_group = [3.0, 3.0]   # the config's per-group default equals the same single weight
+            self.assertTrue(torch.equal(flow.generate_latent(m, kv, nkv, seed=4, steps=3),
+                                        flow.generate_latent(m, kv, nkv, seed=4, steps=3, guidance=3.0)))
 
     def test_generate_latent_is_seeded(self):
         m = make(2, 4)
