@@ -190,6 +190,10 @@ if [ -f "$root/models/shapes/latte_flow.json" ]; then
     if (w !== 64 || h !== 64) { console.error("PNG is " + w + "x" + h); process.exit(1); }' "$app/out.png" \
     || fail "out.png is not the 64x64 PNG the main job makes"
   say "npx latte-flow generate \"$prompt\" -o out.png: $(head -1 "$tmp/main-job.log")"
+  # the issue's bar: the picture the main job makes is one ShapesEval accepts
+  (cd "$root" && node --import=tsx tools/shapes/score-png.ts "$app/out.png" "$prompt") > "$tmp/score.log" 2>&1 \
+    || { cat "$tmp/score.log" >&2; fail "ShapesEval does not accept the main job's picture"; }
+  say "$(cat "$tmp/score.log")"
 else
   fail "models/shapes is missing: the package must ship its default model"
 fi

@@ -86,7 +86,10 @@ class GenConfig:
         return GenConfig(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        if d["guidance_per_group"] is None:   # optional: configs that do not use it stay as they were
+            del d["guidance_per_group"]
+        return d
 
 
 def timestep_sinusoid(t, dim=256, scale=1000.0, max_period=10000.0):
