@@ -102,9 +102,13 @@ for (const backend of BACKENDS) {
     const load = (n: string) => m.engine.load(p.fx, n).readFloat32();
     const [f32, bf16w, bf16] = [await load('out.logits_f32'), await load('out.logits_bf16w'), await load('out.logits_bf16')];
     // same weights, fp32 activations: the engine's storage mode reproduces the bf16-weight model
-    // (docs/reference.md#bf16-reference); on AMX machines activations round to bf16 too, so 1e-2
-    const tol = m.engine.backend.name === 'cpu' && !(await import('../../lib/index.ts')).getBackendInfo().cpu.amxPermitted ? 1e-4 : 1e-2;
-    assertClose(t, got, bf16w, tol, 'vs bf16-weight reference');
+    // (docs/reference.md#bf16-reference). Where GEMM inputs round to bf16 as well (CUDA tensor cores,
+    // AMX CPUs) it may be as far from that model as the all-bf16 reference is, and no further: on the
+    // H100 (27 Nov) the CUDA logits were 0.476 from it, 4.7x a fixed 1e-2 relative tolerance.
+    const exact = m.engine.backend.name === 'cpu' && !(await import('../../lib/index.ts')).getBackendInfo().cpu.amxPermitted;
+    const dist = (a: Float32Array, b: Float32Array) => maxAbs(a.map((x, i) => x - b[i]));
+    if (exact) assertClose(t, got, bf16w, 1e-4, 'vs bf16-weight reference');
+    else t.true(dist(got, bf16w) <= dist(bf16, bf16w), `vs bf16-weight reference: ${dist(got, bf16w)}, the all-bf16 reference is ${dist(bf16, bf16w)} away`);
     const err = (a: Float32Array) => maxAbs(a.map((x, i) => x - f32[i]));
     t.true(err(got) <= err(bf16), `bf16 engine error vs fp32 ${err(got)} exceeds the all-bf16 reference's ${err(bf16)}`);
   });
