@@ -39,8 +39,8 @@ void Context::release_kept() {
 }
 
 void Context::release_workspace() {
-  // stream-ordered: after every kernel that used it; a captured graph may still use it at any later
-  // launch, so once one exists the old block is kept until the backend goes
+  // stream-ordered: after every kernel that used it; a live captured graph may still use it at any
+  // later launch, so while one lives the old block is kept (freed by release_kept once none does)
   if (ws_ && live_graphs->load() > 0) kept_.push_back(ws_);
   else if (ws_) cudaFreeAsync(ws_, stream);
   ws_ = nullptr;
