@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getBackendInfo } from '../lib/index.ts';
+import { getBackendInfo, type Qwen2VL } from '../lib/index.ts';
 
 export interface MachineInfo {
   date: string;
@@ -100,6 +100,30 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** A row of a summary table (printed by run.ts and each benchmark's own main). */
+/**
+ * ms per greedy token after the text prompt `ids` (positions 0..S-1), `n` tokens, the next step enqueued
+ * before each read (as answer() does), on a sequence of `capacity` (none: a cache that grows).
+ */
+export async function decodeMsPerToken(m: Qwen2VL, ids: Int32Array, n: number, capacity?: number): Promise<number> {
+  const e = m.engine;
+  const S = ids.length;
+  const seq = m.newSequence(capacity);
+  const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+  let tok = e.sample(m.prefill(seq, ids, [], pos), {});
+  await tok.read();
+  const t0 = nowMs();
+  for (let i = 0; i < n; i++) {
+    const next = e.sample(m.decode(seq, tok, S + i), {});
+    await tok.read();
+    tok = next;
+  }
+  await tok.read();
+  const ms = (nowMs() - t0) / n;
+  seq.release();
+  pos.dispose();
+  return ms;
+}
+
 export interface Row {
   bench: string;
   case: string;

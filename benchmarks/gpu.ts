@@ -9,22 +9,26 @@
  *  3. generation step of a real-scale random generator (Qwen2-VL-2B widths, 28 layers, K = 4, CFG,
  *     64 image tokens, bf16): group step vs full depth (target <= 1.10 / K), ms per 40-step image;
  *     the CPU's group step on a 7-layer model of the same widths (one group's work) for the ratio.
+ *  4. VLM decode per token on a random Qwen2-VL of real widths (4 layers, bf16): a reserved K/V cache
+ *     whose recorded step replays as one CUDA graph (what answer() does) vs the same step op by op vs
+ *     a cache that grows by concatenation.
  * Op timings enqueue R repetitions and wait once (a fence): they include the engine's per-op host
  * cost, which is what a caller gets. Writes one markdown file (table + JSON) with the device name:
  * $OUT/gpu-bench.md, or benchmarks/gpu-results.md when OUT is unset.
  *
- *   node --import=tsx benchmarks/gpu.ts [--quick] [--skip gemm,attention,gen,torch] [--layers 28] [--cpu-as-cuda]
+ *   node --import=tsx benchmarks/gpu.ts [--quick] [--skip gemm,attention,gen,decode,torch] [--layers 28] [--cpu-as-cuda]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine, GenerationStream, getBackendInfo, groupOf, timeSchedule, type Tensor } from '../lib/index.ts';
+import { Engine, GenerationStream, getBackendInfo, groupOf, Qwen2VL, timeSchedule, type Tensor } from '../lib/index.ts';
 import { loadAddon, type NativeSequence } from '../lib/native.ts';
 import type { AttentionCase } from '../test/helpers/naive-ops.ts';
 import { REAL_SCALE, writeRandomGenerator } from '../test/helpers/random-generator.ts';
-import { machineInfo, median, nowMs, randn, type Row } from './common.ts';
+import { writeRandomQwen2VLIfMissing } from '../test/helpers/random-qwen2vl.ts';
+import { decodeMsPerToken, machineInfo, median, nowMs, randn, type Row } from './common.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -238,6 +242,37 @@ async function generation(cuda: Engine, cpu: Engine): Promise<Row[]> {
   return rows;
 }
 
+// ---- VLM decode --------------------------------------------------------------------------------
+async function decode(cuda: Engine): Promise<Row[]> {
+  const layers = 4;
+  const dir = path.join(os.tmpdir(), `latte-flow-gpu-vlm-${layers}l`);
+  await writeRandomQwen2VLIfMissing(dir, { layers, visionDepth: 1, dtype: 'bf16', vocabSize: 32000 });
+  const m = await Qwen2VL.load(dir, { engine: cuda, weights: 'bf16' });
+  const S = 256;
+  const N = quick ? 32 : 128;
+  const ids = new Int32Array(S).map((_, i) => 1000 + i);
+  const perToken = (capacity?: number) => decodeMsPerToken(m, ids, N, capacity);
+  const launches0 = cuda.stats().capturedLaunches;
+  const t: Record<'graph' | 'eager' | 'growing', number[]> = { graph: [], eager: [], growing: [] };
+  await perToken(S + N);
+  for (let r = 0; r < (quick ? 2 : 5); r++) {
+    t.graph.push(await perToken(S + N));
+    m.usePrograms(false);
+    t.eager.push(await perToken(S + N));
+    m.usePrograms(true);
+    t.growing.push(await perToken());
+  }
+  const launches = cuda.stats().capturedLaunches - launches0;
+  await m.dispose();
+  const [g, e, w] = [median(t.graph), median(t.eager), median(t.growing)];
+  const c = `${layers} layers of 2B widths, bf16, ${S}-token prompt, ${N} tokens`;
+  return [
+    { bench: 'gpu VLM decode per token: reserved cache, one graph per step', case: `${c}; ${launches} graph launches`, figure: `${g.toFixed(3)} ms/token (${(g / layers).toFixed(3)} ms per layer)` },
+    { bench: 'gpu VLM decode: graph vs op by op (reserved cache)', case: c, figure: `${(e / g).toFixed(2)}x (op by op ${e.toFixed(3)} ms)` },
+    { bench: 'gpu VLM decode: reserved + graph vs growing cache op by op', case: c, figure: `${(w / g).toFixed(2)}x (growing ${w.toFixed(3)} ms)` },
+  ];
+}
+
 // ---- PyTorch anchors -----------------------------------------------------------------------------
 interface TorchResult {
   torch: string;
@@ -286,6 +321,7 @@ async function main(): Promise<void> {
   await section('gemm', () => gemm(cuda, cpu, torch));
   await section('attention', () => attention(cuda, cpu, torch));
   await section('gen', () => generation(cuda, cpu));
+  await section('decode', () => decode(cuda));
   await cuda.dispose();
   await cpu.dispose();
 

@@ -4,6 +4,7 @@
  *     and K = 4's sampling loop with recorded group programs (the default) vs every op enqueued afresh.
  *  2. The engine vs the PyTorch reference pipeline (benchmarks/reference-shapes.py) on the same model and
  *     threads: per image and per answer (target >= 3x).
+ *  3. VLM decode per token: the recorded step on a reserved cache vs op by op vs a growing cache.
  *
  *   node --import=tsx benchmarks/shapes.ts [--threads 1,2] [--quick]
  */
@@ -12,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LatteFlow } from '../lib/index.ts';
 import { example } from '../lib/shapes/world.ts';
-import { median, nowMs, runAsScript, type Row } from './common.ts';
+import { decodeMsPerToken, median, nowMs, runAsScript, type Row } from './common.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PROMPT = 'a red circle to the left of a blue square';
@@ -57,6 +58,28 @@ async function timeProgramsVsEager(dir: string, threads: number, steps: number, 
   return { programs: median(loops.programs), eager: median(loops.eager) };
 }
 
+/** ms per decoded token (greedy, the next step enqueued before each read) after a text prompt, three ways
+ * in alternation: a reserved cache with its recorded step replayed (what answer() does), the same cache
+ * op by op, and a cache that grows by concatenation. */
+async function timeDecode(dir: string, threads: number, reps: number): Promise<Record<'replayed' | 'eager' | 'growing', number>> {
+  const lf = await LatteFlow.load(dir, { backend: 'cpu', threads });
+  const m = lf.vlm;
+  const ids = Int32Array.from(m.tokenizer.encode(`<|im_start|>user\n${PROMPT}: what colour is the circle?<|im_end|>\n<|im_start|>assistant\n`));
+  const [S, N] = [ids.length, 32];
+  const perToken = (capacity?: number) => decodeMsPerToken(m, ids, N, capacity);
+  const t: Record<'replayed' | 'eager' | 'growing', number[]> = { replayed: [], eager: [], growing: [] };
+  await perToken(S + N);
+  for (let r = 0; r < reps; r++) {
+    t.replayed.push(await perToken(S + N));
+    m.usePrograms(false);
+    t.eager.push(await perToken(S + N));
+    m.usePrograms(true);
+    t.growing.push(await perToken());
+  }
+  await lf.dispose();
+  return { replayed: median(t.replayed), eager: median(t.eager), growing: median(t.growing) };
+}
+
 async function timeAnswer(dir: string, threads: number, reps: number): Promise<number> {
   const lf = await LatteFlow.load(dir, { backend: 'cpu', threads });
   const ex = example(31337, 0);
@@ -89,6 +112,9 @@ await runAsScript(import.meta.url, async (o): Promise<Row[]> => {
     const pe = await timeProgramsVsEager(k4, t, steps, reps);
     rows.push({ bench: 'shapes K=4 sampling loop: programs vs eager ops', case: `${steps} steps, ${t}t, alternating`, figure: `${(pe.eager / pe.programs).toFixed(2)}x (programs ${pe.programs.toFixed(1)} ms, eager ${pe.eager.toFixed(1)} ms)` });
     rows.push({ bench: 'shapes K=4 vs vanilla K=1 (whole image)', case: `${steps} steps, ${t}t`, figure: `${(m1.image / g4).toFixed(2)}x (K=4 ${g4.toFixed(1)} ms, K=1 ${m1.image.toFixed(1)} ms)`, target: '' });
+    const dec = await timeDecode(k4, t, reps);
+    rows.push({ bench: 'shapes VLM decode, per token: recorded step vs op by op', case: `32 tokens, reserved cache, ${t}t`, figure: `${(dec.eager / dec.replayed).toFixed(2)}x (replayed ${dec.replayed.toFixed(2)} ms, op by op ${dec.eager.toFixed(2)} ms)` });
+    rows.push({ bench: 'shapes VLM decode, per token: reserved cache vs growing cache', case: `32 tokens, ${t}t`, figure: `${(dec.growing / dec.replayed).toFixed(2)}x (reserved + replayed ${dec.replayed.toFixed(2)} ms, growing op by op ${dec.growing.toFixed(2)} ms)` });
     const ans = await timeAnswer(k4, t, reps);
     const r = refs.find((x) => x.threads === t);
     if (r) {

@@ -52,7 +52,7 @@ Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
                      {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
                       InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
                       InstanceMethod<&Qwen2VLWrap::Decode>("decode"), InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"),
-                      InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
+                      InstanceMethod<&Qwen2VLWrap::UsePrograms>("usePrograms"), InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
 }
 
 Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qwen2VLWrap>(info) {
@@ -113,11 +113,21 @@ Napi::Value Qwen2VLWrap::EncodeImage(const Napi::CallbackInfo& info) {
   });
 }
 
+// newSequence(capacity?): with a capacity, the keys/values are preallocated (Qwen2VL::reserve)
 Napi::Value Qwen2VLWrap::NewSequence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    model();
-    return env.GetInstanceData<AddonData>()->sequence_ctor.New({});
+    auto& m = model();
+    Napi::Object seq = env.GetInstanceData<AddonData>()->sequence_ctor.New({});
+    if (!info[0].IsUndefined()) m.reserve(SequenceWrap::Get(seq), int_arg(info[0], "capacity"));
+    return seq;
+  });
+}
+
+void Qwen2VLWrap::UsePrograms(const Napi::CallbackInfo& info) {
+  guarded(info.Env(), [&] {
+    if (!info[0].IsBoolean()) fail(kArg, "usePrograms: expected a boolean");
+    model().use_programs(info[0].As<Napi::Boolean>().Value());
   });
 }
 
@@ -143,15 +153,8 @@ Napi::Value Qwen2VLWrap::Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
-    if (seq.length == 0) fail(kArg, "decode: the sequence has no prefill");
     const latte::Tensor& token = TensorWrap::Get(info[1]);
-    int64_t p = int_arg(info[2], "position");
-    if (p > INT32_MAX) fail(kArg, "decode: position out of range");
-    auto& m = model();
-    latte::Engine& e = EngineWrap::Get(engine_ref_.Value());
-    std::vector<int32_t> pv(3, int32_t(p));
-    latte::Tensor pos = e.upload(latte::DType::I32, latte::Shape{3, 1, 1}, pv.data(), 12);
-    return TensorWrap::New(env, m.forward(seq, m.embed_token(token), pos));
+    return TensorWrap::New(env, model().decode(seq, token, int_arg(info[2], "position")));
   });
 }
 

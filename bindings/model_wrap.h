@@ -33,10 +33,11 @@ class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
   latte::model::Qwen2VL& model();
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value EncodeImage(const Napi::CallbackInfo& info);  // (pixels, t, h, w) -> embeddings
-  Napi::Value NewSequence(const Napi::CallbackInfo& info);
+  Napi::Value NewSequence(const Napi::CallbackInfo& info);  // (capacity?) -> sequence
   Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions, allRows) -> logits
   Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, position) -> logits [1, V]
   Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions, layers) -> hidden
+  void UsePrograms(const Napi::CallbackInfo& info);         // (on): decode replays one recorded step
   void Dispose(const Napi::CallbackInfo& info);
 
   Napi::ObjectReference engine_ref_;  // keeps the engine object alive as long as the model

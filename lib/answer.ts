@@ -133,7 +133,8 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
   const stopIds = new Set(STOP_TOKENS.map((t) => model.tokenizer.id(t)));
   const owned: Tensor[] = [];
   const keep = <T extends Tensor>(t: T): T => (owned.push(t), t);
-  const seq = model.newSequence();
+  // K/V preallocated for the prompt and (up to 512 of) the answer's tokens; a longer answer doubles it
+  const seq = model.newSequence(req.ids.length + Math.min(req.maxTokens, 512));
   try {
     const embeds = req.images.map((im) => keep(model.encodeImage(keep(e.tensor(im.pixels, im.shape)), im.grid)));
     const { positions, delta } = ropePositions(req.ids, req.images.map((im) => im.grid), model.config);

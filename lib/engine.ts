@@ -30,6 +30,11 @@ export interface AttentionOptions {
   returnLogits?: boolean;
   /** Default 1/sqrt(head_dim). */
   scale?: number;
+  /**
+   * A preallocated K/V cache: i32 [1], the keys cached before these queries, read when the op runs.
+   * Only keys [0, past + Sq) exist; the rest of k/v is never read. No image block with it.
+   */
+  past?: Tensor;
 }
 
 export interface RopeOptions {
@@ -151,8 +156,8 @@ export class Engine implements AsyncDisposable {
   }
   /** q [B,Sq,H,d], k/v [B,Skv,G,d] -> out [B,Sq,H,d] (and logits [B,H,Sq,Ni] with returnLogits). */
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; logits?: Tensor } {
-    const { residual, gate, ...attrs } = opts;
-    const outs = this.#op('attention', [q, k, v, residual ?? null, gate ?? null], attrs);
+    const { residual, gate, past, ...attrs } = opts;
+    const outs = this.#op('attention', [q, k, v, residual ?? null, gate ?? null, past ?? null], attrs);
     return { out: outs[0], logits: outs[1] };
   }
   softmax(x: Tensor): Tensor {

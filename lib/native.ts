@@ -122,7 +122,10 @@ export interface NativeQwen2VL {
   readonly config: NativeQwen2VLConfig;
   /** pixels f32 [t*h*w, C*T*P*P] -> merged image embeddings [t*h*w/merge^2, D] */
   encodeImage(pixels: NativeTensor, t: number, h: number, w: number): NativeTensor;
-  newSequence(): NativeSequence;
+  /** A new conversation; with a capacity its keys/values are preallocated for that many tokens. */
+  newSequence(capacity?: number): NativeSequence;
+  /** true (default): decode on a reserved sequence replays one recorded step; false: op by op. */
+  usePrograms(on: boolean): void;
   /** Embeds ids (images spliced in at image-token runs), runs the decoder -> logits [1, V] ([S, V] with allRows). */
   prefill(seq: NativeSequence, ids: Int32Array, images: NativeTensor[], positions: NativeTensor, allRows?: boolean): NativeTensor;
   /** One token (an i32 [1] engine tensor) at `position` on all M-RoPE axes -> logits [1, V]. */

@@ -116,8 +116,17 @@ export class Qwen2VL {
     return this.engine.wrap(native(() => this.#native.encodeImage(this.engine.own(pixels), grid[0], grid[1], grid[2])));
   }
 
-  newSequence(): NativeSequence {
-    return native(() => this.#native.newSequence());
+  /**
+   * A new conversation. With `capacity` (prompt + answer tokens) its keys/values are preallocated:
+   * no copy per token, and each decode step replays one recorded program (a CUDA graph on the GPU).
+   */
+  newSequence(capacity?: number): NativeSequence {
+    return native(() => this.#native.newSequence(capacity));
+  }
+
+  /** Decode steps on reserved sequences replay one recorded step (true, the default) or run op by op. */
+  usePrograms(on: boolean): void {
+    native(() => this.#native.usePrograms(on));
   }
 
   /** The prompt (images spliced in) through the decoder -> logits of its last token [1, V] (all [S, V] with allRows). */

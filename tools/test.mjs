@@ -1,6 +1,6 @@
 // `npm test`: the native core tests (TAP, no Node), the PyTorch reference's unit tests (Debian's
 // python3 with python3-torch; reported as skipped where torch is missing, a failure when
-// LATTE_REQUIRE_REFERENCE=1 as in CI) and the ava suite (TAP), then one closing line
+// LATTE_REQUIRE_REFERENCE=1 as in CI), the type checker and the ava suite (TAP), then one closing line
 // `N passed, N failed[, N skipped]` that CI reads. Exits non-zero if anything failed or did not run.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -60,6 +60,19 @@ if (args.length === 0) {
   } else {
     console.log('# SKIP reference tests: /usr/bin/python3 has no torch (apt-get install python3-torch python3-numpy)');
     skipped++;
+  }
+}
+
+if (args.length === 0) {
+  // The type checker over lib, tests, benchmarks and tools: a test comparing values of types that
+  // cannot be equal never fails, and only the checker sees it.
+  const r = await run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.check.json', '--pretty', 'false']);
+  if (r.code === 0) {
+    console.log('ok - typecheck (tsc -p tsconfig.check.json)');
+    passed++;
+  } else {
+    console.log('not ok - typecheck (tsc -p tsconfig.check.json)');
+    failed++;
   }
 }
 

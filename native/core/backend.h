@@ -24,6 +24,11 @@ struct AttentionArgs {
   Mask mask;
   int64_t prefix_len;  // PrefixCausal: keys [0,prefix_len) are causal text, the rest attend fully
   int64_t image_col0;  // first key column of the image block (residual / returned logits)
+  // A preallocated K/V cache: i32 [1] in engine memory, read when the kernel runs: the cache held
+  // `past` keys before the queries' own, so keys [0, past + Sq) exist (k/v have room for more) and
+  // the queries are the last Sq of those. One recorded decode step (a CUDA graph) then serves every
+  // length. No image block with it.
+  const Tensor* past = nullptr;
 };
 
 struct RopeArgs {
@@ -82,6 +87,11 @@ class Backend {
   virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
   virtual void permute(const Tensor& x, const int* perm, Tensor& y) = 0;  // y dim i = x dim perm[i]
   virtual void slice(const Tensor& x, int axis, int64_t start, Tensor& y) = 0;  // y = x[.., start:start+y.shape[axis], ..]
+  // in place: dst[b, at : at + S] = src[b] over axis 1, `at` an i32 [1] read when it runs; rows that
+  // would land past dst's end are not written (the CPU throws E_INDEX)
+  virtual void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) = 0;
+  virtual void zero(Tensor& y) = 0;
+  virtual void advance(const Tensor& at, int64_t n, Tensor& y) = 0;  // i32 [1]: y = at + n
   virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
   // one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws
   // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds

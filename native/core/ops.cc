@@ -1,5 +1,6 @@
 #include "core/ops.h"
 
+#include <climits>
 #include <cmath>
 #include <map>
 
@@ -138,11 +139,13 @@ void run_rope(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpA
 }
 
 // ---- attention ------------------------------------------------------------------------------
-// Inputs: q, k, v, residual?, gate?. Outputs: o, and the image-key logits when asked for.
+// Inputs: q, k, v, residual?, gate?, past?. Outputs: o, and the image-key logits when asked for.
+// past (i32 [1], read when the op runs): only keys [0, past + Sq) exist, as in a preallocated cache.
 Outs infer_attention(const Inputs& in, const OpAttrs& a) {
   const Tensor *q = in[0], *k = in[1], *v = in[2];
   const Tensor* res = in.size() > 3 ? in[3] : nullptr;
   const Tensor* gate = in.size() > 4 ? in[4] : nullptr;
+  const Tensor* past = in.size() > 5 ? in[5] : nullptr;
   for (auto* t : {q, k, v}) {
     need_f32("attention", "q/k/v", t);
     need_ndim("attention", "q/k/v", t, 4, 4);
@@ -172,6 +175,12 @@ Outs infer_attention(const Inputs& in, const OpAttrs& a) {
     need_shape("attention", "gate", gate, Shape{B, H});
     if (!res) fail(code::kArg, "attention: a gate needs a residual");
   }
+  if (past) {
+    need_dtype("attention", "past", past, {DType::I32});
+    need_shape("attention", "past", past, Shape{1});
+    if (has_image) fail(code::kArg, "attention: past cannot be combined with an image block");
+    if (a.mask == int(Mask::PrefixCausal)) fail(code::kArg, "attention: past works with the none and causal masks");
+  }
   Outs o{{DType::F32, q->shape}};
   if (a.return_logits) o.push_back({DType::F32, lshape});
   return o;
@@ -189,6 +198,7 @@ void run_attention(Backend& be, const Inputs& in, std::vector<Tensor>& out, cons
   args.mask = Mask(a.mask);
   args.prefix_len = a.prefix_len;
   args.image_col0 = a.image_col0 < 0 ? in[1]->shape[1] : a.image_col0;
+  args.past = in.size() > 5 ? in[5] : nullptr;
   be.attention(args);
 }
 
@@ -319,6 +329,43 @@ Outs infer_noise(const Inputs&, const OpAttrs& a) {
 }
 void run_noise(Backend& be, const Inputs&, std::vector<Tensor>& out, const OpAttrs& a) { be.normal_noise(a.seed, a.offset, out[0]); }
 
+Outs infer_zeros(const Inputs&, const OpAttrs& a) {
+  if (a.shape.ndim == 0) fail(code::kArg, "zeros: a shape is required");
+  for (int i = 0; i < a.shape.ndim; i++)
+    if (a.shape.d[i] <= 0) fail(code::kShape, "zeros: dimensions must be positive, got " + a.shape.str());
+  return {{DType::F32, a.shape}};
+}
+void run_zeros(Backend& be, const Inputs&, std::vector<Tensor>& out, const OpAttrs&) { be.zero(out[0]); }
+
+// In place (OpDef::in_place): dst [B, N, ...] rows [at, at + S) = src [B, S, ...]; at i32 [1] is read
+// when it runs, so a recorded decode step appends at whatever length the cache has then.
+Outs infer_write_rows(const Inputs& in, const OpAttrs&) {
+  const Tensor *dst = in[0], *src = in[1], *at = in[2];
+  need_f32("write_rows", "dst", dst);
+  need_f32("write_rows", "src", src);
+  need_dtype("write_rows", "at", at, {DType::I32});
+  need_shape("write_rows", "at", at, Shape{1});
+  need_ndim("write_rows", "dst", dst, 2, kMaxDims);
+  Shape want = dst->shape;
+  want[1] = src->shape.ndim == dst->shape.ndim ? src->shape[1] : -1;
+  if (src->shape != want || src->shape[1] > dst->shape[1])
+    fail(code::kShape, "write_rows: src " + src->shape.str() + " must be dst " + dst->shape.str() + " with at most as many rows along axis 1");
+  if (dst->buf == src->buf) fail(code::kArg, "write_rows: src and dst share memory");
+  return {};
+}
+void run_write_rows(Backend& be, const Inputs& in, std::vector<Tensor>&, const OpAttrs&) { be.write_rows(*in[1], *in[2], *const_cast<Tensor*>(in[0])); }
+
+// A count carried on the engine: at (i32 [1]) + attrs.length. `after` is any tensor the result must
+// wait for: if it was never computed (its op failed), neither is the count, so a K/V cache whose
+// step failed cannot be appended to as if the step had written its rows.
+Outs infer_advance(const Inputs& in, const OpAttrs& a) {
+  need_dtype("advance", "at", in[0], {DType::I32});
+  need_shape("advance", "at", in[0], Shape{1});
+  if (a.length < 0 || a.length > INT32_MAX) fail(code::kArg, "advance: the step must be in [0, 2^31)");
+  return {{DType::I32, Shape{1}}};
+}
+void run_advance(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.advance(*in[0], a.length, out[0]); }
+
 // Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row).
 Outs infer_sample(const Inputs& in, const OpAttrs& a) {
   need_f32("sample", "logits", in[0]);
@@ -399,7 +446,7 @@ const std::map<std::string, OpDef>& registry() {
       {"rms_norm", {"rms_norm", 1, 3, infer_rms_norm, run_rms_norm}},
       {"layer_norm", {"layer_norm", 1, 3, infer_layer_norm, run_layer_norm}},
       {"rope", {"rope", 2, 2, infer_rope, run_rope}},
-      {"attention", {"attention", 3, 5, infer_attention, run_attention}},
+      {"attention", {"attention", 3, 6, infer_attention, run_attention}},
       {"softmax", {"softmax", 1, 1, infer_same_f32, run_softmax}},
       {"silu", {"silu", 1, 1, infer_same_f32, run_unary<Unary::Silu>}},
       {"relu", {"relu", 1, 1, infer_same_f32, run_unary<Unary::Relu>}},
@@ -417,6 +464,9 @@ const std::map<std::string, OpDef>& registry() {
       {"permute", {"permute", 1, 1, infer_permute, run_permute}},
       {"slice", {"slice", 1, 1, infer_slice, run_slice}},
       {"noise", {"noise", 0, 0, infer_noise, run_noise}},
+      {"zeros", {"zeros", 0, 0, infer_zeros, run_zeros}},
+      {"advance", {"advance", 2, 2, infer_advance, run_advance}},
+      {"write_rows", {"write_rows", 3, 3, infer_write_rows, run_write_rows, -1, true}},
       {"sample", {"sample", 1, 1, infer_sample, run_sample}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
       {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},

@@ -53,6 +53,9 @@ struct OpDef {
   std::vector<OutDesc> (*infer)(const Inputs& in, const OpAttrs& a);
   void (*run)(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a);
   int packed_operand = -1;  // the one operand that may be a packed weight (linear's weight)
+  // writes into operand 0 instead of returning outputs (a K/V cache update): model code only,
+  // never offered to JavaScript, whose tensors stay immutable
+  bool in_place = false;
 };
 
 const OpDef* find_op(const std::string& name);

@@ -99,7 +99,11 @@ template <int NV, int U>
 LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
   const Tensor &q = *a.q, &k = *a.k, &v = *a.v;
   const int64_t B = q.shape[0], Sq = q.shape[1], H = q.shape[2], d = q.shape[3];
-  const int64_t Skv = k.shape[1], G = k.shape[2], rep = H / G;
+  // cap: rows k/v have room for (their stride); Skv: keys that exist (a cache's current length)
+  const int64_t cap = k.shape[1], G = k.shape[2], rep = H / G;
+  const int64_t Skv = a.past ? int64_t(*a.past->ptr<int32_t>()) + Sq : cap;
+  if (Skv < Sq || Skv > cap)
+    fail(code::kIndex, "attention: past " + std::to_string(Skv - Sq) + " keys and " + std::to_string(Sq) + " queries do not fit the " + std::to_string(cap) + " rows of k/v");
   const int64_t c0 = a.image_col0, Ni = Skv - c0;
   const float *qs = q.f32(), *ks = k.f32(), *vs = v.f32();
   const float* res = a.residual ? a.residual->f32() : nullptr;
@@ -122,7 +126,7 @@ LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
       for (int64_t g = 0; g < G; g++) {
         float* dst = kt + (b * G + g) * d * ldk;
         for (int64_t j = 0; j < Skv; j++) {
-          const float* kj = ks + ((b * Skv + j) * G + g) * d;
+          const float* kj = ks + ((b * cap + j) * G + g) * d;
           for (int64_t e = 0; e < d; e++) dst[e * ldk + j] = kj[e];
         }
         for (int64_t e = 0; e < d; e++)
@@ -142,7 +146,7 @@ LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
         if (transposed) {
           scores_transposed(qi, kt + (b * G + g) * d * ldk, ldk, d, visible, a.scale, s);
         } else {
-          const float* kb = ks + (b * Skv * G + g) * d;
+          const float* kb = ks + (b * cap * G + g) * d;
           for (int64_t j = 0; j < visible; j++) {
             const float* kj = kb + j * G * d;
             float dot = 0.f;
@@ -171,7 +175,7 @@ LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
           s[j] = ej;
           sum += ej;
         }
-        weighted_values_any(s, vs + (b * Skv * G + g) * d, G * d, visible, d, 1.f / sum, out + ((b * Sq + i) * H + h) * d);
+        weighted_values_any(s, vs + (b * cap * G + g) * d, G * d, visible, d, 1.f / sum, out + ((b * Sq + i) * H + h) * d);
       }
 }
 

@@ -68,6 +68,9 @@ class CpuBackend final : public Backend {
   void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) override { cpu::concat(a, b, axis, y); }
   void permute(const Tensor& x, const int* perm, Tensor& y) override { cpu::permute(x, perm, y); }
   void slice(const Tensor& x, int axis, int64_t start, Tensor& y) override { cpu::slice(x, axis, start, y); }
+  void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) override { cpu::write_rows(src, at, dst); }
+  void zero(Tensor& y) override { std::memset(y.buf->data, 0, y.nbytes()); }
+  void advance(const Tensor& at, int64_t n, Tensor& y) override { *y.ptr<int32_t>() = int32_t(*at.ptr<int32_t>() + n); }
   void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cpu::normal_noise(seed, offset, y); }
   void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, Tensor& ids) override {
     cpu::sample_tokens(l, temp, k, p, seed, step, ids);

@@ -49,6 +49,15 @@ void pixel_shuffle(const Tensor& x, int r, Tensor& y) {
       }
 }
 
+void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) {
+  const int64_t B = dst.shape[0], N = dst.shape[1], S = src.shape[1], pos = *at.ptr<int32_t>();
+  if (pos < 0 || pos + S > N)
+    fail(code::kIndex, "write_rows: rows [" + std::to_string(pos) + ", " + std::to_string(pos + S) + ") are outside the " + std::to_string(N) + " rows of " + dst.desc());
+  const size_t row = size_t(dst.numel() / (B * N)) * dtype_size(dst.dtype);
+  for (int64_t b = 0; b < B; b++)
+    std::memcpy(static_cast<char*>(dst.buf->data) + (size_t(b * N + pos)) * row, static_cast<const char*>(src.buf->data) + size_t(b * S) * row, size_t(S) * row);
+}
+
 void upsample_nearest(const Tensor& x, int f, Tensor& y) {
   const int64_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
   const float* xs = x.f32();

@@ -19,14 +19,16 @@ constexpr int kWarps = 4;
 struct Params {
   const float *q, *k, *v, *res, *gate;
   float *out, *logits;
-  int64_t B, Sq, H, d, Skv, G, rep, c0, Ni, prefix_len;
+  const int32_t* past;  // AttentionArgs::past, read on the device; null: Skv keys
+  int64_t B, Sq, H, d, Skv, cap, G, rep, c0, Ni, prefix_len;  // cap: k/v rows (their stride)
   float scale;
   int mask;
 };
 
-// keys [0, visible) are seen by the query at key position qpos (queries are the last Sq keys)
-__device__ __forceinline__ int64_t visible(const Params& p, int64_t qpos) {
-  return p.mask == int(Mask::Causal) || (p.mask == int(Mask::PrefixCausal) && qpos < p.prefix_len) ? qpos + 1 : p.Skv;
+// keys [0, visible) of the Skv that exist are seen by the query at key position qpos (queries are
+// the last Sq keys)
+__device__ __forceinline__ int64_t visible(const Params& p, int64_t Skv, int64_t qpos) {
+  return p.mask == int(Mask::Causal) || (p.mask == int(Mask::PrefixCausal) && qpos < p.prefix_len) ? qpos + 1 : Skv;
 }
 
 template <int DT, int QW, int BKV>  // DT: head-dim slices per lane (d <= 32 DT); QW: queries per warp
@@ -39,6 +41,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
   float* Qs = Vs + BKV * d;           // [BQ][d]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.z, h = blockIdx.y, g = h / p.rep, i0 = int64_t(blockIdx.x) * BQ;
+  // a cache's length arrives on the device (a captured decode step serves every length); the host
+  // checked nothing about it, so it is clamped to fit the cache
+  const int64_t Skv = p.past ? min(max(int64_t(*p.past), int64_t(0)) + p.Sq, p.cap) : p.Skv;
 
   for (int64_t idx = threadIdx.x; idx < BQ * d; idx += blockDim.x) {
     const int64_t i = i0 + idx / d;
@@ -47,7 +52,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
   // keys this block needs: up to the last query's visible range (all of them when logits are
   // written, so masked columns get their -inf)
   const int64_t i_last = min(i0 + BQ, p.Sq) - 1;
-  const int64_t kend = p.logits ? p.Skv : visible(p, p.Skv - p.Sq + i_last);
+  const int64_t kend = p.logits ? Skv : visible(p, Skv, Skv - p.Sq + i_last);
   const float gate = p.res ? p.gate[b * p.H + h] : 0.f;
 
   float m[QW], l[QW], o[QW][DT];
@@ -63,18 +68,18 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
     __syncthreads();  // the previous tile is consumed (and Qs is written, on the first pass)
     for (int64_t idx = threadIdx.x; idx < BKV * d; idx += blockDim.x) {
       const int64_t jj = idx / d, e = idx % d, j = j0 + jj;
-      const int64_t off = ((b * p.Skv + j) * p.G + g) * d + e;
-      Ks[jj * ks + e] = j < p.Skv ? p.k[off] : 0.f;
-      Vs[jj * d + e] = j < p.Skv ? p.v[off] : 0.f;
+      const int64_t off = ((b * p.cap + j) * p.G + g) * d + e;
+      Ks[jj * ks + e] = j < Skv ? p.k[off] : 0.f;
+      Vs[jj * d + e] = j < Skv ? p.v[off] : 0.f;
     }
     __syncthreads();
-    const int jn = int(min(int64_t(BKV), p.Skv - j0));  // valid keys in this tile
+    const int jn = int(min(int64_t(BKV), Skv - j0));  // valid keys in this tile
 #pragma unroll
     for (int qq = 0; qq < QW; qq++) {
       const int qi = warp * QW + qq;
       const int64_t i = i0 + qi;
       if (i >= p.Sq) continue;  // warp-uniform
-      const int64_t qpos = p.Skv - p.Sq + i, vis = visible(p, qpos), j = j0 + lane;
+      const int64_t qpos = Skv - p.Sq + i, vis = visible(p, Skv, qpos), j = j0 + lane;
       float s = -INFINITY;
       if (lane < jn) {
         const float* qr = Qs + qi * d;
@@ -152,6 +157,8 @@ void attention(Context& c, const AttentionArgs& a) {
   p.H = a.q->shape[2];
   p.d = a.q->shape[3];
   p.Skv = a.k->shape[1];
+  p.cap = a.k->shape[1];
+  p.past = a.past ? a.past->ptr<int32_t>() : nullptr;
   p.G = a.k->shape[2];
   p.rep = p.H / p.G;
   p.c0 = a.image_col0;

@@ -216,6 +216,9 @@ class CudaBackend final : public Backend {
   void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) override { cuda::concat(c_, a, b, axis, y); }
   void permute(const Tensor& x, const int* perm, Tensor& y) override { cuda::permute(c_, x, perm, y); }
   void slice(const Tensor& x, int axis, int64_t start, Tensor& y) override { cuda::slice(c_, x, axis, start, y); }
+  void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) override { cuda::write_rows(c_, src, at, dst); }
+  void zero(Tensor& y) override { check_cuda(cudaMemsetAsync(y.buf->data, 0, y.nbytes(), c_.stream), "cudaMemsetAsync"); }
+  void advance(const Tensor& at, int64_t n, Tensor& y) override { cuda::advance(c_, at, n, y); }
   void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cuda::normal_noise(c_, seed, offset, y); }
   void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, Tensor& ids) override {
     if (temp > 0.f) synchronize();  // the host path reads the logits: report earlier faults first

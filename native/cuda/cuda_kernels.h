@@ -88,6 +88,8 @@ void convert(Context& c, const Tensor& x, Tensor& y);
 void concat(Context& c, const Tensor& a, const Tensor& b, int axis, Tensor& y);
 void permute(Context& c, const Tensor& x, const int* perm, Tensor& y);
 void slice(Context& c, const Tensor& x, int axis, int64_t start, Tensor& y);
+void write_rows(Context& c, const Tensor& src, const Tensor& at, Tensor& dst);
+void advance(Context& c, const Tensor& at, int64_t n, Tensor& y);  // i32 [1]: y = at + n, on the device
 void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y);
 // greedy rows on the device; sampled rows through core/sampling.h on the host (exact CPU tokens)
 void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids);

@@ -218,6 +218,30 @@ void slice(Context& c, const Tensor& x, int axis, int64_t start, Tensor& y) {
   copy_rows(c, y.buf->data, dst_stride, static_cast<const char*>(x.buf->data) + size_t(start) * row, src_stride, dst_stride, outer);
 }
 
+// dst[b, at + s] = src[b, s] with `at` read on the device (a recorded decode step appends at the
+// cache's current length); rows past the end are skipped (the model checks its capacity first)
+__global__ void write_rows_kernel(float* __restrict__ dst, const float* __restrict__ src, const int32_t* __restrict__ at, int64_t B, int64_t N, int64_t S,
+                                  int64_t row) {
+  const int64_t pos = *at;
+  LATTE_GRID_STRIDE(i, B * S * row) {
+    const int64_t b = i / (S * row), r = i % (S * row) / row, e = i % row;
+    if (pos >= 0 && pos + r < N) dst[(b * N + pos + r) * row + e] = src[i];
+  }
+}
+
+void write_rows(Context& c, const Tensor& src, const Tensor& at, Tensor& dst) {
+  const int64_t B = dst.shape[0], N = dst.shape[1], S = src.shape[1], row = dst.numel() / (B * N), n = B * S * row;
+  write_rows_kernel<<<grid_for(n, kThreads, c.sms), kThreads, 0, c.stream>>>(dst.f32(), src.f32(), at.ptr<int32_t>(), B, N, S, row);
+  check_launch("write_rows");
+}
+
+__global__ void advance_kernel(const int32_t* __restrict__ at, int32_t n, int32_t* __restrict__ y) { *y = *at + n; }
+
+void advance(Context& c, const Tensor& at, int64_t n, Tensor& y) {
+  advance_kernel<<<1, 1, 0, c.stream>>>(at.ptr<int32_t>(), int32_t(n), y.ptr<int32_t>());
+  check_launch("advance");
+}
+
 void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y) {
   const int64_t n = y.numel();
   noise_kernel<<<grid_for(n, kThreads, c.sms), kThreads, 0, c.stream>>>(y.f32(), n, rng::key(seed), offset);

@@ -83,6 +83,8 @@ Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last
   if (null) branches.push_back(null);
   for (auto* b : branches)
     if (int(b->k.size()) < last || b->length <= 0) fail(code::kArg, "velocity: a prompt has no K/V for layer " + std::to_string(last - 1) + " (encode the prompt first)");
+  for (auto* b : branches)
+    if (b->capacity) fail(code::kArg, "velocity: a prompt's K/V must come from encodePrompt, not a sequence reserved for answering");
   Tensor feats = time_features(t);
   if (!use_programs_) return forward(x, feats, first, last, branches, guidance);
 

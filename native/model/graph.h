@@ -80,6 +80,26 @@ class Graph {
     a.mask = int(mask);
     return op("attention", {&q, &k, &v}, a);
   }
+  // causal attention over a preallocated cache that held `past` (i32 [1], on the engine) keys before
+  // these queries' own
+  Tensor attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& past) {
+    OpAttrs a;
+    a.mask = int(Mask::Causal);
+    return op("attention", {&q, &k, &v, nullptr, nullptr, &past}, a);
+  }
+  Tensor zeros(const Shape& s) {
+    OpAttrs a;
+    a.shape = s;
+    return op("zeros", {}, a);
+  }
+  // at (i32 [1]) + n, computed only once `after` is
+  Tensor advance(const Tensor& at, const Tensor& after, int64_t n) {
+    OpAttrs a;
+    a.length = n;
+    return op("advance", {&at, &after}, a);
+  }
+  // in place: dst rows [at, at + S) of axis 1 = src (at i32 [1], read when it runs)
+  void write_rows(Tensor& dst, const Tensor& src, const Tensor& at) { e_.enqueue("write_rows", {&dst, &src, &at}, {}); }
 
  private:
   Engine& e_;

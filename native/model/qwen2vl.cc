@@ -1,5 +1,8 @@
 #include "model/qwen2vl.h"
 
+#include <algorithm>
+#include <climits>
+
 #include "io/safetensors.h"
 
 namespace latte::model {
@@ -130,24 +133,98 @@ Tensor Qwen2VL::embed_token(const Tensor& id) {
   return g_.view(g_.embedding(embed_table_, id), Shape{1, 1, cfg_.text.hidden_size});
 }
 
+Tensor Qwen2VL::head(const Tensor& rows) { return g_.linear(g_.rms_norm(rows, final_norm_, cfg_.text.rms_norm_eps), lm_head_); }
+
 Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows) {
   const int64_t D = cfg_.text.hidden_size;
   Tensor h = run_layers(cache, x, positions, int(layers_.size()));
   const int64_t S = x.shape[1];
-  Tensor rows = all_rows ? g_.view(h, Shape{S, D}) : g_.view(g_.slice(h, 1, S - 1, 1), Shape{1, D});
-  return g_.linear(g_.rms_norm(rows, final_norm_, cfg_.text.rms_norm_eps), lm_head_);
+  return head(all_rows ? g_.view(h, Shape{S, D}) : g_.view(g_.slice(h, 1, S - 1, 1), Shape{1, D}));
 }
 
 Tensor Qwen2VL::encode_prompt(KvCache& cache, const Tensor& x, const Tensor& positions, int layers) {
   if (layers < 1 || layers > int(layers_.size()))
     fail(code::kArg, "encode_prompt: " + std::to_string(layers) + " layers requested; the VLM has " + std::to_string(layers_.size()));
   if (cache.length) fail(code::kArg, "encode_prompt: the sequence already holds tokens");
+  if (cache.capacity) fail(code::kArg, "encode_prompt: the sequence is reserved for answering");
   return run_layers(cache, x, positions, layers);
+}
+
+void Qwen2VL::reserve(KvCache& cache, int64_t capacity) {
+  const TextConfig& tc = cfg_.text;
+  if (cache.length || !cache.k.empty()) fail(code::kArg, "reserve: the sequence already holds tokens");
+  if (capacity < 1 || capacity > tc.max_positions)
+    fail(code::kArg, "reserve: capacity " + std::to_string(capacity) + " must be in [1, max_position_embeddings " + std::to_string(tc.max_positions) + "]");
+  const Shape s{1, capacity, tc.num_kv_heads, tc.head_dim()};
+  for (int l = 0; l < tc.num_layers; l++) {
+    cache.k.push_back(g_.zeros(s));
+    cache.v.push_back(g_.zeros(s));
+  }
+  cache.capacity = capacity;
+  cache.len = g_.upload_i32({0}, Shape{1});
+}
+
+// New buffers of `capacity` rows holding the old ones' rows; the recorded step named the old buffers.
+void Qwen2VL::grow(KvCache& cache, int64_t capacity) {
+  const TextConfig& tc = cfg_.text;
+  const Shape s{1, capacity, tc.num_kv_heads, tc.head_dim()};
+  Tensor at0 = g_.upload_i32({0}, Shape{1});
+  for (size_t l = 0; l < cache.k.size(); l++) {
+    for (Tensor* buf : {&cache.k[l], &cache.v[l]}) {
+      Tensor bigger = g_.zeros(s);
+      g_.write_rows(bigger, *buf, at0);
+      *buf = bigger;
+    }
+  }
+  cache.capacity = capacity;
+  cache.step.drop();
+}
+
+Tensor Qwen2VL::decode(KvCache& cache, const Tensor& token, int64_t position) {
+  const int64_t max_pos = cfg_.text.max_positions;
+  if (cache.length == 0) fail(code::kArg, "decode: the sequence has no prefill");
+  if (position < 0 || position > INT32_MAX) fail(code::kArg, "decode: position " + std::to_string(position) + " is out of range");
+  if (token.dtype != DType::I32 || token.shape != Shape{1}) fail(code::kShape, "decode: expected one i32 token id [1], got " + token.desc());
+  Tensor pos = g_.upload_i32(std::vector<int32_t>(3, int32_t(position)), Shape{3, 1, 1});
+  if (!cache.capacity) return forward(cache, embed_token(token), pos);
+  if (cache.length + 1 > max_pos) fail(code::kArg, "decode: " + std::to_string(cache.length + 1) + " tokens exceed max_position_embeddings " + std::to_string(max_pos));
+  if (cache.length + 1 > cache.capacity) grow(cache, std::min(max_pos, 2 * cache.capacity));
+  const int n = int(layers_.size());
+  const int64_t D = cfg_.text.hidden_size;
+  // outputs: the logits and the cache's next length (computed only once the logits are)
+  auto step = [&](const Tensor& tok, const Tensor& p, const Tensor& past) {
+    Tensor logits = head(g_.view(layer_stack(cache, embed_token(tok), p, n, &past), Shape{1, D}));
+    return std::vector<Tensor>{logits, g_.advance(past, logits, 1)};
+  };
+  std::vector<Tensor> out;
+  if (use_programs_) {
+    // recorded once per sequence (its buffers are the program's constants; the model keeps it);
+    // the token, position and length are the inputs, so every later token is one replay
+    auto reg = cache.step.registry();
+    if (reg && reg != steps_) fail(code::kArg, "decode: the sequence's decode step belongs to another model");
+    std::shared_ptr<Program> prog;
+    if (reg) {
+      auto it = steps_->find(cache.step.id());
+      if (it != steps_->end()) prog = it->second;
+    }
+    if (!prog) {
+      prog = g_.engine().record({token, pos, cache.len}, [&](const std::vector<Tensor>& in) { return step(in[0], in[1], in[2]); });
+      const uint64_t id = next_step_++;
+      (*steps_)[id] = prog;
+      cache.step.bind(steps_, id);
+    }
+    out = g_.engine().replay(prog, {&token, &pos, &cache.len});
+  } else {
+    out = step(token, pos, cache.len);
+  }
+  cache.len = out[1];
+  cache.length += 1;
+  return out[0];
 }
 
 Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int n_layers) {
   const TextConfig& tc = cfg_.text;
-  const int64_t D = tc.hidden_size, H = tc.num_heads, G = tc.num_kv_heads, d = tc.head_dim();
+  const int64_t D = tc.hidden_size;
   if (x.dtype != DType::F32 || x.shape.ndim != 3 || x.shape[0] != 1 || x.shape[2] != D)
     fail(code::kShape, "forward: hidden states must be f32 [1, S, " + std::to_string(D) + "], got " + x.desc());
   const int64_t S = x.shape[1];
@@ -155,11 +232,27 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
     fail(code::kShape, "forward: positions must be i32 [3, 1, " + std::to_string(S) + "], got " + positions.desc());
   if (cache.length + S > tc.max_positions)
     fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed max_position_embeddings " + std::to_string(tc.max_positions));
-  if (cache.length && int(cache.k.size()) < n_layers) fail(code::kArg, "forward: the sequence was encoded with fewer layers");
-  if (cache.k.empty()) {
-    cache.k.resize(size_t(n_layers));
-    cache.v.resize(size_t(n_layers));
+  Tensor h;
+  if (cache.capacity) {
+    if (cache.length + S > cache.capacity)
+      fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed the sequence's " + std::to_string(cache.capacity) + " reserved");
+    h = layer_stack(cache, x, positions, n_layers, &cache.len);
+    cache.len = g_.advance(cache.len, h, S);
+  } else {
+    if (cache.length && int(cache.k.size()) < n_layers) fail(code::kArg, "forward: the sequence was encoded with fewer layers");
+    if (cache.k.empty()) {
+      cache.k.resize(size_t(n_layers));
+      cache.v.resize(size_t(n_layers));
+    }
+    h = layer_stack(cache, x, positions, n_layers, nullptr);
   }
+  cache.length += S;
+  return h;
+}
+
+Tensor Qwen2VL::layer_stack(KvCache& cache, const Tensor& x, const Tensor& positions, int n_layers, const Tensor* past) {
+  const TextConfig& tc = cfg_.text;
+  const int64_t D = tc.hidden_size, H = tc.num_heads, G = tc.num_kv_heads, d = tc.head_dim(), S = x.shape[1];
   const std::vector<int> sections(tc.mrope_section, tc.mrope_section + 3);
   Tensor h = x;
   for (size_t l = 0; l < size_t(n_layers); l++) {
@@ -168,18 +261,24 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
     Tensor q = g_.rope(g_.view(g_.linear(a, L.q), Shape{1, S, H, d}), positions, tc.rope_theta, sections, false);
     Tensor k = g_.rope(g_.view(g_.linear(a, L.k), Shape{1, S, G, d}), positions, tc.rope_theta, sections, false);
     Tensor v = g_.view(g_.linear(a, L.v), Shape{1, S, G, d});
-    if (cache.length) {
-      k = g_.concat(cache.k[l], k, 1);
-      v = g_.concat(cache.v[l], v, 1);
+    Tensor out;
+    if (past) {  // the new rows go into the reserved buffers at the cache's length
+      g_.write_rows(cache.k[l], k, *past);
+      g_.write_rows(cache.v[l], v, *past);
+      out = g_.attention_cached(q, cache.k[l], cache.v[l], *past);
+    } else {
+      if (cache.length) {
+        k = g_.concat(cache.k[l], k, 1);
+        v = g_.concat(cache.v[l], v, 1);
+      }
+      cache.k[l] = k;
+      cache.v[l] = v;
+      out = g_.attention(q, k, v, Mask::Causal);  // the new rows see the whole cache
     }
-    cache.k[l] = k;
-    cache.v[l] = v;
-    Tensor out = g_.attention(q, k, v, Mask::Causal);  // the new rows see the whole cache
     h = g_.add(h, g_.linear(g_.view(out, Shape{1, S, D}), L.o));
     Tensor mlp_in = g_.rms_norm(h, L.post_norm, tc.rms_norm_eps);
     h = g_.add(h, g_.linear(g_.swiglu(g_.linear(mlp_in, L.gate), g_.linear(mlp_in, L.up)), L.down));
   }
-  cache.length += S;
   return h;
 }
 

@@ -5,7 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import type { Engine } from '../../lib/index.ts';
 import { assertBaseline, assertSame, cudaTest, Pair } from '../helpers/cuda.ts';
-import { attentionInputs, attentionRef, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionRef, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -61,6 +61,29 @@ cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-di
       t.deepEqual(b.logits.shape, [B, H, Sq, Ni]);
       compare(t, await b.logits.readFloat32(), await a.logits!.readFloat32(), want.logits, `logits ${label}`);
     }
+  }
+});
+
+cudaTest('attention over a preallocated cache: past read on the device, rows past it (NaN) never read', async (t) => {
+  const p = new Pair();
+  t.teardown(() => p.dispose());
+  const cases: (AttentionCase & { cap: number })[] = [
+    { B: 2, Sq: 1, Skv: 1000, cap: 1100, H: 6, G: 2, d: 64, mask: 'causal' }, // decode over many key tiles
+    { B: 1, Sq: 5, Skv: 23, cap: 40, H: 4, G: 2, d: 128, mask: 'causal' },
+    { B: 1, Sq: 12, Skv: 12, cap: 33, H: 2, G: 1, d: 16, mask: 'causal' }, // prefill into an empty cache
+  ];
+  let seed = 70;
+  for (const c of cases) {
+    const { B, Sq, Skv, H, G, d, cap } = c;
+    const { q, k, v, seed: next } = attentionInputs(c, seed);
+    seed = next;
+    const want = attentionRef(c, q, k, v, null, null);
+    const run = (e: Engine) =>
+      e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(padRows(k, B, Skv, cap, G * d), [B, cap, G, d]), e.tensor(padRows(v, B, Skv, cap, G * d), [B, cap, G, d]), {
+        mask: c.mask,
+        past: e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32'),
+      }).out;
+    compare(t, await run(p.cuda).readFloat32(), await run(p.cpu).readFloat32(), want.out, `cached ${JSON.stringify(c)}`);
   }
 });
 

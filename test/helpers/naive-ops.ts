@@ -79,6 +79,16 @@ export function attentionInputs(c: AttentionCase, seed: number) {
   return { q, k, v, res, gate, Ni, seed };
 }
 
+/**
+ * A preallocated cache's form of k or v [B, Skv, G, d]: [B, cap, G, d] with NaN in the rows past Skv,
+ * so a kernel that reads beyond `past + Sq` poisons its output.
+ */
+export function padRows(x: Float32Array, B: number, Skv: number, cap: number, row: number): Float32Array {
+  const out = new Float32Array(B * cap * row).fill(NaN);
+  for (let b = 0; b < B; b++) out.set(x.subarray(b * Skv * row, (b + 1) * Skv * row), b * cap * row);
+  return out;
+}
+
 /** conv2d of x [N, Cin, H, W] with w [Cout, Cin / groups, kh, kw] (+ bias [Cout]), zero padding. */
 export function conv2dRef(x: Float32Array, w: Float32Array, b: Float32Array | null, [N, Cin, H, W]: number[], [Cout, , kh, kw]: number[], stride: number, pad: number, groups: number) {
   const Ho = Math.floor((H + 2 * pad - kh) / stride) + 1;

@@ -186,6 +186,38 @@ int main() {
     ok(e.stats().bytes_in_use == bytes0 + 16 + 16 + 4, "a released program's buffers go back");  // only a1, a2 and ok_ids remain
   }
 
+  // in place (a K/V cache update): write_rows writes rows of operand 0 at an offset read when it
+  // runs, so one recorded step appends at a new place on every replay
+  {
+    OpAttrs z;
+    z.shape = Shape{1, 4, 2};
+    Tensor cache = e.enqueue("zeros", {}, z)[0];
+    Tensor row = e.upload(DType::F32, Shape{1, 1, 2}, xs, 8);
+    auto step = e.record({row, e.upload(DType::I32, Shape{1}, std::vector<int32_t>{0}.data(), 4)}, [&](const std::vector<Tensor>& in) {
+      ok(e.enqueue("write_rows", {&cache, &in[0], &in[1]}, {}).empty(), "write_rows returns no outputs");
+      return std::vector<Tensor>{e.enqueue("add", {&cache, &cache}, {})[0]};
+    });
+    std::vector<float> last;
+    for (int32_t at = 0; at < 3; at++) {
+      float r[2] = {float(at + 1), float(-at - 1)};
+      Tensor in_row = e.upload(DType::F32, Shape{1, 1, 2}, r, 8);
+      Tensor in_at = e.upload(DType::I32, Shape{1}, &at, 4);
+      last = sync::read_f32(e, e.replay(step, {&in_row, &in_at})[0]);
+    }
+    ok(last == std::vector<float>{2, -2, 4, -4, 6, -6, 0, 0}, "three replays appended rows 0-2 of the cache (doubled by the step)");
+    int32_t past_end = 4;
+    Tensor at_end = e.upload(DType::I32, Shape{1}, &past_end, 4);
+    e.replay(step, {&row, &at_end});
+    ok(fence_code(e) == code::kIndex, "a row past the end -> E_INDEX when it runs");
+    ok(sync::read_f32(e, cache) == std::vector<float>{1, -1, 2, -2, 3, -3, 0, 0}, "and nothing was written");
+    ok(code_of([&] { e.enqueue("write_rows", {&cache, &cache, &row}, {}); }) == code::kDType, "an f32 offset -> E_DTYPE");
+    Tensor wide = e.upload(DType::F32, Shape{1, 1, 4}, xs, 16);
+    int32_t zero = 0;
+    Tensor at0 = e.upload(DType::I32, Shape{1}, &zero, 4);
+    ok(code_of([&] { e.enqueue("write_rows", {&cache, &wide, &at0}, {}); }) == code::kShape, "rows of another width -> E_SHAPE");
+    ok(code_of([&] { e.enqueue("write_rows", {&cache, &cache, &at0}, {}); }) == code::kArg, "writing a tensor into itself -> E_ARG");
+  }
+
   // the memory plan on random op graphs: buffers alive at the same time never overlap
   {
     uint32_t rng = 12345;

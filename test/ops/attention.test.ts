@@ -1,7 +1,7 @@
 import test from 'ava';
 import { LatteError } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
-import { attentionInputs, attentionRef, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionRef, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { assertClose, randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -39,6 +39,37 @@ test('attention: masks, GQA, decode, and the TCRA residual with returned logits'
   }
 });
 
+// A preallocated K/V cache: k/v have `cap` rows, only past + Sq exist (NaN after them), and `past` is
+// an engine tensor read when the op runs.
+const CACHED: (AttentionCase & { cap: number })[] = [
+  { B: 2, Sq: 1, Skv: 70, cap: 96, H: 6, G: 2, d: 64, mask: 'causal' }, // decode step
+  { B: 1, Sq: 5, Skv: 23, cap: 40, H: 4, G: 2, d: 32, mask: 'causal' }, // several rows at once
+  { B: 1, Sq: 12, Skv: 12, cap: 33, H: 2, G: 1, d: 16, mask: 'causal' }, // prefill into an empty cache
+  { B: 1, Sq: 3, Skv: 9, cap: 10, H: 2, G: 2, d: 8, mask: 'none' },
+];
+
+test('attention over a preallocated cache reads only the keys that exist (past + Sq)', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  let seed = 50;
+  for (const c of CACHED) {
+    const { B, Sq, Skv, H, G, d, cap } = c;
+    const { q, k, v, seed: next } = attentionInputs(c, seed);
+    seed = next;
+    const want = attentionRef(c, q, k, v, null, null);
+    const past = e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32');
+    const kc = e.tensor(padRows(k, B, Skv, cap, G * d), [B, cap, G, d]);
+    const vc = e.tensor(padRows(v, B, Skv, cap, G * d), [B, cap, G, d]);
+    const { out } = e.attention(e.tensor(q, [B, Sq, H, d]), kc, vc, { mask: c.mask, past });
+    assertClose(t, await out.readFloat32(), want.out, 2e-6, `cached ${JSON.stringify(c)}`);
+  }
+  // a length that does not fit the rows fails when the op runs
+  const q = e.tensor(new Float32Array(2 * 8), [1, 2, 1, 8]);
+  const kv = e.tensor(new Float32Array(4 * 8), [1, 4, 1, 8]);
+  const err = await t.throwsAsync(e.attention(q, kv, kv, { mask: 'causal', past: e.tensor(Int32Array.from([3]), [1], 'i32') }).out.read(), { instanceOf: LatteError });
+  t.is(err?.code, 'E_INDEX');
+});
+
 test('a zero gate makes the residual vanish; the logits chain through layers', async (t) => {
   const e = cpuEngine();
   t.teardown(() => e.dispose());
@@ -71,4 +102,9 @@ test('attention validates operands', (t) => {
   t.is(code(() => e.attention(q, k1, k1, { imageCol0: 1, residual: e.tensor(new Float32Array(27), [1, 3, 3, 3]), gate: e.tensor(new Float32Array(3), [1, 3]) })), 'E_SHAPE');
   t.is(code(() => e.attention(q, k1, k1, { mask: 'diagonal' as 'none' })), 'E_ARG');
   t.is(code(() => e.attention(q, k1, k1, { mask: 'prefix_causal', prefixLen: 9 })), 'E_ARG');
+  const past = e.tensor(Int32Array.from([0]), [1], 'i32');
+  t.is(code(() => e.attention(q, k1, k1, { past: e.tensor(new Float32Array(1), [1]) })), 'E_DTYPE');
+  t.is(code(() => e.attention(q, k1, k1, { past: e.tensor(Int32Array.from([0, 0]), [2], 'i32') })), 'E_SHAPE');
+  t.is(code(() => e.attention(q, k1, k1, { past, imageCol0: 1 })), 'E_ARG'); // no image block with a cache
+  t.is(code(() => e.attention(q, k1, k1, { past, mask: 'prefix_causal', prefixLen: 1 })), 'E_ARG');
 });

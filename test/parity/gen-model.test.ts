@@ -144,7 +144,7 @@ for (const backend of BACKENDS) {
     t.deepEqual(replayed, eager);
     t.is(after.programsRecorded - before.programsRecorded, g.numGroups, 'one program per group');
     t.is(after.replays - before.replays, 2 * steps, 'every velocity a replay');
-    if (e.backend === 'cuda') t.true(after.capturedLaunches > 0, 'later replays launch a captured graph');
+    if (e.backend.name === 'cuda') t.true(after.capturedLaunches > 0, 'later replays launch a captured graph');
     await e.fence();
     const held = e.stats().bytesInUse;
     s.gen.releasePrograms(s.cond, s.nul);

@@ -1,0 +1,176 @@
+// Decode on a reserved sequence (preallocated K/V, native/model/qwen2vl.cc reserve/decode): the step
+// is recorded once per sequence and replayed per token (a CUDA graph on the GPU), with the cache
+// length and position as program inputs. Its logits must be exactly those of the step run op by op,
+// and those of the growing (concatenated) cache the reference parity tests pin down.
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Engine, LatteError, LatteFlow, Qwen2VL, type Tensor } from '../../lib/index.ts';
+import { assertClose } from '../helpers/reference.ts';
+import { BACKENDS, backendFor, backendTest } from '../helpers/cuda.ts';
+
+const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const modelDir = `${fixtures}tiny-model/vlm`;
+const STEPS = 12;
+
+/** Greedy decoding from a text prompt: every step's logits, on a sequence of `capacity` (none: growing). */
+async function run(m: Qwen2VL, ids: Int32Array, capacity?: number): Promise<Float32Array[]> {
+  const e = m.engine;
+  const S = ids.length;
+  const seq = m.newSequence(capacity);
+  const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+  let logits: Tensor = m.prefill(seq, ids, [], pos);
+  const out: Float32Array[] = [];
+  for (let step = 0; step < STEPS; step++) {
+    const token = e.sample(logits, { step });
+    out.push(await logits.readFloat32());
+    logits.dispose();
+    logits = m.decode(seq, token, S + step);
+    token.dispose();
+  }
+  out.push(await logits.readFloat32());
+  logits.dispose();
+  pos.dispose();
+  seq.release();
+  return out;
+}
+
+for (const backend of BACKENDS) {
+  backendTest(backend, 'decode: a reserved sequence replays one recorded step per token, with the op-by-op and growing-cache logits', async (t) => {
+    const m = await Qwen2VL.load(modelDir, { backend: backendFor(backend), threads: 2 });
+    t.teardown(() => m.dispose());
+    const e = m.engine;
+    const ids = Int32Array.from(m.tokenizer.encode('<|im_start|>user\ntell me about the red circle<|im_end|>\n<|im_start|>assistant\n'));
+    const cap = ids.length + 4; // four decoded tokens fit; the fifth doubles the buffers once
+    const growing = await run(m, ids);
+    await e.fence();
+    const before = e.stats();
+    const replayed = await run(m, ids, cap);
+    await e.fence();
+    const after = e.stats();
+    t.is(after.programsRecorded - before.programsRecorded, 2, 'one program, recorded again once the cache grew');
+    t.is(after.replays - before.replays, STEPS, 'one replay per token');
+    t.is(after.captureFailures, before.captureFailures);
+    if (e.backend.name === 'cuda') t.is(after.capturedLaunches - before.capturedLaunches, STEPS - 2, "each program's run 1 is plain, then graph launches");
+    m.usePrograms(false);
+    const eager = await run(m, ids, cap);
+    m.usePrograms(true);
+    t.is(e.stats().programsRecorded, after.programsRecorded, 'op by op records nothing');
+    for (let i = 0; i <= STEPS; i++) {
+      t.deepEqual(replayed[i], eager[i], `step ${i}: the replayed step gives the op-by-op logits exactly`);
+      // same kernels, same key order: the reserved cache only changes where keys live
+      if (e.backend.name === 'cpu') t.deepEqual(eager[i], growing[i], `step ${i}: reserved and growing caches agree exactly`);
+      else assertClose(t, eager[i], growing[i], 1e-5, `step ${i}: reserved vs growing cache`);
+    }
+    await e.fence();
+    t.is(e.stats().bytesInUse, before.bytesInUse, 'released sequences return their cache and program memory');
+  });
+}
+
+test('decode: reserved capacity is checked (E_ARG); a reserved sequence stops at max_position_embeddings', async (t) => {
+  const m = await Qwen2VL.load(modelDir, { backend: 'cpu', threads: 1 });
+  t.teardown(() => m.dispose());
+  const e = m.engine;
+  const code = (f: () => unknown) => t.throws(f, { instanceOf: LatteError })?.code;
+  t.is(code(() => m.newSequence(0)), 'E_ARG');
+  t.is(code(() => m.newSequence(1.5)), 'E_ARG');
+  t.is(code(() => m.newSequence(m.config.maxPositions + 1)), 'E_ARG');
+  const ids = Int32Array.from(m.tokenizer.encode('hello there'));
+  const S = ids.length;
+  const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+  t.is(code(() => m.prefill(m.newSequence(S - 1), ids, [], pos)), 'E_ARG'); // the prompt does not fit
+  const seq = m.newSequence(S);
+  const token = e.sample(m.prefill(seq, ids, [], pos), { step: 0 });
+  t.is(code(() => m.decode(seq, e.tensor(new Float32Array(1), [1]), S)), 'E_SHAPE'); // not a token id
+  for (let i = 0; i < 3; i++) await m.decode(seq, token, S + i).read(); // grows from S to 2S to 4S rows
+  t.is(seq.length, S + 3);
+  seq.release();
+  t.is(code(() => m.decode(seq, token, S)), 'E_ARG'); // released: no prefill any more
+
+  // a model whose context ends two tokens after the prompt
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latte-decode-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const f of fs.readdirSync(modelDir)) fs.copyFileSync(path.join(modelDir, f), path.join(dir, f));
+  const cfg = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: S + 2 }));
+  const small = await Qwen2VL.load(dir, { engine: e });
+  t.teardown(() => small.dispose());
+  const full = small.newSequence(S + 1);
+  const tok = e.sample(small.prefill(full, ids, [], pos), { step: 0 });
+  await small.decode(full, tok, S).read();
+  await small.decode(full, tok, S + 1).read(); // grows to the context's end
+  t.is(code(() => small.decode(full, tok, S + 2)), 'E_ARG');
+  full.release();
+});
+
+for (const programs of [true, false])
+  test(`decode: a step that failed leaves a reserved sequence unusable (E_NOT_COMPUTED), not silently short of a row (${programs ? 'replayed' : 'op by op'})`, async (t) => {
+    const m = await Qwen2VL.load(modelDir, { backend: 'cpu', threads: 1 });
+    t.teardown(() => m.dispose());
+    m.usePrograms(programs);
+    const e = m.engine;
+    const ids = Int32Array.from(m.tokenizer.encode('hello there'));
+    const S = ids.length;
+    const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+    const seq = m.newSequence(S + 8);
+    const token = e.sample(m.prefill(seq, ids, [], pos), { step: 0 });
+    await m.decode(seq, token, S).read();
+    const bad = e.tensor(Int32Array.from([m.config.vocabSize + 5]), [1], 'i32');
+    t.is((await t.throwsAsync(m.decode(seq, bad, S + 1).read(), { instanceOf: LatteError }))?.code, 'E_INDEX');
+    t.is((await t.throwsAsync(m.decode(seq, token, S + 2).read(), { instanceOf: LatteError }))?.code, 'E_NOT_COMPUTED');
+    seq.release();
+    // a fresh sequence is unaffected
+    const again = m.newSequence(S + 2);
+    const tok2 = e.sample(m.prefill(again, ids, [], pos), { step: 0 });
+    t.deepEqual(m.decode(again, tok2, S).shape, [1, m.config.vocabSize]);
+    await e.fence();
+    again.release();
+  });
+
+test('decode: the model owns its recorded steps (dispose frees the weights they hold); in-place ops stay internal', async (t) => {
+  const e = new Engine({ backend: 'cpu', threads: 1 });
+  t.teardown(() => e.dispose());
+  await e.fence();
+  const base = e.stats().bytesInUse;
+  const m = await Qwen2VL.load(modelDir, { engine: e });
+  const ids = Int32Array.from(m.tokenizer.encode('hello there'));
+  const S = ids.length;
+  const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
+  const seq = m.newSequence(S + 4);
+  const first = m.prefill(seq, ids, [], pos);
+  const token = e.sample(first, { step: 0 });
+  first.dispose();
+  m.decode(seq, token, S).dispose();
+  await e.fence();
+  const cacheBytes = e.stats().bytesInUse;
+  await m.dispose(); // the sequence is never released: only its K/V may stay
+  await e.fence();
+  t.true(e.stats().bytesInUse - base < (cacheBytes - base) / 2, `the weights went with the model (${e.stats().bytesInUse - base} of ${cacheBytes - base} bytes left)`);
+  t.is(t.throws(() => m.decode(seq, token, S + 1), { instanceOf: LatteError })?.code, 'E_DISPOSED');
+  seq.release();
+  token.dispose();
+  pos.dispose();
+  await e.fence();
+  t.is(e.stats().bytesInUse, base, 'and the K/V with the sequence');
+  // JavaScript tensors stay immutable: the in-place op is refused from JavaScript
+  const raw = e.handle as unknown as { op(name: string, inputs: unknown[], attrs: object): unknown };
+  const dst = e.tensor(new Float32Array(8), [1, 4, 2]);
+  const err = t.throws(() => raw.op('write_rows', [dst.handle, e.tensor(new Float32Array(2), [1, 1, 2]).handle, e.tensor(Int32Array.from([0]), [1], 'i32').handle], {}));
+  t.regex(String(err?.message), /internal/);
+});
+
+test('the generation stream refuses a sequence reserved for answering (its prompt K/V come from encodePrompt)', async (t) => {
+  const lf = await LatteFlow.load(fileURLToPath(new URL('../fixtures/tiny-model', import.meta.url)), { backend: 'cpu', threads: 1 });
+  t.teardown(() => lf.dispose());
+  const e = lf.engine;
+  const ids = Int32Array.from(lf.vlm.tokenizer.encode('hello there'));
+  const S = ids.length;
+  const seq = lf.vlm.newSequence(S + 1);
+  lf.vlm.prefill(seq, ids, [], e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32')).dispose();
+  const c = lf.generator.config;
+  const x = e.tensor(new Float32Array(c.latentChannels * c.latentSize[0] * c.latentSize[1]), [1, c.latentChannels, ...c.latentSize]);
+  t.is(t.throws(() => lf.generator.velocity(x, 0.5, 0, seq, null, 1), { instanceOf: LatteError })?.code, 'E_ARG');
+  seq.release();
+});
