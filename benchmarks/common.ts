@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getBackendInfo, type Qwen2VL } from '../lib/index.ts';
+import { getBackendInfo, type Qwen2VL, type Tensor } from '../lib/index.ts';
 
 export interface MachineInfo {
   date: string;
@@ -99,7 +99,6 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m > 0 ? d / m : d;
 }
 
-/** A row of a summary table (printed by run.ts and each benchmark's own main). */
 /**
  * ms per greedy token after the text prompt `ids` (positions 0..S-1), `n` tokens, the next step enqueued
  * before each read (as answer() does), on a sequence of `capacity` (none: a cache that grows).
@@ -109,21 +108,29 @@ export async function decodeMsPerToken(m: Qwen2VL, ids: Int32Array, n: number, c
   const S = ids.length;
   const seq = m.newSequence(capacity);
   const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
-  let tok = e.sample(m.prefill(seq, ids, [], pos), {});
+  const sample = (logits: Tensor) => {
+    const t = e.sample(logits, {});
+    logits.dispose(); // its memory returns once the sampling ran
+    return t;
+  };
+  let tok = sample(m.prefill(seq, ids, [], pos));
   await tok.read();
   const t0 = nowMs();
   for (let i = 0; i < n; i++) {
-    const next = e.sample(m.decode(seq, tok, S + i), {});
+    const next = sample(m.decode(seq, tok, S + i));
     await tok.read();
+    tok.dispose();
     tok = next;
   }
   await tok.read();
   const ms = (nowMs() - t0) / n;
+  tok.dispose();
   seq.release();
   pos.dispose();
   return ms;
 }
 
+/** A row of a summary table (printed by run.ts and each benchmark's own main). */
 export interface Row {
   bench: string;
   case: string;

@@ -32,7 +32,9 @@ export interface AttentionOptions {
   scale?: number;
   /**
    * A preallocated K/V cache: i32 [1], the keys cached before these queries, read when the op runs.
-   * Only keys [0, past + Sq) exist; the rest of k/v is never read. No image block with it.
+   * Only keys [0, past + Sq) exist; the rest of k/v is never read. No image block with it. A `past`
+   * that does not fit k/v is E_INDEX on the CPU; the CUDA kernel clamps it to fit (it runs inside
+   * captured graphs, where nothing can throw).
    */
   past?: Tensor;
 }

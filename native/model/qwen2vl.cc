@@ -234,8 +234,7 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
     fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed max_position_embeddings " + std::to_string(tc.max_positions));
   Tensor h;
   if (cache.capacity) {
-    if (cache.length + S > cache.capacity)
-      fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed the sequence's " + std::to_string(cache.capacity) + " reserved");
+    if (cache.length + S > cache.capacity) grow(cache, std::min<int64_t>(tc.max_positions, std::max(2 * cache.capacity, cache.length + S)));
     h = layer_stack(cache, x, positions, n_layers, &cache.len);
     cache.len = g_.advance(cache.len, h, S);
   } else {

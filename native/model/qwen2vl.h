@@ -62,7 +62,8 @@ struct KvCache {
   int64_t capacity = 0;
   // reserved caches: the length as the engine sees it (i32 [1]), produced by the last step, so a
   // step that failed leaves it uncomputed and the next one fails too (E_NOT_COMPUTED) instead of
-  // running on a row that was never written
+  // running on a row that was never written. (On CUDA a bad token id is found on the device: the
+  // step runs on a zero embedding and E_INDEX comes at the next read, as for a growing cache.)
   Tensor len;
   StepHandle step;  // the recorded decode step over these buffers (Qwen2VL::decode)
 };
@@ -80,8 +81,8 @@ class Qwen2VL {
   // A token id tensor i32 [1] (e.g. the last sampled one) -> [1, 1, D].
   Tensor embed_token(const Tensor& id);
   // Preallocates an empty sequence's keys/values for `capacity` tokens: no copy per token, and
-  // decode() then replays one recorded step (a CUDA graph on the GPU) at every length. A decode
-  // past the capacity doubles it (copying the rows once, re-recording the step).
+  // decode() then replays one recorded step (a CUDA graph on the GPU) at every length. A forward or
+  // decode past the capacity doubles it (copying the rows once, re-recording the step).
   void reserve(KvCache& cache, int64_t capacity);
   // One sampled token id (i32 [1], on the engine) at M-RoPE position `position` (all three axes)
   // -> the logits [1, V]; the token's keys/values join the cache.

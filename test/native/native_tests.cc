@@ -92,6 +92,19 @@ int main() {
   ok(fence_code(e).empty(), "and only once");
   Tensor g2 = e.enqueue("add", {&g, &g}, {})[0];
   ok(fence_code(e) == code::kNotComputed, "an op on a failed op's output -> E_NOT_COMPUTED");
+  {
+    int32_t zero = 0;
+    Tensor at = e.upload(DType::I32, Shape{1}, &zero, 4);
+    OpAttrs one;
+    one.length = 1;
+    e.enqueue("advance", {&at, &g}, one);  // g: the failed embedding's output (the error was fenced)
+    ok(fence_code(e) == code::kNotComputed, "advance waits for its `after` operand: a failed one leaves the count uncomputed");
+    Tensor done = e.enqueue("advance", {&at, &at}, one)[0];
+    int32_t got = -1;
+    std::vector<float> raw = sync::read_f32(e, done);  // the 4 bytes of the i32
+    std::memcpy(&got, raw.data(), 4);
+    ok(got == 1, "advance: 0 + 1 = " + std::to_string(got));
+  }
 
   // programs: record once (nothing runs), replay on new inputs, fresh outputs each time
   {

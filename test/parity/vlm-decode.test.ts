@@ -52,8 +52,10 @@ for (const backend of BACKENDS) {
     const after = e.stats();
     t.is(after.programsRecorded - before.programsRecorded, 2, 'one program, recorded again once the cache grew');
     t.is(after.replays - before.replays, STEPS, 'one replay per token');
-    t.is(after.captureFailures, before.captureFailures);
-    if (e.backend.name === 'cuda') t.is(after.capturedLaunches - before.capturedLaunches, STEPS - 2, "each program's run 1 is plain, then graph launches");
+    if (e.backend.name === 'cuda') {
+      t.is(after.captureFailures, before.captureFailures, 'every step captured');
+      t.is(after.capturedLaunches - before.capturedLaunches, STEPS - 2, "each program's run 1 is plain, then graph launches");
+    }
     m.usePrograms(false);
     const eager = await run(m, ids, cap);
     m.usePrograms(true);
@@ -80,14 +82,23 @@ test('decode: reserved capacity is checked (E_ARG); a reserved sequence stops at
   const ids = Int32Array.from(m.tokenizer.encode('hello there'));
   const S = ids.length;
   const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
-  t.is(code(() => m.prefill(m.newSequence(S - 1), ids, [], pos)), 'E_ARG'); // the prompt does not fit
-  const seq = m.newSequence(S);
-  const token = e.sample(m.prefill(seq, ids, [], pos), { step: 0 });
-  t.is(code(() => m.decode(seq, e.tensor(new Float32Array(1), [1]), S)), 'E_SHAPE'); // not a token id
-  for (let i = 0; i < 3; i++) await m.decode(seq, token, S + i).read(); // grows from S to 2S to 4S rows
-  t.is(seq.length, S + 3);
-  seq.release();
-  t.is(code(() => m.decode(seq, token, S)), 'E_ARG'); // released: no prefill any more
+  t.is(S, 4, 'the prompt the capacities below are sized for');
+  // the 4-token prompt outgrows a capacity of 3 (doubled to 6), the third decoded token doubles it
+  // again (12): the logits stay those of a growing cache, and the growth records the step again
+  const grown = m.newSequence(S - 1);
+  const plain = m.newSequence();
+  const logits = [m.prefill(grown, ids, [], pos), m.prefill(plain, ids, [], pos)];
+  const token = e.sample(logits[1], { step: 0 });
+  t.is(code(() => m.decode(grown, e.tensor(new Float32Array(1), [1]), S)), 'E_SHAPE'); // not a token id
+  const recorded = e.stats().programsRecorded;
+  for (let i = 0; i <= S + 1; i++) {
+    t.deepEqual(await logits[0].readFloat32(), await logits[1].readFloat32(), `token ${i}: reserved (grown) vs growing cache`);
+    logits.splice(0, 2, m.decode(grown, token, S + i), m.decode(plain, token, S + i));
+  }
+  t.is(e.stats().programsRecorded - recorded, 2, 'recorded at the first token and again after the doubling to 12');
+  grown.release();
+  plain.release();
+  t.is(code(() => m.decode(grown, token, S)), 'E_ARG'); // released: no prefill any more
 
   // a model whose context ends two tokens after the prompt
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latte-decode-'));
