@@ -1,5 +1,8 @@
 // Normalisations, computed in f32 in the order Hugging Face / diffusers use:
 // RMSNorm: (x * rsqrt(mean(x^2) + eps)) * w (+ b); LayerNorm: (x - mean) * rsqrt(var + eps) * w + b.
+// Row sums are taken in double with SIMD partial sums: a serial double sum was one add per 4 cycles
+// (a dependency chain), 5% of a small generator step; the order changes the double sum only in its
+// last digits.
 #include <cmath>
 
 #include "cpu/cpu_kernels.h"
@@ -19,6 +22,7 @@ LATTE_MULTIVERSION void rms_norm(const Tensor& x, const Tensor* w, const Tensor*
       const float* xi = xs + r * n;
       float* yi = ys + r * n;
       double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
       for (int64_t j = 0; j < n; j++) ss += double(xi[j]) * xi[j];
       float inv = 1.f / std::sqrt(float(ss / double(n)) + eps);
       for (int64_t j = 0; j < n; j++) {
@@ -60,9 +64,11 @@ LATTE_MULTIVERSION void layer_norm(const Tensor& x, const Tensor* w, const Tenso
     const float* xi = xs + r * n;
     float* yi = ys + r * n;
     double mean = 0.0;
+#pragma omp simd reduction(+ : mean)
     for (int64_t j = 0; j < n; j++) mean += xi[j];
     mean /= double(n);
     double var = 0.0;
+#pragma omp simd reduction(+ : var)
     for (int64_t j = 0; j < n; j++) var += (xi[j] - mean) * (xi[j] - mean);
     float inv = 1.f / std::sqrt(float(var / double(n)) + eps);
     for (int64_t j = 0; j < n; j++) {
