@@ -1,5 +1,5 @@
 /**
- * Row-wise and pointwise CPU ops at the shipped and real models' shapes: microseconds per op (R ops
+ * Row-wise and pointwise CPU ops at the shipped and real models' shapes, and DC-AE's channel RMSNorm: microseconds per op (R ops
  * enqueued, one fence) and the ratio to an `add` of the same size, which is memory traffic plus the
  * engine's per-op cost. An op far above its add ratio computes element by element in scalar code
  * (libm calls, a serial double sum) rather than in vector registers.
@@ -51,6 +51,17 @@ await runAsScript(import.meta.url, async (o): Promise<Row[]> => {
       }
       rows.push({ bench: 'pointwise ops, us per op (x an add of the same size)', case: `${what}, ${threads}t; add ${add.toFixed(1)} us`, figure: figures.join('; ') });
       for (const t of [x, y, w, b]) t.dispose();
+    }
+    // DC-AE's RMSNorm2d: normalised over the channels of every pixel (NCHW, strided)
+    for (const [C, H] of [[128, 16], [64, 64]]) {
+      const x = e.tensor(randn(C * H * H, 5), [1, C, H, H]);
+      const y = e.tensor(randn(C * H * H, 6), [1, C, H, H]);
+      const w = e.tensor(randn(C, 7), [C]);
+      const reps = Math.max(50, Math.round(4e6 / (C * H * H)));
+      const add = await usPerOp(e, () => e.add(x, y), reps);
+      const us = await usPerOp(e, () => e.rmsNorm(x, w, { channels: true }), reps);
+      rows.push({ bench: 'rms_norm over channels (NCHW), us per op', case: `1 x ${C} x ${H} x ${H}, ${threads}t; add ${add.toFixed(1)} us`, figure: `${us.toFixed(1)} us (${(us / add).toFixed(1)}x an add)` });
+      for (const t of [x, y, w]) t.dispose();
     }
     await e.dispose();
   }
