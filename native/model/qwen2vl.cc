@@ -180,6 +180,12 @@ void Qwen2VL::grow(KvCache& cache, int64_t capacity) {
   cache.step.drop();
 }
 
+// Doubles a reserved cache (at least to fit, at most to the context) when `rows` more do not fit.
+void Qwen2VL::make_room(KvCache& cache, int64_t rows) {
+  if (cache.length + rows > cache.capacity)
+    grow(cache, std::min<int64_t>(cfg_.text.max_positions, std::max(2 * cache.capacity, cache.length + rows)));
+}
+
 Tensor Qwen2VL::decode(KvCache& cache, const Tensor& token, int64_t position) {
   const int64_t max_pos = cfg_.text.max_positions;
   if (cache.length == 0) fail(code::kArg, "decode: the sequence has no prefill");
@@ -188,7 +194,7 @@ Tensor Qwen2VL::decode(KvCache& cache, const Tensor& token, int64_t position) {
   Tensor pos = g_.upload_i32(std::vector<int32_t>(3, int32_t(position)), Shape{3, 1, 1});
   if (!cache.capacity) return forward(cache, embed_token(token), pos);
   if (cache.length + 1 > max_pos) fail(code::kArg, "decode: " + std::to_string(cache.length + 1) + " tokens exceed max_position_embeddings " + std::to_string(max_pos));
-  if (cache.length + 1 > cache.capacity) grow(cache, std::min(max_pos, 2 * cache.capacity));
+  make_room(cache, 1);
   const int n = int(layers_.size());
   const int64_t D = cfg_.text.hidden_size;
   // outputs: the logits and the cache's next length (computed only once the logits are)
@@ -234,7 +240,7 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
     fail(code::kArg, "forward: " + std::to_string(cache.length + S) + " tokens exceed max_position_embeddings " + std::to_string(tc.max_positions));
   Tensor h;
   if (cache.capacity) {
-    if (cache.length + S > cache.capacity) grow(cache, std::min<int64_t>(tc.max_positions, std::max(2 * cache.capacity, cache.length + S)));
+    make_room(cache, S);
     h = layer_stack(cache, x, positions, n_layers, &cache.len);
     cache.len = g_.advance(cache.len, h, S);
   } else {

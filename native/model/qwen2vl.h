@@ -109,6 +109,7 @@ class Qwen2VL {
   Tensor layer_stack(KvCache& cache, const Tensor& x, const Tensor& positions, int layers, const Tensor* past);
   Tensor head(const Tensor& rows);
   void grow(KvCache& cache, int64_t capacity);
+  void make_room(KvCache& cache, int64_t rows);
 
   Qwen2VLConfig cfg_;
   Graph g_;
