@@ -52,8 +52,15 @@ EngineWrap::~EngineWrap() {
 void EngineWrap::post(JsCall fn) {
   auto* heap = new JsCall(std::move(fn));
   napi_status st = tsfn_.NonBlockingCall(heap, [](Napi::Env env, Napi::Function, JsCall* f) {
-    if (env) (*f)(env);
-    delete f;
+    std::unique_ptr<JsCall> own(f);
+    if (!env) return;
+    // Nothing may escape into N-API: a C++ exception here aborts the whole process. While a
+    // worker thread is being terminated every N-API call fails (node-addon-api throws); the
+    // promise can no longer reach anyone then, so the failure is dropped.
+    try {
+      (*own)(env);
+    } catch (...) {
+    }
   });
   if (st != napi_ok) delete heap;
 }
@@ -64,6 +71,18 @@ void EngineWrap::begin_pending(Napi::Env env) {
     tsfn_.Ref(env);
   }
 }
+
+// Ends one owed answer when a completion leaves scope, even if settling its promise threw.
+struct EngineWrap::PendingScope {
+  EngineWrap* w;
+  explicit PendingScope(EngineWrap* wrap) : w(wrap) {}
+  ~PendingScope() {
+    try {
+      w->end_pending();
+    } catch (...) {  // the environment is shutting down: nothing is kept alive any more anyway
+    }
+  }
+};
 
 void EngineWrap::end_pending() {
   if (--pending_ == 0) {
@@ -164,14 +183,20 @@ Napi::Value EngineWrap::Read(const Napi::CallbackInfo& info) {
     e.read(t, [this, deferred](std::vector<uint8_t>&& bytes, std::exception_ptr err) {
       auto data = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
       post([this, deferred, data, err](Napi::Env env) {
+        PendingScope owed(this);
         if (err) {
           deferred->Reject(to_js_error(env, err).Value());
-        } else {
-          Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data->size());
-          if (!data->empty()) std::memcpy(ab.Data(), data->data(), data->size());
-          deferred->Resolve(ab);
+          return;
         }
-        end_pending();
+        Napi::ArrayBuffer ab;
+        try {
+          ab = Napi::ArrayBuffer::New(env, data->size());
+        } catch (const Napi::Error&) {  // V8 could not allocate it: the caller gets E_OOM, not silence
+          deferred->Reject(to_js_error(env, std::make_exception_ptr(std::bad_alloc())).Value());
+          return;
+        }
+        if (!data->empty()) std::memcpy(ab.Data(), data->data(), data->size());
+        deferred->Resolve(ab);
       });
     });
     begin_pending(env);
@@ -186,11 +211,11 @@ Napi::Value EngineWrap::Fence(const Napi::CallbackInfo& info) {
     auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
     e.fence([this, deferred](std::exception_ptr err) {
       post([this, deferred, err](Napi::Env env) {
+        PendingScope owed(this);
         if (err)
           deferred->Reject(to_js_error(env, err).Value());
         else
           deferred->Resolve(env.Undefined());
-        end_pending();
       });
     });
     begin_pending(env);
@@ -215,8 +240,10 @@ Napi::Value EngineWrap::Dispose(const Napi::CallbackInfo& info) {
   engine_->dispose(drop, [this, deferred](std::exception_ptr) {
     post([this, deferred](Napi::Env env) {
       engine_->join();
-      deferred->Resolve(env.Undefined());
-      end_pending();
+      {
+        PendingScope owed(this);
+        deferred->Resolve(env.Undefined());
+      }
       if (pending_ == 0) release_tsfn();  // nothing can be enqueued any more
     });
   });

@@ -36,6 +36,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   void post(JsCall fn);
   void begin_pending(Napi::Env env);
   void end_pending();
+  struct PendingScope;
   void engine_gone();
 
   std::unique_ptr<latte::Engine> engine_;

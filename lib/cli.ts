@@ -3,18 +3,101 @@
  * `latte-flow`: the command line over the library. generate draws what a prompt asks for, ask
  * answers a question about an image (streamed), inspect shows the backends and the model, eval
  * scores the model (ShapesEval + VQA) in the engine. Errors are one line with their code; the exit
- * status is 1 for a LatteError, 2 for bad usage.
+ * status is 1 for a LatteError, 2 for bad usage. Paths given (-o, ask's image) are checked before a
+ * model loads; generate replaces an existing output file and says so on stderr.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { getBackendInfo, LatteError, LatteFlow, type BackendRequest } from './index.js';
+import { getBackendInfo, LatteError, LatteFlow, smartResize, type BackendRequest, type GeneratedImage, type PreprocessorConfig } from './index.js';
+import { imageHeader } from './image-decode.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The shipped shapes-world model (K = 4) and its vanilla twin (K = 1). */
 export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes');
 export const VANILLA_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes-vanilla');
+
+function packageVersion(): string {
+  try {
+    return String(JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+const ENCODERS: Record<string, (img: GeneratedImage) => Uint8Array> = {
+  '.png': (img) => img.toPNG(),
+  '.jpg': (img) => img.toJPEG(),
+  '.jpeg': (img) => img.toJPEG(),
+};
+
+/**
+ * The files `generate -o out --count n` writes, checked before the model loads (a wrong path should
+ * not cost a generation): a known extension, an existing writable folder, no folder in the way.
+ */
+function outputFiles(out: string, count: number): string[] {
+  const ext = path.extname(out);
+  const fail = (why: string) => new LatteError('E_ARG', `-o ${out}: ${why}`);
+  if (!Object.hasOwn(ENCODERS, ext.toLowerCase())) throw fail('the file name must end in .png, .jpg or .jpeg');
+  const stem = out.slice(0, out.length - ext.length);
+  const files = count === 1 ? [out] : Array.from({ length: count }, (_, i) => `${stem}-${i + 1}${ext}`);
+  const dir = path.dirname(path.resolve(out));
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    // missing, or a file on the way (ENOTDIR): no such folder either way
+  }
+  if (!st?.isDirectory()) throw fail(`${st ? 'not a folder' : 'no such folder'}: ${dir}`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw fail(`cannot write to the folder ${dir} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  for (const f of files) if (fs.statSync(f, { throwIfNoEntry: false })?.isDirectory()) throw fail(`${f} is a folder`);
+  return files;
+}
+
+/** Writes one image in the format its extension names; says so on stderr when it replaces a file. */
+function writeImage(file: string, img: GeneratedImage): void {
+  const existed = fs.existsSync(file);
+  try {
+    fs.writeFileSync(file, ENCODERS[path.extname(file).toLowerCase()](img));
+  } catch (e) {
+    throw new LatteError('E_ARG', `cannot write ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  if (existed) console.error(`latte-flow: replaced the existing file ${file}`);
+}
+
+/** `ask`'s image must be a readable file: checked before the model loads. */
+function checkImageFile(file: string): void {
+  let why = '';
+  try {
+    if (fs.statSync(file).isFile()) fs.accessSync(file, fs.constants.R_OK);
+    else why = 'not a file';
+  } catch (e) {
+    why = (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+  if (why) throw new LatteError('E_BAD_IMAGE', `cannot read image ${file}: ${why}`);
+}
+
+/**
+ * A note on stderr when the model will see the image at a small fraction (or a large multiple) of its
+ * size: a model trained on small images answers poorly about a photo squeezed into a few patches.
+ */
+function noteResize(file: string, pre: PreprocessorConfig): void {
+  let size: { width: number; height: number };
+  try {
+    size = imageHeader(fs.readFileSync(file));
+  } catch {
+    return; // not a PNG/JPEG: answering reports that with its code
+  }
+  const [h, w] = smartResize(size.height, size.width, pre.patch_size * pre.merge_size, pre.min_pixels, pre.max_pixels);
+  const ratio = (size.width * size.height) / (w * h);
+  if (ratio > 16 || ratio < 1 / 16)
+    console.error(`latte-flow: note: the image is ${size.width}x${size.height}; the model sees it resized to ${w}x${h} (its images are ${pre.min_pixels}-${pre.max_pixels} pixels), so answers may be unreliable`);
+}
 
 const int = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -75,29 +158,34 @@ function withModelOptions(c: Command): Command {
 
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('latte-flow').description('LaTtE-Flow: draw images from text and answer questions about images').showHelpAfterError('(add --help for usage)').exitOverride();
+  program
+    .name('latte-flow')
+    .description('LaTtE-Flow: draw images from text and answer questions about images')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
 
   withModelOptions(
     program
       .command('generate')
       .description('draw the picture a prompt asks for')
       .argument('<prompt>', 'what to draw, e.g. "a red circle to the left of a blue square"')
-      .option('-o, --out <file>', 'output PNG (with --count, -1, -2, ... are added before .png)', 'out.png')
+      .option('-o, --out <file>', 'output .png, .jpg or .jpeg (with --count, -1, -2, ... go before the extension); an existing file is replaced', 'out.png')
       .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
       .option('--guidance <w>', 'classifier-free guidance weight, or one per expert group as 5/5/3/1 (default: the model’s)', weights('guidance'))
       .option('--seed <n>', 'noise seed', int('seed', 0), 0)
       .option('--count <n>', 'images to make', int('count', 1), 1)
       .option('--sampler <name>', 'euler | heun'),
   ).action(async (prompt: string, o: ModelOpts & { out: string; steps?: number; guidance?: number | number[]; seed: number; count: number; sampler?: 'euler' | 'heun' }) => {
+    const files = outputFiles(o.out, o.count);
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
     const bar = progressBar('generating');
     const t0 = performance.now();
     const images = await lf.generateImage({ prompt, steps: o.steps, guidance: o.guidance, seed: o.seed, count: o.count, sampler: o.sampler, onProgress: (p) => bar.update(p.step, p.steps, `(group ${p.group})`) });
     bar.end();
     images.forEach((img, i) => {
-      const file = images.length === 1 ? o.out : o.out.replace(/(\.png)?$/i, `-${i + 1}.png`);
-      fs.writeFileSync(file, img.toPNG());
-      console.log(`${file}: ${img.width}x${img.height}, seed ${img.seed}`);
+      writeImage(files[i], img);
+      console.log(`${files[i]}: ${img.width}x${img.height}, seed ${img.seed}`);
     });
     console.error(`done in ${((performance.now() - t0) / 1e3).toFixed(2)} s on ${lf.engine.backend.name}`);
   });
@@ -112,7 +200,9 @@ export function buildProgram(): Command {
       .option('--temperature <t>', '0 = greedy', num('temperature'), 0)
       .option('--seed <n>', 'sampling seed', int('seed', 0), 0),
   ).action(async (image: string, question: string, o: ModelOpts & { maxTokens: number; temperature: number; seed: number }) => {
+    checkImageFile(image);
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
+    noteResize(image, lf.vlm.preprocessor);
     for await (const piece of lf.answerStream({ image, question, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed })) process.stdout.write(piece);
     process.stdout.write('\n');
   });

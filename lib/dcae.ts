@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { Engine } from './engine.js';
-import { ensure, native } from './errors.js';
+import { describe, ensure, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
 import { readJsonObject } from './config-file.js';
 import { loadAddon } from './native.js';
@@ -63,7 +63,7 @@ export class DcaeDecoder {
  * rounded to float32 like torch.
  */
 export function latentToRgb(image: Float32Array, B: number, H: number, W: number): Uint8Array[] {
-  for (const [v, name] of [[B, 'B'], [H, 'H'], [W, 'W']] as const) ensure(Number.isInteger(v) && v > 0, `${name} must be a positive integer, got ${v}`);
+  for (const [v, name] of [[B, 'B'], [H, 'H'], [W, 'W']] as const) ensure(Number.isInteger(v) && v > 0, `${name} must be a positive integer, got ${describe(v)}`);
   const plane = H * W;
   ensure(image.length === B * 3 * plane, `the image has ${image.length} values, not B*3*H*W = ${B * 3 * plane}`, 'E_SHAPE');
   const f = Math.fround;

@@ -33,6 +33,30 @@ export class LatteError extends Error {
   }
 }
 
+/**
+ * A caller's value, shortly, for an error message. Never throws and never recurses: String() throws
+ * on symbols and null-prototype objects and overflows the stack on deeply nested arrays.
+ */
+export function describe(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+    case 'undefined':
+      return String(v);
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+    default:
+      if (v === null) return 'null';
+      if (Array.isArray(v)) return `an array of ${v.length}`;
+      return ArrayBuffer.isView(v) ? `a ${Object.getPrototypeOf(v)?.constructor?.name ?? 'typed array'}` : 'an object';
+  }
+}
+
 /** The one validation helper: throws E_ARG (or the given code) unless `ok`. */
 export function ensure(ok: unknown, message: string, code: ErrorCode = 'E_ARG'): asserts ok {
   if (!ok) throw new LatteError(code, message);

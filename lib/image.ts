@@ -4,20 +4,21 @@
  * against Pillow): smart resize to multiples of patch*merge within [min_pixels, max_pixels], Pillow's
  * bicubic (a = -0.5, antialiased, 22-bit fixed point, horizontal pass then vertical, each rounded to
  * uint8), rescale, normalise, and patchify into [grid_t*grid_h*grid_w, C*T*P*P] in HF's order.
+ * imageToPixels runs decoding (image-decode.ts, image-png.ts) and this preprocessing in a worker
+ * thread (image-worker.ts) under size limits checked before decoding.
  */
-import fs from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { convertIndexedToRgb, decode as decodePng, hasPngSignature } from 'fast-png';
+import { types } from 'node:util';
 import { ensure, LatteError } from './errors.js';
+import { checkBytes, checkRgbImage, readImageFile, resolveLimits, type ImageLimits } from './image-decode.js';
+import type { ImageTask } from './image-task.js';
+import { runInWorker } from './image-worker.js';
 
-const jpeg = createRequire(import.meta.url)('jpeg-js') as {
-  decode(data: Uint8Array, opts: { useTArray: true; formatAsRGBA: boolean; maxMemoryUsageInMB?: number }): { width: number; height: number; data: Uint8Array };
-};
+export { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './image-decode.js';
 
 export interface RgbImage {
   width: number;
   height: number;
-  /** Row-major pixels, 3 (RGB) or 4 (RGBA, alpha dropped) channels. */
+  /** Row-major 8-bit pixels, 3 (RGB) or 4 (RGBA, alpha dropped) channels. */
   data: Uint8Array | Uint8ClampedArray;
 }
 
@@ -38,41 +39,45 @@ export interface PixelValues {
   grid: [number, number, number]; // (t, h, w) in patches
 }
 
-const MAX_PIXELS = 64 * 1024 * 1024; // refuse decoding bombs beyond 64 megapixels
+/** A path or encoded bytes as a fresh buffer the worker may take. */
+async function encodedBytes(input: unknown, limits: ImageLimits): Promise<Uint8Array> {
+  if (typeof input === 'string') return readImageFile(input, limits);
+  if (!types.isUint8Array(input)) throw new LatteError('E_BAD_IMAGE', 'image must be a path, the bytes of a PNG/JPEG file, or {width, height, data}');
+  checkBytes(input.length, limits.maxBytes);
+  const copy = new Uint8Array(input.length); // the caller keeps its own buffer
+  copy.set(input);
+  return copy;
+}
 
 /**
- * Decodes a PNG or JPEG (a path or the file's bytes) to 8-bit RGB. Grey, palette and 16-bit PNGs
- * are converted; alpha is dropped. Anything else is an E_BAD_IMAGE error.
+ * Decodes a PNG or JPEG (a path or the file's bytes) to 8-bit RGB, in the image worker. The size the
+ * header declares is checked against `limits` (default DEFAULT_IMAGE_LIMITS) before decoding. Grey,
+ * palette, low-bit and 16-bit PNGs are converted; alpha is dropped. Failures are E_BAD_IMAGE.
  */
-export async function decodeImage(input: string | Uint8Array): Promise<RgbImage> {
-  let bytes: Uint8Array;
-  try {
-    bytes = typeof input === 'string' ? new Uint8Array(await fs.readFile(input)) : input;
-  } catch (e) {
-    throw new LatteError('E_BAD_IMAGE', `cannot read image ${String(input)}: ${(e as Error).message}`, { cause: e });
+export async function decodeImage(input: string | Uint8Array, limits?: Partial<ImageLimits>): Promise<RgbImage> {
+  const l = resolveLimits(limits);
+  const bytes = await encodedBytes(input, l);
+  return (await runInWorker({ op: 'decode', bytes, limits: l }, [bytes.buffer as ArrayBuffer])) as RgbImage;
+}
+
+/**
+ * The one entry point from an image to the model's pixel values: a path, PNG/JPEG bytes or an RGB(A)
+ * image is checked against `limits`, decoded and preprocessed (preprocessImage) in the image worker,
+ * off the event loop. `source` is the original (width, height). Failures are E_BAD_IMAGE.
+ */
+export async function imageToPixels(input: string | Uint8Array | RgbImage, cfg: PreprocessorConfig, limits?: Partial<ImageLimits>): Promise<PixelValues & { source: [number, number] }> {
+  const l = resolveLimits(limits);
+  let task: ImageTask;
+  if (typeof input === 'string' || types.isUint8Array(input)) task = { op: 'pixels', bytes: await encodedBytes(input, l), limits: l, cfg };
+  else {
+    if (!input || typeof input !== 'object') throw new LatteError('E_BAD_IMAGE', 'image must be a path, the bytes of a PNG/JPEG file, or {width, height, data}');
+    checkRgbImage(input, l.maxPixels);
+    const data = new Uint8Array(input.data.length); // a copy the worker may take
+    data.set(input.data);
+    task = { op: 'pixels', rgb: { width: input.width, height: input.height, data }, limits: l, cfg };
   }
-  try {
-    if (hasPngSignature(bytes)) {
-      const png = decodePng(bytes);
-      if (png.width * png.height > MAX_PIXELS) throw new Error(`${png.width}x${png.height} is too large`);
-      const px = png.palette ? convertIndexedToRgb(png) : png.data;
-      const ch = png.palette ? px.length / (png.width * png.height) : png.channels;
-      const out = new Uint8Array(png.width * png.height * 3);
-      for (let i = 0; i < png.width * png.height; i++)
-        for (let c = 0; c < 3; c++) {
-          const v = px[i * ch + (ch >= 3 ? c : 0)];
-          out[i * 3 + c] = png.depth === 16 ? v >> 8 : v;
-        }
-      return { width: png.width, height: png.height, data: out };
-    }
-    if (bytes[0] === 0xff && bytes[1] === 0xd8) {
-      const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
-      return { width: j.width, height: j.height, data: j.data };
-    }
-  } catch (e) {
-    throw new LatteError('E_BAD_IMAGE', `cannot decode image: ${(e as Error).message}`, { cause: e });
-  }
-  throw new LatteError('E_BAD_IMAGE', 'not a PNG or JPEG image');
+  const buf = 'rgb' in task ? task.rgb.data.buffer : task.bytes.buffer;
+  return (await runInWorker(task, [buf as ArrayBuffer])) as PixelValues & { source: [number, number] };
 }
 
 /** Python's round(): halves go to the even neighbour (HF computes the target size with it). */
@@ -164,10 +169,9 @@ export function resizeBicubic(src: Uint8Array, h: number, w: number, c: number, 
 }
 
 export function preprocessImage(img: RgbImage, cfg: PreprocessorConfig): PixelValues {
+  checkRgbImage(img); // E_BAD_IMAGE unless 8-bit RGB or RGBA bytes of the exact length
   const { width, height, data } = img;
-  ensure(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0, `bad image size ${width}x${height}`);
   const channels = data.length / (width * height);
-  ensure(channels === 3 || channels === 4, `image data has ${data.length} bytes, not RGB or RGBA for ${width}x${height}`);
   let rgb = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
   if (channels === 4) rgb = rgb.filter((_, i) => i % 4 !== 3);
   const P = cfg.patch_size;

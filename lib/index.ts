@@ -6,12 +6,13 @@ export { Engine, type EngineOptions, type BackendRequest, type AttentionOptions,
 export { Tensor, type HostArray } from './tensor.js';
 export { Checkpoint, openCheckpoint, type TensorInfo } from './checkpoint.js';
 export { TextTokenizer, TextStreamer } from './tokenizer.js';
-export { decodeImage, preprocessImage, smartResize, type RgbImage, type PreprocessorConfig, type PixelValues } from './image.js';
-export { renderChat, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMessage, type ChatPart } from './chat.js';
-export { Qwen2VL, type Qwen2VLLoadOptions, type WeightStorage } from './qwen2vl.js';
-export { MAX_QUESTION_CHARS, type AnswerOptions, type ImageInput } from './answer.js';
+export { decodeImage, imageToPixels, preprocessImage, smartResize, DEFAULT_IMAGE_LIMITS, type ImageLimits, type RgbImage, type PreprocessorConfig, type PixelValues } from './image.js';
+export { renderChat, checkMessages, expandImagePads, imageTokenCount, STOP_TOKENS, type ChatMessage, type ChatPart } from './chat.js';
+export { ChatTemplate, loadChatTemplate } from './chat-template.js';
+export { Qwen2VL, MAX_PREPROCESSOR_PIXELS, type Qwen2VLLoadOptions, type WeightStorage } from './qwen2vl.js';
+export { MAX_QUESTION_CHARS, DEFAULT_MAX_PROMPT_TOKENS, MAX_ANSWER_TOKENS, type AnswerOptions, type ImageInput } from './answer.js';
 export { ropePositions, type RopeIndexConfig } from './positions.js';
-export { LatteFlow, MAX_COUNT, MAX_PROMPT_CHARS, type LatteFlowLoadOptions, type GenerateOptions, type GenerateProgress, type GeneratedImage } from './latte-flow.js';
+export { LatteFlow, MAX_COUNT, MAX_PROMPT_CHARS, MAX_PROMPT_TOKENS, MAX_STEPS, type LatteFlowLoadOptions, type GenerateOptions, type GenerateProgress, type GeneratedImage } from './latte-flow.js';
 export { GenerationStream, type GeneratorConfig } from './generator.js';
 export { DcaeDecoder, latentToRgb } from './dcae.js';
 export { eulerStep, heunStep, timeSchedule, shiftTime, groupOf, type StepFunction, type StepContext, type VelocityFn } from './sampler.js';

@@ -10,14 +10,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encode as encodePng } from 'fast-png';
+import { encode as encodeJpegRgba } from 'jpeg-js';
 import { DcaeDecoder, latentToRgb } from './dcae.js';
 import { Engine, type EngineOptions } from './engine.js';
-import { ensure, LatteError } from './errors.js';
+import { describe, ensure, LatteError } from './errors.js';
 import { GenerationStream } from './generator.js';
 import type { NativeSequence } from './native.js';
 import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
-import { checkSchedule, groupOf, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
-import type { Tensor } from './tensor.js';
+import { checkSchedule, groupOf, MAX_STEPS, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
+import { Tensor } from './tensor.js';
 import type { AnswerOptions } from './answer.js';
 
 export interface LatteFlowLoadOptions extends EngineOptions {
@@ -35,7 +36,7 @@ export interface GenerateProgress {
 
 export interface GenerateOptions {
   prompt: string;
-  /** Integration steps (default: the model's num_steps). */
+  /** Integration steps (default: the model's num_steps); at most MAX_STEPS, and count * steps too. */
   steps?: number;
   /** CFG weight w; 1 skips the null branch. An array gives each expert group its own weight (one per
    * group, in time order). Default: the model's tuned guidance_per_group, else its guidance_scale. */
@@ -46,13 +47,16 @@ export interface GenerateOptions {
   sampler?: 'euler' | 'heun' | StepFunction;
   /** Time shift s of the schedule (default: the model's time_shift; 1 = uniform). */
   shift?: number;
-  /** Your own schedule: increasing times from 0 to 1 (overrides steps and shift). */
+  /** Your own schedule: increasing times from 0 to 1 (overrides steps and shift); at most MAX_STEPS steps. */
   schedule?: number[];
   /** Images to make in one batch (default 1). */
   count?: number;
   /** 'group' (default): each step runs its expert group; 'full': every layer (the full-depth baseline). */
   depth?: 'group' | 'full';
+  /** The longest prompt in tokens, the model's template included (default MAX_PROMPT_TOKENS); longer is E_ARG. */
+  maxPromptTokens?: number;
   signal?: AbortSignal;
+  /** Called after each step has run. If it throws, generation stops and generateImage rejects with that error. */
   onProgress?: (p: GenerateProgress) => void;
 }
 
@@ -63,10 +67,32 @@ export interface GeneratedImage {
   data: Uint8Array;
   seed: number;
   toPNG(): Uint8Array;
+  /** Baseline JPEG, quality 1-100 (default 90). */
+  toJPEG(quality?: number): Uint8Array;
 }
 
-export const MAX_PROMPT_CHARS = 1 << 16;
+/** The longest prompt in characters (a guard on tokenizing; the token cap is what bounds the work). */
+export const MAX_PROMPT_CHARS = 4096;
+/**
+ * The default cap on prompt tokens (template included). The prompt's K/V is attended by every image
+ * token at every step, so its length is paid per step: 1,000 tokens took ~1 s per 30-step image on
+ * the shipped model (2 CPU threads), 16,000 tokens 25 s; text-to-image prompts are far shorter.
+ */
+export const MAX_PROMPT_TOKENS = 512;
 export const MAX_COUNT = 64;
+export { MAX_STEPS };
+
+function encodeJpeg(width: number, height: number, rgb: Uint8Array, quality: number): Uint8Array {
+  ensure(Number.isInteger(quality) && quality >= 1 && quality <= 100, `JPEG quality must be an integer in [1, 100], got ${describe(quality)}`);
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+    rgba[j] = rgb[i];
+    rgba[j + 1] = rgb[i + 1];
+    rgba[j + 2] = rgb[i + 2];
+    rgba[j + 3] = 255;
+  }
+  return new Uint8Array(encodeJpegRgba({ width, height, data: rgba }, quality).data);
+}
 
 interface Manifest {
   vlm: string;
@@ -89,7 +115,7 @@ function readManifest(dir: string): Manifest {
   }
   ensure(m && typeof m === 'object', `${file}: not a JSON object`, 'E_BAD_CONFIG');
   ensure(m.format === undefined || m.format === 'latte-flow', `${file}: format must be "latte-flow"`, 'E_BAD_CONFIG');
-  ensure(m.format_version === undefined || (Number.isInteger(m.format_version) && (m.format_version as number) <= 1), `${file}: format_version ${String(m.format_version)} is newer than this engine reads (1)`, 'E_BAD_CONFIG');
+  ensure(m.format_version === undefined || (Number.isInteger(m.format_version) && (m.format_version as number) <= 1), `${file}: format_version ${typeof m.format_version === 'number' ? m.format_version : `(a ${typeof m.format_version})`} must be an integer <= 1 (the newest this engine reads)`, 'E_BAD_CONFIG');
   const part = (k: keyof Manifest) => {
     const v = m[k] ?? dflt[k];
     ensure(typeof v === 'string' && v.length > 0, `${file}: "${k}" must be a relative path`, 'E_BAD_CONFIG');
@@ -144,51 +170,91 @@ export class LatteFlow implements AsyncDisposable {
     return this.vlm.answerStream(options);
   }
 
-  /** Text -> images. Resolves when every image is decoded; rejects E_ABORTED within one step of an abort. */
+  /**
+   * Text -> images. Resolves when every image is decoded; rejects E_ABORTED within one step of an
+   * abort. If `onProgress` or a custom sampler throws, or the engine fails mid-run, generation stops
+   * and the promise rejects with that (first) error, unchanged; nothing is left queued, allocated or
+   * recorded, and onProgress is not called again.
+   */
   async generateImage(options: GenerateOptions): Promise<GeneratedImage[]> {
     const o = this.#validate(options);
     const e = this.engine;
     const g = this.generator.config;
     const [h, w] = g.latentSize;
     const seqs: NativeSequence[] = [];
-    const tensors: Tensor[] = [];
-    const keep = <T extends Tensor>(t: T): T => (tensors.push(t), t);
+    // every tensor this call made and still holds; a step frees the previous step's once it is queued
+    const owned = new Set<Tensor>();
+    const own = (t: Tensor) => (owned.add(t), t);
+    const freeAllBut = (keep?: Tensor) => {
+      const ours = keep !== undefined && owned.has(keep); // a sampler may return a tensor of its own
+      for (const t of owned) if (t !== keep) t.dispose();
+      owned.clear();
+      if (ours) owned.add(keep);
+    };
+    // the last step's fence and progress call: every one gets a handler at once (an abandoned
+    // rejection would otherwise kill the process) and is awaited one step later
+    let pending: Promise<void> | undefined;
+    let queued = false; // anything of this call on the engine's stream
+    let failed = false;
     try {
-      const encode = (text: string) => {
+      const encode = (text: string, cap: number) => {
         const ids = Int32Array.from(this.vlm.tokenizer.encode(g.promptTemplate.replace('{prompt}', text)));
-        ensure(ids.length + g.latentSize[0] * g.latentSize[1] <= this.vlm.config.maxPositions, `the prompt has ${ids.length} tokens: too long for this model`);
+        ensure(ids.length <= cap, `the prompt is ${ids.length} tokens (with the model's template); the limit is ${cap} (maxPromptTokens)`);
+        // the generator places image token (i, j) at position P + max(i, j) after a P-token prompt
+        const grid = Math.max(g.latentSize[0], g.latentSize[1]) / g.patchSize;
+        const room = this.vlm.config.maxPositions - grid;
+        ensure(ids.length <= room, `the prompt is ${ids.length} tokens (with the model's template); this model takes at most ${room}`);
+        queued = true;
         const s = this.vlm.encodePrompt(ids, g.numLayers);
         seqs.push(s);
         return s;
       };
-      const cond = encode(o.prompt);
-      const nul = o.guidance.every((w) => w === 1) ? null : encode(g.nullPrompt);
-      let x = keep(e.noise([1, g.latentChannels, h, w], o.seed));
-      for (let i = 1; i < o.count; i++) x = keep(e.concat(x, keep(e.noise([1, g.latentChannels, h, w], o.seed + i)), 0));
+      const cond = encode(o.prompt, o.maxPromptTokens);
+      const nul = o.guidance.every((w) => w === 1) ? null : encode(g.nullPrompt, Infinity);
+      let x = own(e.noise([1, g.latentChannels, h, w], o.seed));
+      for (let i = 1; i < o.count; i++) x = own(e.concat(x, own(e.noise([1, g.latentChannels, h, w], o.seed + i)), 0));
       const ts = o.schedule;
       const steps = ts.length - 1;
       const velocity = (xx: Tensor, t: number) => {
         const k = groupOf(t, g.boundaries);
         const w = o.guidance[k];
         const n = w === 1 ? null : nul;
-        return keep(o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, n, w) : this.generator.velocity(xx, t, k, cond, n, w));
+        return o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, n, w) : this.generator.velocity(xx, t, k, cond, n, w);
       };
-      let inFlight: Promise<void> | undefined;
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
         const group = o.depth === 'full' ? 0 : groupOf(ts[i], g.boundaries);
-        x = keep(o.step({ engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity }));
-        const done = e.fence().then(() => o.onProgress?.({ step: i + 1, steps, group }));
+        const ctx = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity };
+        x = this.#checkStep(e.collect(() => o.step(ctx), own), x, o.samplerName, i);
+        freeAllBut(x); // queued ops hold the buffers they read
+        const done = e.fence().then(() => {
+          if (!failed) o.onProgress?.({ step: i + 1, steps, group });
+        });
+        done.catch(() => {});
+        const prev = pending;
+        pending = done;
         // one step of lookahead: the engine always has the next step queued, JS never waits on it
-        if (inFlight) await inFlight;
-        inFlight = done;
+        await prev;
       }
-      await inFlight;
+      await pending;
       if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
       const sf = this.vae.config.scalingFactor;
-      const img = keep(this.vae.decode(keep(e.axpby(1 / sf, x, 0, x))));
+      const img = own(this.vae.decode(own(e.axpby(1 / sf, x, 0, x))));
       const [, , H, W] = img.shape;
-      return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({ width: W, height: H, data, seed: o.seed + i, toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }) }));
+      return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({
+        width: W,
+        height: H,
+        data,
+        seed: o.seed + i,
+        toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }),
+        toJPEG: (quality = 90) => encodeJpeg(W, H, data, quality),
+      }));
+    } catch (err) {
+      failed = true;
+      // let what is queued (a step may have failed halfway) run before its programs and tensors go:
+      // nothing of this call runs after it rejects
+      if (queued) await e.fence().catch(() => {});
+      throw err;
     } finally {
       try {
         if (seqs.length) this.generator.releasePrograms(seqs[0], seqs[1] ?? null);
@@ -196,42 +262,56 @@ export class LatteFlow implements AsyncDisposable {
         // a disposed generator has nothing left to release; the rest of the cleanup must still run
       }
       for (const s of seqs) s.release();
-      for (const t of tensors) t.dispose();
+      freeAllBut();
     }
+  }
+
+  /** A step function's result must be the next latent: a live f32 tensor of this engine shaped like x. */
+  #checkStep(next: unknown, x: Tensor, name: string, step: number): Tensor {
+    const what = `sampler ${name} returned ${next instanceof Tensor ? `a tensor, ${next.dtype} [${next.shape.join(', ')}]` : next === null ? 'null' : typeof next} at step ${step}`;
+    ensure(next instanceof Tensor && next.owner === this.engine.handle && !next.disposed, `${what}; a step function must return the next latent, made with ctx.engine`);
+    ensure(next.dtype === 'f32' && next.shape.join() === x.shape.join(), `${what}; the latent is f32 [${x.shape.join(', ')}]`);
+    return next;
   }
 
   #validate(o: GenerateOptions) {
     ensure(o && typeof o === 'object', 'generateImage options must be an object');
     ensure(typeof o.prompt === 'string' && o.prompt.trim().length > 0, 'prompt must be a non-empty string');
-    ensure(o.prompt.length <= MAX_PROMPT_CHARS, `prompt is longer than ${MAX_PROMPT_CHARS} characters`);
+    ensure(o.prompt.length <= MAX_PROMPT_CHARS, `prompt is ${o.prompt.length} characters; at most ${MAX_PROMPT_CHARS} are allowed`);
     const g = this.generator.config;
     const given = o.guidance ?? g.guidancePerGroup ?? g.guidanceScale;
     const guidance = typeof given === 'number' ? Array<number>(g.numGroups).fill(given) : Array.isArray(given) ? [...given] : [];
     ensure(guidance.length === g.numGroups && guidance.every((w) => typeof w === 'number' && Number.isFinite(w)),
-      `guidance must be a finite number or ${g.numGroups} of them (one per expert group), got ${String(given)}`);
+      `guidance must be a finite number or ${g.numGroups} of them (one per expert group), got ${describe(given)}`);
     const seed = o.seed ?? 0;
-    ensure(Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative integer, got ${seed}`);
+    ensure(Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative integer, got ${describe(seed)}`);
     const count = o.count ?? 1;
-    ensure(Number.isInteger(count) && count >= 1 && count <= MAX_COUNT, `count must be an integer in [1, ${MAX_COUNT}], got ${count}`);
+    ensure(Number.isInteger(count) && count >= 1 && count <= MAX_COUNT, `count must be an integer in [1, ${MAX_COUNT}], got ${describe(count)}`);
     ensure(this.#bytesFor(count) < os.totalmem() / 2, `count ${count} needs more memory than this machine has to spare; make fewer images per call`);
     const sampler = o.sampler ?? g.sampler;
-    const step = typeof sampler === 'function' ? sampler : STEP_FUNCTIONS[sampler];
-    ensure(step, `sampler must be 'euler', 'heun' or a step function, got ${String(sampler)}`);
+    const step = typeof sampler === 'function' ? sampler : Object.hasOwn(STEP_FUNCTIONS, sampler) ? STEP_FUNCTIONS[sampler] : undefined;
+    ensure(step, `sampler must be 'euler', 'heun' or a step function, got ${describe(sampler)}`);
+    const samplerName = typeof sampler === 'function' ? (sampler.name ? `'${sampler.name}'` : '(a step function)') : `'${sampler}'`;
     const depth = o.depth ?? 'group';
-    ensure(depth === 'group' || depth === 'full', `depth must be 'group' or 'full', got ${String(depth)}`);
+    ensure(depth === 'group' || depth === 'full', `depth must be 'group' or 'full', got ${describe(depth)}`);
     let schedule: number[];
     if (o.schedule !== undefined) {
       ensure(o.steps === undefined && o.shift === undefined, 'give either schedule or steps/shift');
       schedule = checkSchedule(o.schedule);
     } else {
       const steps = o.steps ?? g.numSteps;
-      ensure(Number.isInteger(steps) && steps >= 1 && steps <= 10000, `steps must be an integer in [1, 10000], got ${steps}`);
+      ensure(Number.isInteger(steps) && steps >= 1 && steps <= MAX_STEPS, `steps must be an integer in [1, ${MAX_STEPS}], got ${describe(steps)}`);
       schedule = timeSchedule(steps, o.shift ?? g.timeShift);
     }
+    // a batch costs its images' steps: no request may take more than the longest single image
+    const steps = schedule.length - 1;
+    ensure(count * steps <= MAX_STEPS, `count x steps must be at most ${MAX_STEPS}, got ${describe(count)} x ${steps}: make fewer images per call or take fewer steps`);
+    const maxPromptTokens = o.maxPromptTokens ?? MAX_PROMPT_TOKENS;
+    ensure(Number.isInteger(maxPromptTokens) && maxPromptTokens >= 1, `maxPromptTokens must be an integer >= 1, got ${describe(maxPromptTokens)}`);
     ensure(o.signal === undefined || o.signal instanceof AbortSignal, 'signal must be an AbortSignal');
     ensure(o.onProgress === undefined || typeof o.onProgress === 'function', 'onProgress must be a function');
     if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
-    return { prompt: o.prompt, guidance, seed, count, step, depth, schedule, signal: o.signal, onProgress: o.onProgress };
+    return { prompt: o.prompt, guidance, seed, count, step, samplerName, depth, schedule, maxPromptTokens, signal: o.signal, onProgress: o.onProgress };
   }
 
   /** A generous estimate of the engine memory one call needs (activations and the decoded images). */

@@ -4,12 +4,15 @@
  * The engine binds and checks every weight (native/model/qwen2vl.cc); this class owns the files'
  * TypeScript side: tokenizer, image preprocessing config, M-RoPE positions.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Engine, type EngineOptions } from './engine.js';
-import { ensure, LatteError, native } from './errors.js';
+import { describe, ensure, LatteError, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
 import { readJsonObject } from './config-file.js';
 import { TextTokenizer } from './tokenizer.js';
+import { ChatTemplate, loadChatTemplate } from './chat-template.js';
+import { IMAGE_PAD, STOP_TOKENS } from './chat.js';
 import type { PreprocessorConfig } from './image.js';
 import { loadAddon, type NativeQwen2VL, type NativeQwen2VLConfig, type NativeSequence } from './native.js';
 import { Tensor } from './tensor.js';
@@ -24,6 +27,12 @@ export interface Qwen2VLLoadOptions extends EngineOptions {
   engine?: Engine;
 }
 
+/**
+ * The most pixels preprocessor_config.json may set as min_pixels or max_pixels (2^24, about 4096x4096).
+ * Qwen2-VL's own default max_pixels is 28*28*16384 = 12845056; a value like 1e9 would let one image
+ * cost minutes of vision-tower work, so it is refused at load.
+ */
+export const MAX_PREPROCESSOR_PIXELS = 1 << 24;
 
 /** Hugging Face's preprocessor_config.json (older min_pixels/max_pixels or newer size.{shortest,longest}_edge). */
 function preprocessorConfig(file: string, model: NativeQwen2VLConfig): PreprocessorConfig {
@@ -56,7 +65,30 @@ function preprocessorConfig(file: string, model: NativeQwen2VLConfig): Preproces
   ];
   for (const [a, b, name] of pairs) ensure(a === b, `${file}: ${name} ${a} differs from the model's ${b}`, 'E_BAD_CONFIG');
   ensure(cfg.min_pixels <= cfg.max_pixels, `${file}: min_pixels exceeds max_pixels`, 'E_BAD_CONFIG');
+  for (const name of ['min_pixels', 'max_pixels'] as const)
+    ensure(cfg[name] <= MAX_PREPROCESSOR_PIXELS, `${file}: ${name} ${cfg[name]} is above the ${MAX_PREPROCESSOR_PIXELS} pixels latte-flow accepts`, 'E_BAD_CONFIG');
   return cfg;
+}
+
+/**
+ * The ids that end an answer: generation_config.json's eos_token_id (an id or a list) when the
+ * directory has one that sets it, as transformers' generate() stops; else STOP_TOKENS.
+ */
+function stopTokenIds(dir: string, tokenizer: TextTokenizer, vocabSize: number): number[] {
+  const file = path.join(dir, 'generation_config.json');
+  const eos = fs.existsSync(file) ? readJsonObject(file, 'E_BAD_CONFIG').value.eos_token_id : undefined;
+  if (eos === undefined || eos === null) return STOP_TOKENS.map((t) => tokenizer.id(t));
+  const ids = Array.isArray(eos) ? eos : [eos];
+  const ok = ids.length > 0 && ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize);
+  ensure(ok, `${file}: eos_token_id must be a token id or a non-empty list of them, each in [0, ${vocabSize}), got ${describe(eos)}`, 'E_BAD_CONFIG');
+  return ids as number[];
+}
+
+/** A template that renders an image part as anything but one image placeholder fails every image request: refuse it at load. */
+function checkTemplatePlacesImages(t: ChatTemplate): void {
+  const text = t.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is this?' }] }]);
+  const pads = text.split(IMAGE_PAD).length - 1;
+  ensure(pads === 1, `${t.source}: the chat template renders an image as ${pads} ${IMAGE_PAD} placeholders, not 1`, 'E_BAD_CONFIG');
 }
 
 export class Qwen2VL {
@@ -65,10 +97,22 @@ export class Qwen2VL {
   readonly tokenizer: TextTokenizer;
   readonly preprocessor: PreprocessorConfig;
   readonly weights: WeightStorage;
+  /** The checkpoint's own chat template, or undefined: answers then use chat.ts's fixed renderer. */
+  readonly chatTemplate: ChatTemplate | undefined;
+  /** Token ids that end an answer (generation_config.json's eos_token_id, else STOP_TOKENS). */
+  readonly stopTokenIds: readonly number[];
   readonly #native: NativeQwen2VL;
   readonly #ownsEngine: boolean;
 
-  private constructor(engine: Engine, ownsEngine: boolean, nat: NativeQwen2VL, tok: TextTokenizer, pre: PreprocessorConfig, weights: WeightStorage) {
+  private constructor(
+    engine: Engine,
+    ownsEngine: boolean,
+    nat: NativeQwen2VL,
+    tok: TextTokenizer,
+    pre: PreprocessorConfig,
+    weights: WeightStorage,
+    text: { chatTemplate: ChatTemplate | undefined; stopTokenIds: number[] },
+  ) {
     this.engine = engine;
     this.#ownsEngine = ownsEngine;
     this.#native = nat;
@@ -76,6 +120,8 @@ export class Qwen2VL {
     this.tokenizer = tok;
     this.preprocessor = pre;
     this.weights = weights;
+    this.chatTemplate = text.chatTemplate;
+    this.stopTokenIds = Object.freeze([...text.stopTokenIds]);
   }
 
   /**
@@ -85,11 +131,13 @@ export class Qwen2VL {
   static async load(dir: string, options: Qwen2VLLoadOptions = {}): Promise<Qwen2VL> {
     ensure(typeof dir === 'string' && dir.length > 0, 'the model directory must be a non-empty string');
     const weights = options.weights ?? 'f32';
-    ensure(weights === 'f32' || weights === 'bf16', `weights must be 'f32' or 'bf16', got ${String(weights)}`);
+    ensure(weights === 'f32' || weights === 'bf16', `weights must be 'f32' or 'bf16', got ${describe(weights)}`);
     ensure(options.engine === undefined || options.engine instanceof Engine, 'engine must be an Engine');
     const configPath = path.join(dir, 'config.json');
     const { text } = readJsonObject(configPath, 'E_BAD_CONFIG');
     const tokenizer = TextTokenizer.fromFile(path.join(dir, 'tokenizer.json'));
+    const chatTemplate = loadChatTemplate(dir, tokenizer.config);
+    if (chatTemplate) checkTemplatePlacesImages(chatTemplate);
     const ck = openCheckpoint(dir);
     const engine = options.engine ?? new Engine({ backend: options.backend, threads: options.threads });
     let nat: NativeQwen2VL | undefined;
@@ -99,9 +147,13 @@ export class Qwen2VL {
       const pre = preprocessorConfig(path.join(dir, 'preprocessor_config.json'), nat.config);
       for (const t of ['<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|image_pad|>', '<|vision_end|>'])
         ensure(tokenizer.id(t) < nat.config.vocabSize, `the tokenizer's ${t} is outside the model's vocabulary`, 'E_BAD_CONFIG');
+      // any id the tokenizer can emit must have an embedding row, or ordinary text fails every request with E_INDEX
+      const maxId = tokenizer.maxId();
+      ensure(maxId < nat.config.vocabSize, `tokenizer.json has ids up to ${maxId} but config.json vocab_size is ${nat.config.vocabSize}`, 'E_BAD_CONFIG');
       ensure(tokenizer.id('<|image_pad|>') === nat.config.imageTokenId, `the tokenizer's <|image_pad|> is not config.image_token_id ${nat.config.imageTokenId}`, 'E_BAD_CONFIG');
+      const stops = stopTokenIds(dir, tokenizer, nat.config.vocabSize);
       await engine.fence(); // the weights are in: a conversion error surfaces here, not mid-answer
-      return new Qwen2VL(engine, !options.engine, nat, tokenizer, pre, weights);
+      return new Qwen2VL(engine, !options.engine, nat, tokenizer, pre, weights, { chatTemplate, stopTokenIds: stops });
     } catch (e) {
       nat?.dispose();
       if (!options.engine) await engine.dispose({ drop: true });

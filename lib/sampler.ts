@@ -8,7 +8,7 @@
  * (sigma' = s sigma / (1 + (s - 1) sigma)); step i uses dt = float32(t_{i+1} - t_i).
  * Routing: group k owns [b_k, b_{k+1}) of the boundaries; the last group also owns t = 1.
  */
-import { ensure } from './errors.js';
+import { describe, ensure } from './errors.js';
 import type { Engine } from './engine.js';
 import type { Tensor } from './tensor.js';
 
@@ -49,14 +49,19 @@ export function shiftTime(t: number, shift: number): number {
 
 /** steps + 1 times from 0 to 1. */
 export function timeSchedule(steps: number, shift = 1): number[] {
-  ensure(Number.isInteger(steps) && steps >= 1, `steps must be an integer >= 1, got ${steps}`);
-  ensure(Number.isFinite(shift) && shift > 0, `shift must be a finite number > 0, got ${shift}`);
+  ensure(Number.isInteger(steps) && steps >= 1, `steps must be an integer >= 1, got ${describe(steps)}`);
+  ensure(Number.isFinite(shift) && shift > 0, `shift must be a finite number > 0, got ${describe(shift)}`);
   return Array.from({ length: steps + 1 }, (_, i) => shiftTime(i / steps, shift));
 }
 
-/** A user schedule must start at 0, end at 1 and increase. */
+/** The most integration steps one request may take (a schedule lists at most MAX_STEPS + 1 times). */
+export const MAX_STEPS = 10_000;
+
+/** A user schedule must start at 0, end at 1 and increase; at most MAX_STEPS steps. */
 export function checkSchedule(ts: readonly number[]): number[] {
   ensure(Array.isArray(ts) && ts.length >= 2, 'schedule must list at least two times');
+  // the same cap as steps: a long schedule is as many steps
+  ensure(ts.length - 1 <= MAX_STEPS, `schedule has ${ts.length - 1} steps; at most ${MAX_STEPS} are allowed`);
   ensure(ts.every((t) => typeof t === 'number' && Number.isFinite(t)), 'schedule times must be finite numbers');
   ensure(ts[0] === 0 && ts[ts.length - 1] === 1, 'schedule must start at 0 and end at 1');
   ensure(ts.every((t, i) => i === 0 || t > ts[i - 1]), 'schedule times must increase');

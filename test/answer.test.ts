@@ -25,7 +25,8 @@ test('answerStream yields the pieces answer() joins, onToken sees each; seeds ar
   const seen: string[] = [];
   const text = await m.answer({ ...q, onToken: (p) => seen.push(p) });
   t.is(pieces.join(''), text);
-  t.deepEqual(seen, pieces);
+  t.deepEqual(seen.filter((p) => p !== ''), pieces, 'onToken also sees the tokens that complete no text');
+  t.is(seen.length, 12, 'one call per generated token');
   const s1 = await m.answer({ ...q, temperature: 1, seed: 7 });
   t.is(await m.answer({ ...q, temperature: 1, seed: 7n }), s1);
   const others = await Promise.all([8, 9, 10].map((seed) => m.answer({ ...q, temperature: 1, seed })));

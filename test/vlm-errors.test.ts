@@ -107,9 +107,25 @@ test.serial('answer: bad options are E_ARG', async (t) => {
     ["stop ['']", { stop: [''] }],
     ['onToken not a function', { onToken: 'print' }],
     ['signal not an AbortSignal', { signal: { aborted: false } }],
+    ['maxTokens above MAX_ANSWER_TOKENS (8192)', { maxTokens: 1e6 }],
+    ['maxPromptTokens 0', { maxPromptTokens: 0 }],
+    ['image and images both', { image: pattern, images: [pattern] }],
+    ['images not an array', { images: pattern }],
   ];
   for (const [what, o] of bad) await rejects(t, m.answer({ ...q, ...o } as AnswerOptions), 'E_ARG', what);
   await rejects(t, m.answer(undefined as unknown as AnswerOptions), 'E_ARG', 'no options');
+  // every history message is checked, and the error names the bad one
+  const history: [string, unknown, RegExp][] = [
+    ['content a number', [{ role: 'user', content: 'hi' }, { role: 'user', content: 5 }], /history\[1\]\.content/],
+    ['not an array', 'hello', /history must be an array/],
+    ['a null message', [null], /history\[0\]/],
+    ['an unknown role', [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'robot', content: 'c' }], /history\[2\].*robot/],
+    ['a part that is a string', [{ role: 'user', content: ['hi'] }], /history\[0\]\.content\[0\]/],
+    ['a part of unknown type', [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'video' }] }], /history\[0\]\.content\[1\].*video/],
+    ['a text part without text', [{ role: 'user', content: [{ type: 'text' }] }], /history\[0\]\.content\[0\]\.text/],
+    ['an image part without its image', [{ role: 'user', content: [{ type: 'image' }] }], /history\[0\]\.content\[0\]/],
+  ];
+  for (const [what, h, message] of history) await rejects(t, m.answer({ ...q, history: h } as AnswerOptions), 'E_ARG', `history: ${what}`, message);
 });
 
 test.serial('answer: undecodable or inconsistent images are E_BAD_IMAGE', async (t) => {
@@ -129,6 +145,10 @@ test.serial('answer: undecodable or inconsistent images are E_BAD_IMAGE', async 
     ['not an image at all', 42 as unknown as string],
   ];
   for (const [what, image] of cases) await rejects(t, m.answer({ ...q, image }), 'E_BAD_IMAGE', what);
+  // the same in a list of images or in an earlier turn: the error names which image
+  await rejects(t, m.answer({ ...q, images: [pattern, new Uint8Array(0)] }), 'E_BAD_IMAGE', 'images[1]', /images\[1\]/);
+  const history = [{ role: 'user' as const, content: [{ type: 'image' as const, image: patternPng.subarray(0, 20) }] }];
+  await rejects(t, m.answer({ ...q, history }), 'E_BAD_IMAGE', 'an image in history', /history\[0\]\.content\[0\]/);
 });
 
 test.serial('answer: an already-aborted signal is E_ABORTED; aborting mid-answer is E_ABORTED', async (t) => {
@@ -217,6 +237,8 @@ test('load: tokenizer and preprocessor problems', async (t) => {
     ['merge_size differs from the model', { ...pre, merge_size: 3 }, /merge_size/],
     ['image_std with a 0', { ...pre, image_std: [0.5, 0, 0.5] }, /image_std/],
     ['min_pixels above max_pixels', { ...pre, min_pixels: 1 << 20 }, /min_pixels/],
+    ['max_pixels 1e9 (above 2^24)', { ...pre, max_pixels: 1e9 }, /max_pixels/],
+    ['min_pixels and max_pixels 1e9', { ...pre, min_pixels: 1e9, max_pixels: 1e9 }, /min_pixels/],
   ] as [string, Json, RegExp][]) {
     const dir = modelCopy(t);
     fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(p));

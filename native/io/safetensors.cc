@@ -34,6 +34,35 @@ bool parse_dtype(const std::string& s, StDType* t) {
   return true;
 }
 
+// Deepest nesting a valid header needs: {name: {shape: [..]}}. Anything deeper is refused before
+// parsing, so no later step (error messages included) recurses over attacker-sized depth.
+constexpr int kMaxHeaderDepth = 4;
+
+int json_depth(const uint8_t* p, const uint8_t* end) {
+  int depth = 0, most = 0;
+  bool in_string = false;
+  for (; p < end; p++) {
+    const uint8_t c = *p;
+    if (in_string) {
+      if (c == '\\') p++;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      most = std::max(most, ++depth);
+    } else if (c == '}' || c == ']') {
+      depth--;
+    }
+  }
+  return most;
+}
+
+// A JSON value for an error message, cut short (a header value can be megabytes long).
+std::string brief(const json& v) {
+  std::string s = v.is_structured() && v.size() > 8 ? std::string(v.is_array() ? "[...]" : "{...}") : v.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
 size_t st_size(StDType t) {
   switch (t) {
     case StDType::F64: case StDType::I64: return 8;
@@ -84,6 +113,7 @@ void Checkpoint::add_file(const std::string& path) {
   std::memcpy(&n, f->data, 8);  // little-endian, as the format (and x86) is
   if (n > kMaxHeader) bad(path, "header length " + std::to_string(n) + " is implausible (corrupt file?)");
   if (8 + n > f->size) bad(path, "truncated: header runs past the end of the file");
+  if (json_depth(f->data + 8, f->data + 8 + n) > kMaxHeaderDepth) bad(path, "header nests deeper than a safetensors header does");
   json h = json::parse(f->data + 8, f->data + 8 + n, nullptr, false);
   if (h.is_discarded() || !h.is_object()) bad(path, "header is not a JSON object");
   const size_t data0 = 8 + size_t(n);
@@ -102,33 +132,47 @@ void Checkpoint::add_file(const std::string& path) {
     e.name = name;
     e.file = f;
     if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), &e.dtype))
-      bad(path, where + " has an unsupported dtype " + v["dtype"].dump());
+      bad(path, where + " has an unsupported dtype " + brief(v["dtype"]));
     e.dtype_name = v["dtype"].get<std::string>();
     const json& sh = v["shape"];
-    if (!sh.is_array() || sh.size() > size_t(kMaxDims)) bad(path, where + " has a bad shape " + sh.dump());
+    if (!sh.is_array() || sh.size() > size_t(kMaxDims)) bad(path, where + " has a bad shape " + brief(sh));
+    // every partial product stays <= 2^40 elements, so nothing below can overflow 64 bits
+    constexpr uint64_t kMaxElems = uint64_t(1) << 40;
     uint64_t numel = 1;
+    bool zero = false;
     for (auto& d : sh) {
-      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t(1) << 40)) bad(path, where + " has a bad shape " + sh.dump());
-      e.shape.d[e.shape.ndim++] = int64_t(d.get<uint64_t>());
-      numel *= d.get<uint64_t>();
-      if (numel > (uint64_t(1) << 40)) bad(path, where + " is implausibly large");
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > kMaxElems) bad(path, where + " has a bad shape " + brief(sh));
+      const uint64_t n_d = d.get<uint64_t>();
+      e.shape.d[e.shape.ndim++] = int64_t(n_d);
+      if (n_d == 0) zero = true;
+      else if (numel > kMaxElems / n_d) bad(path, where + " has " + brief(sh) + ": more than 2^40 elements");
+      else numel *= n_d;
     }
+    if (zero) numel = 0;
     const json& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       bad(path, where + " has bad data_offsets");
     uint64_t b0 = off[0].get<uint64_t>(), b1 = off[1].get<uint64_t>();
     if (b1 < b0 || b1 > f->size - data0) bad(path, where + " lies outside the file (truncated?)");
     if (b1 - b0 != numel * st_size(e.dtype))
-      bad(path, where + " has " + std::to_string(b1 - b0) + " bytes but " + e.dtype_name + sh.dump() + " needs " + std::to_string(numel * st_size(e.dtype)));
+      bad(path, where + " has " + std::to_string(b1 - b0) + " bytes but " + e.dtype_name + brief(sh) + " needs " + std::to_string(numel * st_size(e.dtype)));
     e.offset = data0 + size_t(b0);
     e.bytes = size_t(b1 - b0);
     if (e.bytes) spans.emplace_back(e.offset, e.offset + e.bytes);
     if (entries_.count(name)) bad(path, where + " appears in more than one file");
     entries_.emplace(name, std::move(e));
   }
+  // The format requires the tensors to tile the data section exactly: no overlap, no hole, nothing
+  // after the last. A header length that is off by a byte (JSON padded with spaces still parses)
+  // breaks the tiling, where it would otherwise shift every tensor silently.
   std::sort(spans.begin(), spans.end());
-  for (size_t i = 1; i < spans.size(); i++)
-    if (spans[i].first < spans[i - 1].second) bad(path, "two tensors overlap in the data section");
+  size_t at = data0;
+  for (auto& [b, e] : spans) {
+    if (b < at) bad(path, "two tensors overlap in the data section");
+    if (b > at) bad(path, "the data section has " + std::to_string(b - at) + " unused bytes at offset " + std::to_string(at - data0) + " (wrong header length?)");
+    at = e;
+  }
+  if (at != f->size) bad(path, "the data section has " + std::to_string(f->size - at) + " bytes after the last tensor (wrong header length?)");
   files_.push_back(f);
 }
 
@@ -219,13 +263,40 @@ void convert_entry(const TensorEntry& e, DType target, void* out) {
   if ((target == DType::F32 && e.dtype == StDType::F32) || (target == DType::BF16 && e.dtype == StDType::BF16) ||
       (target == DType::F16 && e.dtype == StDType::F16)) {
     std::memcpy(out, src, e.bytes);
-    return;
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      float v = read_float(i);
+      if (target == DType::F32) static_cast<float*>(out)[i] = v;
+      else if (target == DType::BF16) static_cast<uint16_t*>(out)[i] = f32_to_bf16(v);
+      else static_cast<uint16_t*>(out)[i] = f32_to_f16(v);
+    }
   }
-  for (int64_t i = 0; i < n; i++) {
-    float v = read_float(i);
-    if (target == DType::F32) static_cast<float*>(out)[i] = v;
-    else if (target == DType::BF16) static_cast<uint16_t*>(out)[i] = f32_to_bf16(v);
-    else static_cast<uint16_t*>(out)[i] = f32_to_f16(v);
+  // A NaN or Inf weight (or one that overflows the target type) only shows later as black images
+  // or garbage text: refuse it here, on bytes that are in cache anyway.
+  const int64_t bad_at = first_nonfinite(out, target, n);
+  if (bad_at >= 0)
+    fail(code::kBadWeights, "tensor '" + e.name + "' holds a NaN or infinite value (loaded as " + dtype_name(target) + ") at element " + std::to_string(bad_at) + " (in " + e.file->path + ")");
+}
+
+int64_t first_nonfinite(const void* data, DType t, int64_t n) {
+  // all-ones exponent = Inf or NaN; the OR over a block keeps the common (clean) case branch-free
+  auto scan = [n](const auto* v, auto exp_mask) -> int64_t {
+    constexpr int64_t kBlock = 4096;
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      bool hit = false;
+      for (int64_t i = b; i < e; i++) hit |= (v[i] & exp_mask) == exp_mask;
+      if (hit)
+        for (int64_t i = b; i < e; i++)
+          if ((v[i] & exp_mask) == exp_mask) return i;
+    }
+    return -1;
+  };
+  switch (t) {
+    case DType::F32: return scan(static_cast<const uint32_t*>(data), uint32_t(0x7f800000u));
+    case DType::BF16: return scan(static_cast<const uint16_t*>(data), uint16_t(0x7f80u));
+    case DType::F16: return scan(static_cast<const uint16_t*>(data), uint16_t(0x7c00u));
+    default: return -1;
   }
 }
 

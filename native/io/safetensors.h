@@ -1,6 +1,7 @@
 // Safetensors checkpoints, memory-mapped. A Checkpoint is one .safetensors file, a directory of
 // them, or a Hugging Face index (model.safetensors.index.json + shards). Opening parses and checks
-// every header (offsets inside the file, sizes that match dtype x shape, no overlaps); any problem
+// every header (offsets inside the file, sizes that match dtype x shape, tensors that tile the data
+// section exactly, no absurd nesting or element counts); any problem
 // is an E_BAD_WEIGHTS error naming the file and tensor. Tensor bytes stay in the mapping until an
 // engine loads them.
 #pragma once
@@ -49,8 +50,11 @@ class Checkpoint {
 };
 
 // Copies a checkpoint tensor into `out` (f32/bf16/f16 from any float type, i32 from any integer
-// type with a range check). `out` must already have the entry's element count.
+// type with a range check). `out` must already have the entry's element count. A float value that
+// is NaN or infinite after conversion is an E_BAD_WEIGHTS error naming the tensor.
 void convert_entry(const TensorEntry& e, DType target, void* out);
 bool convertible(StDType from, DType to);
+// Index of the first NaN/Inf among n values of a float dtype (-1: none, or not a float dtype).
+int64_t first_nonfinite(const void* data, DType t, int64_t n);
 
 }  // namespace latte::io

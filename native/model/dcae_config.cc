@@ -152,7 +152,8 @@ DcaeConfig DcaeConfig::parse(const std::string& text, const std::string& where) 
   if (const json* v = r.find("scaling_factor")) {
     if (!v->is_number()) r.bad("scaling_factor", "must be a number");
     double x = v->get<double>();
-    if (!(x > 0) || !std::isfinite(x)) r.bad("scaling_factor", "must be a positive finite number");
+    // latents are divided by it: a tiny or huge factor only overflows (real VAEs use 0.1 to 10)
+    if (!(x >= 1e-6 && x <= 1e6)) r.bad("scaling_factor", "must be a number in [1e-06, 1e+06]");
     c.scaling_factor = float(x);
   }
   return c;

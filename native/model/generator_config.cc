@@ -10,6 +10,12 @@ namespace latte::model {
 
 using nlohmann::json;
 
+namespace {
+constexpr size_t kMaxConfigString = 4096;
+// CFG weights far past any useful value (images saturate long before) only overflow the update
+constexpr double kMaxGuidance = 1000;
+}  // namespace
+
 GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::string& where) {
   json j;
   try {
@@ -29,15 +35,25 @@ GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::strin
     if (v < lo || v > hi) bad(key, "= " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return int(v);
   };
-  auto number = [&](const char* key, float dflt) {
+  // A number in [lo, hi] (lo excluded when open_lo): float-representable and inside what the
+  // model's math tolerates, so a bad value is refused here instead of failing every request.
+  auto number = [&](const char* key, float dflt, double lo, double hi, bool open_lo = false) {
     if (!j.contains(key) || j[key].is_null()) return dflt;
-    if (!j[key].is_number() || !std::isfinite(j[key].get<double>())) bad(key, "must be a finite number");
-    return float(j[key].get<double>());
+    const double x = j[key].is_number() ? j[key].get<double>() : NAN;
+    if (!(open_lo ? x > lo : x >= lo) || !(x <= hi) || (x != 0 && !std::isnormal(float(x))))
+      bad(key, "must be a number in " + std::string(open_lo ? "(" : "[") + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return float(x);
   };
   auto string = [&](const char* key, const std::string& dflt) {
     if (!j.contains(key) || j[key].is_null()) return dflt;
     if (!j[key].is_string()) bad(key, "must be a string");
+    // a prompt template or null prompt is encoded for every request: keep it prompt-sized
+    if (j[key].get_ref<const std::string&>().size() > kMaxConfigString) bad(key, "is longer than " + std::to_string(kMaxConfigString) + " bytes");
     return j[key].get<std::string>();
+  };
+  auto latent_dim = [&](const json& v) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 4096) bad("latent_size", "must be [h, w] with integers in [1, 4096]");
+    return int(v.get<int64_t>());
   };
   GeneratorConfig c;
   if (string("format", "latte-flow-generator") != "latte-flow-generator") bad("format", "must be \"latte-flow-generator\"");
@@ -51,8 +67,8 @@ GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::strin
   c.latent_channels = integer("latent_channels", 1, 4096, nullptr);
   if (!j.contains("latent_size") || !j["latent_size"].is_array() || j["latent_size"].size() != 2 || !j["latent_size"][0].is_number_integer() || !j["latent_size"][1].is_number_integer())
     bad("latent_size", "must be [h, w]");
-  c.latent_h = j["latent_size"][0].get<int>();
-  c.latent_w = j["latent_size"][1].get<int>();
+  c.latent_h = latent_dim(j["latent_size"][0]);
+  c.latent_w = latent_dim(j["latent_size"][1]);
   c.patch_size = integer("patch_size", 1, 64, &one);
   c.num_groups = integer("num_groups", 1, 1024, &four);
   if (c.latent_h <= 0 || c.latent_w <= 0 || c.latent_h % c.patch_size || c.latent_w % c.patch_size) bad("latent_size", "must be positive multiples of patch_size");
@@ -72,33 +88,34 @@ GeneratorConfig GeneratorConfig::parse(const std::string& text, const std::strin
   } else {
     for (int k = 0; k <= c.num_groups; k++) c.boundaries.push_back(double(k) / c.num_groups);
   }
-  c.rms_norm_eps = number("rms_norm_eps", 1e-6f);
-  c.rope_theta = number("rope_theta", 1e6f);
+  c.rms_norm_eps = number("rms_norm_eps", 1e-6f, 0, 1, true);
+  c.rope_theta = number("rope_theta", 1e6f, 0, 1e12, true);
   if (j.contains("mrope_section")) {
     const json& s = j["mrope_section"];
     if (!s.is_array() || s.size() != 3) bad("mrope_section", "must list 3 integers");
-    for (int i = 0; i < 3; i++) c.mrope_section[i] = s[i].is_number_integer() ? s[i].get<int>() : -1;
+    // each checked on its 64-bit value first, so a huge entry cannot wrap the sum
+    for (int i = 0; i < 3; i++)
+      c.mrope_section[i] = s[i].is_number_integer() && s[i].get<int64_t>() >= 1 && s[i].get<int64_t>() <= c.head_dim() / 2 ? int(s[i].get<int64_t>()) : -1;
   }
-  if (c.mrope_section[0] < 0 || c.mrope_section[1] < 0 || c.mrope_section[2] < 0 || c.mrope_section[0] + c.mrope_section[1] + c.mrope_section[2] != c.head_dim() / 2)
-    bad("mrope_section", "must be 3 non-negative integers summing to head_dim / 2 = " + std::to_string(c.head_dim() / 2));
+  if (c.mrope_section[0] < 1 || c.mrope_section[1] < 1 || c.mrope_section[2] < 1 || c.mrope_section[0] + c.mrope_section[1] + c.mrope_section[2] != c.head_dim() / 2)
+    bad("mrope_section", "must be 3 positive integers summing to head_dim / 2 = " + std::to_string(c.head_dim() / 2));
   c.time_embed_dim = integer("time_embed_dim", 2, 1 << 16, &d256);
   if (c.time_embed_dim % 2) bad("time_embed_dim", "must be even");
-  c.time_scale = number("time_scale", 1000.f);
-  c.time_max_period = number("time_max_period", 10000.f);
-  c.guidance_scale = number("guidance_scale", 4.f);
+  c.time_scale = number("time_scale", 1000.f, 0, 1e6, true);
+  c.time_max_period = number("time_max_period", 10000.f, 1, 1e12);
+  c.guidance_scale = number("guidance_scale", 4.f, -kMaxGuidance, kMaxGuidance);
   if (j.contains("guidance_per_group") && !j["guidance_per_group"].is_null()) {
     const json& g = j["guidance_per_group"];
     if (!g.is_array() || int(g.size()) != c.num_groups) bad("guidance_per_group", "must list one number per group (" + std::to_string(c.num_groups) + ")");
     for (auto& w : g) {
-      if (!w.is_number() || !std::isfinite(w.get<double>())) bad("guidance_per_group", "must list finite numbers");
+      if (!w.is_number() || !(std::fabs(w.get<double>()) <= kMaxGuidance)) bad("guidance_per_group", "must list numbers in [-" + std::to_string(int(kMaxGuidance)) + ", " + std::to_string(int(kMaxGuidance)) + "]");
       c.guidance_per_group.push_back(w.get<float>());
     }
   }
-  c.num_steps = integer("num_steps", 1, 100000, &steps);
+  c.num_steps = integer("num_steps", 1, 10000, &steps);  // generateImage's own step cap
   c.sampler = string("sampler", "euler");
   if (c.sampler != "euler" && c.sampler != "heun") bad("sampler", "must be \"euler\" or \"heun\"");
-  c.time_shift = number("time_shift", 1.f);
-  if (!(c.time_shift > 0)) bad("time_shift", "must be > 0");
+  c.time_shift = number("time_shift", 1.f, 0, 1e6, true);
   c.prompt_template = string("prompt_template", "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n");
   if (c.prompt_template.find("{prompt}") == std::string::npos) bad("prompt_template", "must contain {prompt}");
   c.null_prompt = string("null_prompt", "");

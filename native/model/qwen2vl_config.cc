@@ -34,12 +34,13 @@ struct Reader {
     if (x < lo || x > hi) bad(key, "= " + std::to_string(x) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return int(x);
   }
-  float number(std::initializer_list<const json*> objs, const char* key, float dflt) const {
+  // A number in (0, hi]: float-representable and inside what the model's math tolerates.
+  float number(std::initializer_list<const json*> objs, const char* key, float dflt, double hi) const {
     const json* v = find(objs, key);
     if (!v) return dflt;
     if (!v->is_number()) bad(key, "must be a number");
     double x = v->get<double>();
-    if (!(x > 0) || !std::isfinite(x)) bad(key, "must be a positive finite number");
+    if (!(x > 0) || !(x <= hi) || !std::isnormal(float(x))) bad(key, "= " + v->dump() + " must be a positive number up to " + std::to_string(hi));
     return float(x);
   }
   std::string string(std::initializer_list<const json*> objs, const char* key, const std::string& dflt) const {
@@ -77,10 +78,10 @@ Qwen2VLConfig Qwen2VLConfig::parse(const std::string& text, const std::string& w
   t.vocab_size = r.integer({tc, &root}, "vocab_size", 1, 1 << 24);
   const int max_pos = 32768;
   t.max_positions = r.integer({tc, &root}, "max_position_embeddings", 1, 1 << 24, &max_pos);
-  t.rms_norm_eps = r.number({tc, &root}, "rms_norm_eps", 1e-6f);
+  t.rms_norm_eps = r.number({tc, &root}, "rms_norm_eps", 1e-6f, 1.0);
   // transformers 5 moved rope_theta (and mrope_section) into rope_parameters
   const json* rp = r.find({tc, &root}, "rope_parameters");
-  t.rope_theta = r.number({tc, &root, rp}, "rope_theta", 10000.f);
+  t.rope_theta = r.number({tc, &root, rp}, "rope_theta", 10000.f, 1e12);
   const json* tie = r.find({tc, &root}, "tie_word_embeddings");
   t.tie_word_embeddings = tie && tie->is_boolean() ? tie->get<bool>() : false;
   if (t.hidden_size % t.num_heads) r.bad("hidden_size", "is not a multiple of num_attention_heads");
@@ -95,8 +96,12 @@ Qwen2VLConfig Qwen2VLConfig::parse(const std::string& text, const std::string& w
   if (!sec || !sec->is_array() || sec->size() != 3) r.bad("rope_scaling.mrope_section", "must list 3 integers (t, h, w)");
   int sum = 0;
   for (int i = 0; i < 3; i++) {
-    if (!(*sec)[i].is_number_integer() || (*sec)[i].get<int>() < 0) r.bad("rope_scaling.mrope_section", "must hold non-negative integers");
-    t.mrope_section[i] = (*sec)[i].get<int>();
+    // each section is at least one frequency (the rope op needs it) and at most all of them,
+    // checked on the 64-bit value so a huge entry cannot wrap the sum
+    const json& x = (*sec)[i];
+    if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > t.head_dim() / 2)
+      r.bad("rope_scaling.mrope_section", "must hold 3 integers in [1, head_dim / 2 = " + std::to_string(t.head_dim() / 2) + "]");
+    t.mrope_section[i] = int(x.get<int64_t>());
     sum += t.mrope_section[i];
   }
   if (sum != t.head_dim() / 2) r.bad("rope_scaling.mrope_section", "sums to " + std::to_string(sum) + " but head_dim / 2 is " + std::to_string(t.head_dim() / 2));

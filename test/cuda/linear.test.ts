@@ -3,8 +3,9 @@
 // paths), the SIMT f32 GEMM (64x64 tiles), the tensor-core GEMM (64x64 and 128x128 tiles, split-K,
 // K not a multiple of 4 or 8, N and M ragged). Skipped without a usable CUDA device.
 import type { ExecutionContext } from 'ava';
-import { getBackendInfo, type Engine } from '../../lib/index.ts';
+import type { Engine } from '../../lib/index.ts';
 import { assertBaseline, cudaDryRun, cudaEngine, cudaTest } from '../helpers/cuda.ts';
+import { cpuRoundsBf16Activations } from '../helpers/engine.ts';
 import { randn, roundBf16, toBf16Bits } from '../helpers/reference.ts';
 
 // [M, K, N]
@@ -21,8 +22,8 @@ const CASES: [number, number, number][] = [
   [253, 72, 8443], // 2 x 66 tiles of 128: the large-tile kernel on a 132-SM part
 ];
 
-// compute bf16 rounds activations to bf16 on tensor cores (in a dry run: as the CPU does, on AMX only)
-const ROUNDS_X = !cudaDryRun || getBackendInfo().cpu.amxPermitted;
+// compute bf16 rounds activations to bf16 on tensor cores (in a dry run: as the CPU does, on AMX or AVX512-BF16 only)
+const ROUNDS_X = !cudaDryRun || cpuRoundsBf16Activations();
 
 /** y = x w^T + b in float64 for the first `rows` rows (all when omitted); f32 = a float32 loop. */
 function linearRows(x: Float32Array, w: Float32Array, b: Float32Array | null, m: number, k: number, n: number, f32 = false): Float64Array {

@@ -13,6 +13,19 @@ from latte_ref import st
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "test", "fixtures")
 
+# The all-bf16 torch run rounds by the CPU's bf16 kernels (AVX512-BF16 and AMX CPUs round GEMM inputs
+# differently from others: 0.95 vs 1.18 max error from f32 on the tiny VLM). It is a naive error bound
+# for the engine's tests, so it is held to the same size of error, not to the same numbers.
+PLATFORM_BF16 = {"vlm_bf16.safetensors": ("out.logits_bf16", "out.logits_f32", "logits_bf16")}
+
+
+def without_platform_errors(rel, meta):
+    if rel not in PLATFORM_BF16 or "config" not in meta:
+        return meta
+    config = json.loads(meta["config"])
+    config.get("errors_vs_f32", {}).pop(PLATFORM_BF16[rel][2], None)
+    return {**meta, "config": json.dumps(config, sort_keys=True)}
+
 
 class FixturesTest(unittest.TestCase):
     @classmethod
@@ -41,10 +54,16 @@ class FixturesTest(unittest.TestCase):
                 continue
             a, ma = st.load_file(new)
             b, mb = st.load_file(old)
-            self.assertEqual(ma, mb, rel)
+            self.assertEqual(without_platform_errors(rel, ma), without_platform_errors(rel, mb), rel)
             self.assertEqual(sorted(a), sorted(b), rel)
             for k in a:
                 self.assertEqual((a[k].dtype, tuple(a[k].shape)), (b[k].dtype, tuple(b[k].shape)), f"{rel}:{k}")
+                if rel in PLATFORM_BF16 and k == PLATFORM_BF16[rel][0]:
+                    ref = b[PLATFORM_BF16[rel][1]]
+                    new_err, old_err = float((a[k] - ref).abs().max()), float((b[k] - ref).abs().max())
+                    self.assertLessEqual(new_err, 2 * old_err, f"{rel}:{k} is {new_err} from f32, the fixture {old_err}")
+                    self.assertGreater(new_err, 0.0, f"{rel}:{k} must differ from f32 (it is a bf16 run)")
+                    continue
                 if a[k].dtype.is_floating_point:
                     err = float((a[k] - b[k]).abs().max()) if a[k].numel() else 0.0
                     scale = float(b[k].abs().max()) if b[k].numel() else 0.0

@@ -1,0 +1,84 @@
+// Config values that used to load and then fail every request (or compute garbage) are refused at
+// load with E_BAD_CONFIG naming the field: float and int overflow, out-of-range values, oversized
+// prompts in the generator config.
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LatteError, LatteFlow } from '../lib/index.ts';
+
+const tiny = fileURLToPath(new URL('./fixtures/tiny-model', import.meta.url));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latte-cfg-hard-'));
+test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+type Json = Record<string, unknown>;
+let n = 0;
+/** The tiny model with one part's config.json changed by `edit`. */
+function variant(part: 'vlm' | 'generator' | 'vae', edit: (c: Json) => void): string {
+  const m = path.join(dir, `m${n++}`);
+  fs.mkdirSync(m);
+  for (const p of ['vlm', 'generator', 'vae']) {
+    if (p !== part) {
+      fs.symlinkSync(path.join(tiny, p), path.join(m, p));
+      continue;
+    }
+    fs.mkdirSync(path.join(m, p));
+    for (const f of fs.readdirSync(path.join(tiny, p))) if (f !== 'config.json') fs.symlinkSync(path.join(tiny, p, f), path.join(m, p, f));
+    const c = JSON.parse(fs.readFileSync(path.join(tiny, p, 'config.json'), 'utf8')) as Json;
+    edit(c);
+    fs.writeFileSync(path.join(m, p, 'config.json'), JSON.stringify(c));
+  }
+  return m;
+}
+
+const cases: [string, 'vlm' | 'generator' | 'vae', (c: Json) => void, RegExp][] = [
+  ['vlm rms_norm_eps 1e300 (float overflow)', 'vlm', (c) => (c.rms_norm_eps = 1e300), /rms_norm_eps/],
+  ['vlm rms_norm_eps -1', 'vlm', (c) => (c.rms_norm_eps = -1), /rms_norm_eps/],
+  ['vlm rope_theta 1e300', 'vlm', (c) => (c.rope_theta = 1e300), /rope_theta/],
+  ['vlm rope_theta 1e-300 (float underflow)', 'vlm', (c) => (c.rope_theta = 1e-300), /rope_theta/],
+  ['vlm mrope_section with a 0', 'vlm', (c) => ((c.rope_scaling as Json).mrope_section = [0, 4, 4]), /mrope_section/],
+  ['vlm mrope_section whose int sum wraps', 'vlm', (c) => ((c.rope_scaling as Json).mrope_section = [2147483647, 2147483647, 10]), /mrope_section/],
+  ['generator latent_size 2^32+4', 'generator', (c) => (c.latent_size = [2 ** 32 + 4, 4]), /latent_size/],
+  ['generator guidance_per_group 1e300', 'generator', (c) => (c.guidance_per_group = [1e300, 2]), /guidance_per_group/],
+  ['generator guidance_scale 1e300', 'generator', (c) => (c.guidance_scale = 1e300), /guidance_scale/],
+  ['generator rms_norm_eps -1', 'generator', (c) => (c.rms_norm_eps = -1), /rms_norm_eps/],
+  ['generator rope_theta 0', 'generator', (c) => (c.rope_theta = 0), /rope_theta/],
+  ['generator rope_theta -3', 'generator', (c) => (c.rope_theta = -3), /rope_theta/],
+  ['generator mrope_section with a 0', 'generator', (c) => (c.mrope_section = [0, 4, 4]), /mrope_section/],
+  ['generator mrope_section whose int sum wraps', 'generator', (c) => (c.mrope_section = [2147483647, 2147483647, 10]), /mrope_section/],
+  ['generator time_shift 1e300', 'generator', (c) => (c.time_shift = 1e300), /time_shift/],
+  ['generator time_scale 1e-300', 'generator', (c) => (c.time_scale = 1e-300), /time_scale/],
+  ['generator num_steps past the per-request cap', 'generator', (c) => (c.num_steps = 50000), /num_steps/],
+  ['generator a 100 kB null_prompt', 'generator', (c) => (c.null_prompt = 'x'.repeat(100_000)), /null_prompt/],
+  ['generator a 100 kB prompt_template', 'generator', (c) => (c.prompt_template = `${'x'.repeat(100_000)}{prompt}`), /prompt_template/],
+  ['vae scaling_factor 1e-300', 'vae', (c) => (c.scaling_factor = 1e-300), /scaling_factor/],
+  ['vae scaling_factor 1e300', 'vae', (c) => (c.scaling_factor = 1e300), /scaling_factor/],
+];
+
+for (const [name, part, edit, field] of cases) {
+  test(`E_BAD_CONFIG at load: ${name}`, async (t) => {
+    const err = await t.throwsAsync(LatteFlow.load(variant(part, edit), { backend: 'cpu', threads: 1 }), { instanceOf: LatteError });
+    t.is(err?.code, 'E_BAD_CONFIG', err?.message);
+    t.regex(err?.message ?? '', field);
+  });
+}
+
+test('the unchanged configs still load and generate (the checks refuse nothing real)', async (t) => {
+  const lf = await LatteFlow.load(variant('generator', (c) => (c.guidance_per_group = [3, 1])), { backend: 'cpu', threads: 1 });
+  t.teardown(() => lf.dispose());
+  const [img] = await lf.generateImage({ prompt: 'a red circle' });
+  t.true(img.data.length > 0);
+});
+
+test('E_BAD_CONFIG at load: a tokenizer that can emit ids past the model vocabulary', async (t) => {
+  const m = variant('vlm', () => {});
+  const file = path.join(m, 'vlm', 'tokenizer.json');
+  const tok = JSON.parse(fs.readFileSync(file, 'utf8')) as { added_tokens: Json[] };
+  tok.added_tokens.push({ id: 400, content: '<|extra|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  fs.rmSync(file);
+  fs.writeFileSync(file, JSON.stringify(tok));
+  const err = await t.throwsAsync(LatteFlow.load(m, { backend: 'cpu', threads: 1 }), { instanceOf: LatteError });
+  t.is(err?.code, 'E_BAD_CONFIG', err?.message);
+  t.regex(err?.message ?? '', /ids up to 400 .*vocab_size is 303/);
+});
