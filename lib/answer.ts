@@ -25,12 +25,14 @@ export interface AnswerOptions {
    * system message. Parts may be text or images ({ type: 'image', image }), in any turn.
    */
   history?: ChatMessage[];
-  /** Most new tokens (default 256, at most MAX_ANSWER_TOKENS); the answer also ends where the model's context does. */
+  /** Most new tokens (default 256; MAX_ANSWER_TOKENS refuses only nonsense): the answer also ends where the model's context does. */
   maxTokens?: number;
   /**
-   * Most prompt tokens, images' tokens included (default DEFAULT_MAX_PROMPT_TOKENS = 8192): a longer
-   * prompt is E_ARG before any image is encoded. Prefill time grows with it; an image of w x h pixels
-   * takes about w*h / (patch * merge)^2 tokens (1/784 per pixel for Qwen2-VL).
+   * Most prompt tokens, images' tokens included (default: DEFAULT_MAX_PROMPT_TOKENS = 8192, or twice
+   * the tokens of the largest image the preprocessor makes, whichever is more: 32768 for Qwen2-VL's
+   * max_pixels), never more than the model's context: a longer prompt is E_ARG before any further
+   * image is encoded. Prefill time grows with it; an image of w x h pixels takes about
+   * w*h / (patch * merge)^2 tokens (1/784 per pixel for Qwen2-VL).
    */
   maxPromptTokens?: number;
   /**
@@ -52,16 +54,21 @@ export interface AnswerOptions {
    * character or a possible stop string is incomplete). The pieces join to the answer. The token that
    * ends the answer is reported too: a stop token (whose own text is never part of the answer, as in
    * transformers' streamers) or the last token allowed, with whatever text was still held back.
+   * A returned promise is awaited before the next token is reported; a throw or rejection ends the answer with it.
    */
-  onToken?: (text: string, tokenId: number) => void;
+  onToken?: (text: string, tokenId: number) => unknown;
 }
 
-/** The longest question in characters: a guard on tokenizing (a 1M-character one took 1.6 s to refuse). */
+/** The longest conversation text (history and question) in characters: a guard on tokenizing (1M characters took 1.6 s to refuse). */
 export const MAX_QUESTION_CHARS = 1 << 17;
+/** The most earlier turns (history messages) one answer may have. */
+export const MAX_HISTORY_MESSAGES = 1024;
+/** The most stop strings one answer may have. */
+export const MAX_STOPS = 64;
 /** The default cap on prompt tokens (chat template, history and image tokens included); raise it per call. */
 export const DEFAULT_MAX_PROMPT_TOKENS = 8192;
-/** The most tokens one answer may ask for (maxTokens). */
-export const MAX_ANSWER_TOKENS = 8192;
+/** The most tokens one answer may ask for (maxTokens): larger is a mistake (answers end at the context anyway). */
+export const MAX_ANSWER_TOKENS = 1 << 20;
 
 interface PromptImage {
   pixels: Float32Array;
@@ -101,7 +108,9 @@ export async function prepare(model: Qwen2VL, o: AnswerOptions): Promise<Prepare
   ensure(o.question.length <= MAX_QUESTION_CHARS, `question is longer than ${MAX_QUESTION_CHARS} characters`);
   const maxTokens = o.maxTokens ?? 256;
   positiveInt(maxTokens, 'maxTokens', MAX_ANSWER_TOKENS);
-  const maxPromptTokens = o.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS;
+  const p = model.preprocessor;
+  const largestImage = Math.floor(p.max_pixels / (p.patch_size * p.merge_size) ** 2);
+  const maxPromptTokens = o.maxPromptTokens ?? Math.max(DEFAULT_MAX_PROMPT_TOKENS, 2 * largestImage);
   positiveInt(maxPromptTokens, 'maxPromptTokens', Number.MAX_SAFE_INTEGER);
   const temperature = o.temperature ?? 0;
   ensure(typeof temperature === 'number' && Number.isFinite(temperature) && temperature >= 0, `temperature must be a finite number >= 0, got ${describe(temperature)}`);
@@ -113,9 +122,15 @@ export async function prepare(model: Qwen2VL, o: AnswerOptions): Promise<Prepare
   ensure(typeof seed === 'bigint' ? seed >= 0n && seed < 1n << 64n : Number.isSafeInteger(seed) && seed >= 0, `seed must be a non-negative integer, got ${describe(seed)}`);
   ensure(o.signal === undefined || o.signal instanceof AbortSignal, 'signal must be an AbortSignal');
   ensure(o.onToken === undefined || typeof o.onToken === 'function', 'onToken must be a function');
-  ensure(o.stop === undefined || (Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string' && s.length > 0)), 'stop must be an array of non-empty strings');
+  ensure(o.stop === undefined || (Array.isArray(o.stop) && o.stop.length <= MAX_STOPS && o.stop.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 1024)),
+    `stop must be an array of at most ${MAX_STOPS} non-empty strings of at most 1024 characters`);
   const history = o.history ?? [];
   checkMessages(history, 'history');
+  ensure(history.length <= MAX_HISTORY_MESSAGES, `history has ${history.length} messages; at most ${MAX_HISTORY_MESSAGES} are allowed`);
+  // the whole conversation is rendered and tokenized on the event loop before the token cap applies
+  let chars = o.question.length;
+  for (const m of history) chars += typeof m.content === 'string' ? m.content.length : m.content.reduce((n, p) => n + (p.type === 'text' ? p.text.length : 0), 0);
+  ensure(chars <= MAX_QUESTION_CHARS, `the conversation (history and question) has ${chars} characters; at most ${MAX_QUESTION_CHARS} are allowed`);
   ensure(o.image === undefined || o.images === undefined, 'give image or images, not both');
   ensure(o.images === undefined || Array.isArray(o.images), 'images must be an array');
 
@@ -173,20 +188,24 @@ export async function prepare(model: Qwen2VL, o: AnswerOptions): Promise<Prepare
 }
 
 /** Emits text as it is decoded, holding back a tail that could still become a stop string. */
-class StopScanner {
+/** @internal exported for tests */
+export class StopScanner {
   #held = '';
   done = false;
   constructor(private readonly stops: string[]) {}
   push(piece: string): string {
     this.#held += piece;
+    // the answer ends before the earliest stop string in the text, whichever is listed first
+    let at = -1;
     for (const s of this.stops) {
-      const at = this.#held.indexOf(s);
-      if (at >= 0) {
-        this.done = true;
-        const out = this.#held.slice(0, at);
-        this.#held = '';
-        return out;
-      }
+      const i = this.#held.indexOf(s);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    if (at >= 0) {
+      this.done = true;
+      const out = this.#held.slice(0, at);
+      this.#held = '';
+      return out;
     }
     let keep = 0;
     for (const s of this.stops)
@@ -253,7 +272,8 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
       const last = stop || step + 1 === req.maxTokens;
       let piece = scanner.push((stop ? '' : streamer.push(id)) + (last ? streamer.flush() : ''));
       if (last && !scanner.done) piece += scanner.flush();
-      options.onToken?.(piece, id);
+      // an async onToken is awaited: its rejection ends the answer with that error, never unhandled
+      await options.onToken?.(piece, id);
       if (piece) yield piece;
       if (last || scanner.done) return;
     }

@@ -74,7 +74,9 @@ export class Engine implements AsyncDisposable {
     const cores = os.availableParallelism();
     ensure(Number.isInteger(threads) && threads >= 0 && threads <= cores, `threads must be an integer in [0, ${cores}] (this machine has ${cores} cores; 0 = all of them), got ${describe(threads)}`);
     const { NativeEngine } = loadAddon();
-    this.#native = native(() => new NativeEngine({ backend, threads }));
+    // 0 resolves here, by the same count the cap uses (it honours CPU affinity and cgroup limits,
+    // which the native default std::thread::hardware_concurrency does not)
+    this.#native = native(() => new NativeEngine({ backend, threads: threads || cores }));
   }
 
   /** The backend this engine runs on and why it was chosen. */

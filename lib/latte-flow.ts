@@ -56,8 +56,8 @@ export interface GenerateOptions {
   /** The longest prompt in tokens, the model's template included (default MAX_PROMPT_TOKENS); longer is E_ARG. */
   maxPromptTokens?: number;
   signal?: AbortSignal;
-  /** Called after each step has run. If it throws, generation stops and generateImage rejects with that error. */
-  onProgress?: (p: GenerateProgress) => void;
+  /** Called after each step has run (a returned promise is awaited). If it throws or rejects, generation stops and generateImage rejects with that error. */
+  onProgress?: (p: GenerateProgress) => unknown;
 }
 
 export interface GeneratedImage {
@@ -182,18 +182,12 @@ export class LatteFlow implements AsyncDisposable {
     const g = this.generator.config;
     const [h, w] = g.latentSize;
     const seqs: NativeSequence[] = [];
-    // every tensor this call made and still holds; a step frees the previous step's once it is queued
+    // every tensor this call made, its step functions' included: freed when the call ends
     const owned = new Set<Tensor>();
     const own = (t: Tensor) => (owned.add(t), t);
-    const freeAllBut = (keep?: Tensor) => {
-      const ours = keep !== undefined && owned.has(keep); // a sampler may return a tensor of its own
-      for (const t of owned) if (t !== keep) t.dispose();
-      owned.clear();
-      if (ours) owned.add(keep);
-    };
     // the last step's fence and progress call: every one gets a handler at once (an abandoned
     // rejection would otherwise kill the process) and is awaited one step later
-    let pending: Promise<void> | undefined;
+    let pending: Promise<unknown> | undefined;
     let queued = false; // anything of this call on the engine's stream
     let failed = false;
     try {
@@ -225,11 +219,11 @@ export class LatteFlow implements AsyncDisposable {
         if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
         const group = o.depth === 'full' ? 0 : groupOf(ts[i], g.boundaries);
         const ctx = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity };
+        // what a step function makes stays alive to the end of the call (multistep samplers keep
+        // earlier velocities); all of it is freed then, also when the step function throws
         x = this.#checkStep(e.collect(() => o.step(ctx), own), x, o.samplerName, i);
-        freeAllBut(x); // queued ops hold the buffers they read
-        const done = e.fence().then(() => {
-          if (!failed) o.onProgress?.({ step: i + 1, steps, group });
-        });
+        // an async onProgress's promise is chained in, so its rejection is the call's, never unhandled
+        const done = e.fence().then(() => (failed ? undefined : o.onProgress?.({ step: i + 1, steps, group })));
         done.catch(() => {});
         const prev = pending;
         pending = done;
@@ -262,12 +256,14 @@ export class LatteFlow implements AsyncDisposable {
         // a disposed generator has nothing left to release; the rest of the cleanup must still run
       }
       for (const s of seqs) s.release();
-      freeAllBut();
+      for (const t of owned) t.dispose();
     }
   }
 
   /** A step function's result must be the next latent: a live f32 tensor of this engine shaped like x. */
   #checkStep(next: unknown, x: Tensor, name: string, step: number): Tensor {
+    // an async step function's promise is refused below; observe it so its rejection is not unhandled
+    if (next && typeof (next as PromiseLike<unknown>).then === 'function') (next as PromiseLike<unknown>).then(undefined, () => {});
     const what = `sampler ${name} returned ${next instanceof Tensor ? `a tensor, ${next.dtype} [${next.shape.join(', ')}]` : next === null ? 'null' : typeof next} at step ${step}`;
     ensure(next instanceof Tensor && next.owner === this.engine.handle && !next.disposed, `${what}; a step function must return the next latent, made with ctx.engine`);
     ensure(next.dtype === 'f32' && next.shape.join() === x.shape.join(), `${what}; the latent is f32 [${x.shape.join(', ')}]`);

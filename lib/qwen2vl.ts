@@ -86,7 +86,13 @@ function stopTokenIds(dir: string, tokenizer: TextTokenizer, vocabSize: number):
 
 /** A template that renders an image part as anything but one image placeholder fails every image request: refuse it at load. */
 function checkTemplatePlacesImages(t: ChatTemplate): void {
-  const text = t.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is this?' }] }]);
+  let text: string;
+  try {
+    text = t.render([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What is this?' }] }]);
+  } catch (e) {
+    const err = LatteError.from(e); // a refusal of this plain turn is the template's fault, not a caller's
+    throw new LatteError('E_BAD_CONFIG', `${t.source}: the chat template fails on a user turn with one image (${err.message})`, { cause: e });
+  }
   const pads = text.split(IMAGE_PAD).length - 1;
   ensure(pads === 1, `${t.source}: the chat template renders an image as ${pads} ${IMAGE_PAD} placeholders, not 1`, 'E_BAD_CONFIG');
 }
@@ -147,9 +153,10 @@ export class Qwen2VL {
       const pre = preprocessorConfig(path.join(dir, 'preprocessor_config.json'), nat.config);
       for (const t of ['<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|image_pad|>', '<|vision_end|>'])
         ensure(tokenizer.id(t) < nat.config.vocabSize, `the tokenizer's ${t} is outside the model's vocabulary`, 'E_BAD_CONFIG');
+      ensure(tokenizer.id('<|vision_start|>') === nat.config.visionStartTokenId, `the tokenizer's <|vision_start|> is not config.vision_start_token_id ${nat.config.visionStartTokenId}`, 'E_BAD_CONFIG');
       // any id the tokenizer can emit must have an embedding row, or ordinary text fails every request with E_INDEX
-      const maxId = tokenizer.maxId();
-      ensure(maxId < nat.config.vocabSize, `tokenizer.json has ids up to ${maxId} but config.json vocab_size is ${nat.config.vocabSize}`, 'E_BAD_CONFIG');
+      const [minId, maxId] = tokenizer.idRange();
+      ensure(minId >= 0 && maxId < nat.config.vocabSize, `tokenizer.json has ids from ${minId} to ${maxId}; config.json vocab_size ${nat.config.vocabSize} takes 0 to ${nat.config.vocabSize - 1}`, 'E_BAD_CONFIG');
       ensure(tokenizer.id('<|image_pad|>') === nat.config.imageTokenId, `the tokenizer's <|image_pad|> is not config.image_token_id ${nat.config.imageTokenId}`, 'E_BAD_CONFIG');
       const stops = stopTokenIds(dir, tokenizer, nat.config.vocabSize);
       await engine.fence(); // the weights are in: a conversion error surfaces here, not mid-answer

@@ -38,20 +38,23 @@ export function cleansUp(modelType: unknown, config: Record<string, unknown>): b
 }
 
 /**
- * The largest id in tokenizer.json: its model's vocabulary (an object of ids, or Unigram's list,
+ * The smallest and largest ids in tokenizer.json: its model's vocabulary (an object of ids, or Unigram's list,
  * whose ids are positions) and its added tokens. Read from the JSON: the tokenizer library's
  * get_vocab() fills an array up to the largest id, which for an id of 2^31 never finishes.
  */
-function maxIdOf(json: Record<string, unknown>): number {
+function idRangeOf(json: Record<string, unknown>): [number, number] {
+  let least = Infinity;
   let most = -1;
   const see = (id: unknown) => {
-    if (typeof id === 'number' && id > most) most = id;
+    if (typeof id !== 'number') return;
+    least = Math.min(least, id);
+    most = Math.max(most, id);
   };
   const vocab = (json.model as { vocab?: unknown } | undefined)?.vocab;
-  if (Array.isArray(vocab)) most = vocab.length - 1;
+  if (Array.isArray(vocab)) [least, most] = vocab.length ? [0, vocab.length - 1] : [Infinity, -1];
   else if (vocab && typeof vocab === 'object') for (const id of Object.values(vocab)) see(id);
   if (Array.isArray(json.added_tokens)) for (const t of json.added_tokens) see((t as { id?: unknown } | null)?.id);
-  return most;
+  return [least === Infinity ? 0 : least, most];
 }
 
 export class TextTokenizer {
@@ -63,7 +66,7 @@ export class TextTokenizer {
   /** Byte-level decoding: the text of ids a + b is text(a) + text(b) when text(a) ends on a whole character. */
   readonly byteLevel: boolean;
 
-  readonly #maxId: number;
+  readonly #idRange: [number, number];
 
   private constructor(tok: HfTokenizer, json: Record<string, unknown>, config: Record<string, unknown>) {
     this.#tok = tok;
@@ -71,7 +74,7 @@ export class TextTokenizer {
     const model = json.model as { type?: unknown } | undefined;
     this.cleanUp = cleansUp(model?.type, config);
     this.byteLevel = (json.decoder as { type?: unknown } | null | undefined)?.type === 'ByteLevel';
-    this.#maxId = maxIdOf(json);
+    this.#idRange = idRangeOf(json);
   }
 
   /** Loads tokenizer.json (and tokenizer_config.json beside it when present). */
@@ -135,9 +138,9 @@ export class TextTokenizer {
     return id;
   }
 
-  /** The largest id the tokenizer can produce (added tokens included); -1 for an empty vocabulary. */
-  maxId(): number {
-    return this.#maxId;
+  /** The smallest and largest ids the tokenizer can produce (added tokens included); [0, -1] for an empty vocabulary. */
+  idRange(): [number, number] {
+    return [...this.#idRange];
   }
 
   /** A streaming decoder: push ids one at a time, get the text they complete. */

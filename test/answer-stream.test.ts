@@ -84,6 +84,8 @@ test('failures reach the caller, and nothing is left as an unhandled rejection',
   // onToken throws: answer() and answerStream reject with that error
   const boom = new Error('boom');
   t.is(await t.throwsAsync(m.answer({ ...q, onToken: () => { throw boom; } })), boom);
+  // an async onToken that rejects: awaited, so the answer rejects with it (never an orphaned rejection)
+  t.is(await t.throwsAsync(m.answer({ ...q, onToken: async () => { throw boom; } })), boom);
   await t.throwsAsync(
     (async () => {
       for await (const _ of m.answerStream({ ...q, onToken: (_s, id) => { if (id >= 0) throw boom; } }));
@@ -106,4 +108,29 @@ test('failures reach the caller, and nothing is left as an unhandled rejection',
   await disposing;
   await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(unhandled, []);
+});
+
+test('stop strings: the answer ends at the earliest one in the text, whichever is listed first', async (t) => {
+  const { StopScanner } = await import('../lib/answer.ts');
+  const s = new StopScanner(['b', 'a']);
+  t.is(s.push('xab'), 'x');
+  t.true(s.done);
+  const held = new StopScanner(['END', 'ND']);
+  t.is(held.push('one E') + held.push('ND two'), 'one E'.slice(0, 4));
+});
+
+test('a conversation too large to render cheaply is E_ARG before it is tokenized', async (t) => {
+  const m = await Qwen2VL.load(TINY, CPU);
+  t.teardown(() => m.dispose());
+  const big = 'x'.repeat(70_000);
+  const cases: [string, AnswerOptions, RegExp][] = [
+    ['long history', { question: 'hi', history: [{ role: 'user', content: big }, { role: 'assistant', content: big }] }, /conversation .* characters/],
+    ['many turns', { question: 'hi', history: Array.from({ length: 1025 }, () => ({ role: 'user' as const, content: '' })) }, /history has 1025 messages/],
+    ['many stops', { question: 'hi', stop: Array.from({ length: 65 }, (_, i) => `s${i}`) }, /stop must be/],
+  ];
+  for (const [what, o, why] of cases) {
+    const err = await t.throwsAsync(m.answer(o), { instanceOf: LatteError }, what);
+    t.is(err?.code, 'E_ARG', what);
+    t.regex(err?.message ?? '', why, what);
+  }
 });

@@ -80,5 +80,26 @@ test('E_BAD_CONFIG at load: a tokenizer that can emit ids past the model vocabul
   fs.writeFileSync(file, JSON.stringify(tok));
   const err = await t.throwsAsync(LatteFlow.load(m, { backend: 'cpu', threads: 1 }), { instanceOf: LatteError });
   t.is(err?.code, 'E_BAD_CONFIG', err?.message);
-  t.regex(err?.message ?? '', /ids up to 400 .*vocab_size is 303/);
+  t.regex(err?.message ?? '', /ids from 0 to 400; config.json vocab_size 303/);
+});
+
+test('E_BAD_CONFIG at load: a negative token id, a vision_start id the tokenizer does not use, a template refusing an image turn', async (t) => {
+  const neg = variant('vlm', () => {});
+  const file = path.join(neg, 'vlm', 'tokenizer.json');
+  const tok = JSON.parse(fs.readFileSync(file, 'utf8')) as { added_tokens: Json[] };
+  tok.added_tokens.push({ id: -5, content: '<|neg|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  fs.rmSync(file);
+  fs.writeFileSync(file, JSON.stringify(tok));
+  const cases: [string, string, RegExp][] = [
+    ['negative id', neg, /ids from -5 to/],
+    ['vision_start_token_id', variant('vlm', (c) => (c.vision_start_token_id = 0)), /vision_start_token_id/],
+  ];
+  const refusing = variant('vlm', () => {});
+  fs.writeFileSync(path.join(refusing, 'vlm', 'chat_template.jinja'), "{{ raise_exception('no images here') }}");
+  cases.push(['refusing template', refusing, /fails on a user turn with one image \(.*no images here/]);
+  for (const [what, dir, why] of cases) {
+    const err = await t.throwsAsync(LatteFlow.load(dir, { backend: 'cpu', threads: 1 }), { instanceOf: LatteError }, what);
+    t.is(err?.code, 'E_BAD_CONFIG', `${what}: ${err?.message}`);
+    t.regex(err?.message ?? '', why, what);
+  }
 });

@@ -21,7 +21,10 @@ test('onProgress or a sampler throwing, or an engine error mid-run, rejects the 
     progressFirst: { error: 'progress 1', late: 0 },
     progressLast: { error: 'progress 6', late: 0 },
     samplerThrows: { error: 'sampler 3', late: 0 },
+    progressAsync: { error: 'async progress 2', late: 0 },
+    samplerAsyncRejects: { error: 'E_ARG', late: 0 },
     engineFails: { error: 'E_INDEX', late: 0 },
+    multistep: { error: 'resolved', late: 0 },
     after: 'ok',
   });
 });

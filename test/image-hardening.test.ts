@@ -203,8 +203,12 @@ test.serial('a dead image worker rejects its tasks with E_BAD_IMAGE and the next
 
 test('the idle worker does not keep a process alive, a pending task does', (t) => {
   const code = "import { decodeImage } from './lib/image.ts'; const img = await decodeImage(new Uint8Array(JSON.parse(process.argv[1]))); console.log('decoded', img.width);";
+  const t0 = performance.now();
   const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', code, JSON.stringify(Array.from(jpeg(24, 16)))], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const ms = performance.now() - t0;
   t.is(r.error, undefined, 'the process did not exit by itself');
+  // a worker kept alive would hold the process for at least its 10 s idle retirement after the decode
+  t.true(ms < 10_000, `the process took ${ms.toFixed(0)} ms to exit`);
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.trim(), 'decoded 24');
   t.notRegex(r.stderr, /main thread/); // no inline fallback

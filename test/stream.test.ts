@@ -110,8 +110,9 @@ test('abort between enqueues: the loop stops, pending work is dropped, its fence
         if (ac.signal.aborted) throw new LatteError('E_ABORTED', 'aborted');
         x = e.linear(x, w);
         enqueued++;
-        if (step % 5 === 4) {
-          // the user aborts once the third progress fence has come back
+        if (step % 20 === 19) {
+          // the user aborts once the third progress fence has come back; 20 ops (~20 ms of work) per
+          // tick keep a backlog queued even when a loaded machine slows the JS side down
           fences.push(e.fence().then(() => void (++resolved === 3 && ac.abort())));
           await tick();
         }

@@ -107,7 +107,7 @@ test.serial('answer: bad options are E_ARG', async (t) => {
     ["stop ['']", { stop: [''] }],
     ['onToken not a function', { onToken: 'print' }],
     ['signal not an AbortSignal', { signal: { aborted: false } }],
-    ['maxTokens above MAX_ANSWER_TOKENS (8192)', { maxTokens: 1e6 }],
+    ['maxTokens above MAX_ANSWER_TOKENS (2^20)', { maxTokens: 1e7 }],
     ['maxPromptTokens 0', { maxPromptTokens: 0 }],
     ['image and images both', { image: pattern, images: [pattern] }],
     ['images not an array', { images: pattern }],

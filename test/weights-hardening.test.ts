@@ -119,3 +119,16 @@ test('a model with one NaN weight fails LatteFlow.load with E_BAD_WEIGHTS naming
   t.is(err?.code, 'E_BAD_WEIGHTS');
   t.true(err?.message.includes(name), err?.message);
 });
+
+test('a header with a BOM or padded with NULs is refused (only spaces may pad it)', async (t) => {
+  const header = '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}';
+  for (const [name, text] of [
+    ['bom', `\uFEFF${header}`],
+    ['nul-padded', `${header}\0\0\0`],
+    ['text-after', `${header} x`],
+  ]) {
+    const r = await openInChild(rawSt(`${name}.safetensors`, text, four));
+    t.is(r.code, 'E_BAD_WEIGHTS', `${name}: ${JSON.stringify(r)}`);
+    t.regex(r.message ?? '', /not a JSON object padded with spaces/, name);
+  }
+});

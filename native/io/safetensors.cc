@@ -113,6 +113,12 @@ void Checkpoint::add_file(const std::string& path) {
   std::memcpy(&n, f->data, 8);  // little-endian, as the format (and x86) is
   if (n > kMaxHeader) bad(path, "header length " + std::to_string(n) + " is implausible (corrupt file?)");
   if (8 + n > f->size) bad(path, "truncated: header runs past the end of the file");
+  // The header is a JSON object, padded only with spaces (as writers align it): a BOM, NULs or other
+  // bytes around it are not the format (the reference reader refuses them too)
+  size_t last = n;
+  while (last > 0 && f->data[8 + last - 1] == ' ') last--;
+  if (n == 0 || f->data[8] != '{' || last == 0 || f->data[8 + last - 1] != '}')
+    bad(path, "header is not a JSON object padded with spaces");
   if (json_depth(f->data + 8, f->data + 8 + n) > kMaxHeaderDepth) bad(path, "header nests deeper than a safetensors header does");
   json h = json::parse(f->data + 8, f->data + 8 + n, nullptr, false);
   if (h.is_discarded() || !h.is_object()) bad(path, "header is not a JSON object");

@@ -12,11 +12,23 @@ const fail = (what: string): never => {
   throw new Error(what);
 };
 type Case = (onProgress: (p: GenerateProgress) => void) => Partial<GenerateOptions>;
+// a stateful multistep sampler (two-step Adams-Bashforth) keeps the previous velocity across steps
+let previous: ReturnType<StepFunction> | undefined;
+const ab2: StepFunction = ({ engine, x, t0, dt, step, velocity }) => {
+  const v = velocity(x, t0);
+  const next = step === 0 || !previous ? engine.axpby(1, x, dt, v) : engine.axpby(1, x, dt, engine.axpby(1.5, v, -0.5, previous));
+  previous = v;
+  return next;
+};
 const cases: Record<string, Case> = {
   // throws from step 1 on: the step queued behind it must not reject unheard
   progressFirst: (rec) => ({ onProgress: (p) => (rec(p), fail(`progress ${p.step}`)) }),
   progressLast: (rec) => ({ onProgress: (p) => (rec(p), p.step === steps && fail(`progress ${p.step}`)) }),
   samplerThrows: (rec) => ({ onProgress: rec, sampler: (c) => (c.step === 3 ? fail('sampler 3') : euler(c)) }),
+  // an async onProgress that rejects: its promise is the call's, not an orphan
+  progressAsync: (rec) => ({ onProgress: async (p) => (rec(p), p.step === 2 && fail(`async progress ${p.step}`)) }),
+  // an async step function: refused (E_ARG), and its rejected promise observed
+  samplerAsyncRejects: (rec) => ({ onProgress: rec, sampler: (async () => fail('async sampler')) as unknown as StepFunction }),
   // an op that fails while it runs (an id out of range): the error surfaces at that step's fence
   engineFails: (rec) => ({
     onProgress: rec,
@@ -44,5 +56,7 @@ for (const [name, make] of Object.entries(cases).filter(([n]) => only.length ===
   results[name] = { error, late };
 }
 const [img] = await lf.generateImage({ prompt: 'a circle', steps: 2 });
+const [multistep] = await lf.generateImage({ prompt: 'a circle', steps: 4, sampler: ab2 });
+results.multistep = { error: multistep.data.length > 0 ? 'resolved' : 'empty', late: 0 };
 await lf.dispose();
 console.log(JSON.stringify({ ...results, after: img.data.length > 0 ? 'ok' : 'empty' }));
