@@ -1,6 +1,7 @@
 /** latte-flow: LaTtE-Flow on a native engine. */
 import { loadAddon, type NativeBackendInfo } from './native.js';
 import { native } from './errors.js';
+import { fileURLToPath } from 'node:url';
 
 export { Engine, type EngineOptions, type BackendRequest, type AttentionOptions, type RopeOptions, type Conv2dOptions } from './engine.js';
 export { Tensor, type HostArray } from './tensor.js';
@@ -20,6 +21,9 @@ export { LatteError, type ErrorCode } from './errors.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';
 
 export type BackendInfo = NativeBackendInfo;
+
+/** The directory of the shipped shapes-world model (K = 4), e.g. `LatteFlow.load(SHIPPED_MODEL)`; its VLM is `SHIPPED_MODEL/vlm`. */
+export const SHIPPED_MODEL: string = fileURLToPath(new URL('../models/shapes', import.meta.url));
 
 /** Compiled backends, whether CUDA is usable (and why not), and the CPU's features. */
 export function getBackendInfo(): BackendInfo {

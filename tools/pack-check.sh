@@ -11,6 +11,8 @@
 #   5. runs that script again with the system copies of the bundled libraries made unusable, to show the
 #      package works without libdnnl-dev (see hide_system_libs below for how and why).
 # Needs a prebuilt prebuilds/ (npm run build:prebuilds) and the npm registry (for node-gyp-build).
+# LATTE_PACK_KEEP=DIR (an empty or new folder) works in DIR and keeps it: the tarball, pack.json and
+# app/ stay for other tests (test/helpers/pack-once.ts); otherwise a temp folder is removed at exit.
 # Exits non-zero with a message on the first failure; prints `pack-check: ok` at the end.
 set -euo pipefail
 
@@ -28,8 +30,14 @@ ls "$prebuilds"/*.node >/dev/null 2>&1 || fail "no addon in prebuilds/$tuple/: r
 mapfile -t bundled < <(cd "$prebuilds" && ls | grep -E '\.so(\.[0-9]+)*$' || true)
 [ "${#bundled[@]}" -gt 0 ] || fail "prebuilds/$tuple/ holds no shared libraries: run \`npm run build:prebuilds\`"
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/latte-pack-check.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+if [ -n "${LATTE_PACK_KEEP:-}" ]; then
+  mkdir -p "$LATTE_PACK_KEEP"
+  tmp="$(cd "$LATTE_PACK_KEEP" && pwd)"
+  [ -z "$(ls -A "$tmp")" ] || fail "LATTE_PACK_KEEP=$tmp is not empty"
+else
+  tmp="$(mktemp -d "${TMPDIR:-/tmp}/latte-pack-check.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+fi
 
 # ---- 1. pack ---------------------------------------------------------------------------------
 say "building dist/ (tsc)"
