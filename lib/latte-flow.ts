@@ -94,6 +94,14 @@ function encodeJpeg(width: number, height: number, rgb: Uint8Array, quality: num
   return new Uint8Array(encodeJpegRgba({ width, height, data: rgba }, quality).data);
 }
 
+/**
+ * The generator's prompt template with the prompt in place of every {prompt}, as the reference's
+ * str.format does; String.replace would expand `$&` and friends inside the user's prompt.
+ */
+export function fillPromptTemplate(template: string, prompt: string): string {
+  return template.split('{prompt}').join(prompt);
+}
+
 interface Manifest {
   vlm: string;
   generator: string;
@@ -192,7 +200,7 @@ export class LatteFlow implements AsyncDisposable {
     let failed = false;
     try {
       const encode = (text: string, cap: number) => {
-        const ids = Int32Array.from(this.vlm.tokenizer.encode(g.promptTemplate.replace('{prompt}', text)));
+        const ids = Int32Array.from(this.vlm.tokenizer.encode(fillPromptTemplate(g.promptTemplate, text)));
         ensure(ids.length <= cap, `the prompt is ${ids.length} tokens (with the model's template); the limit is ${cap} (maxPromptTokens)`);
         // the generator places image token (i, j) at position P + max(i, j) after a P-token prompt
         const grid = Math.max(g.latentSize[0], g.latentSize[1]) / g.patchSize;

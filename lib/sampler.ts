@@ -1,5 +1,5 @@
 /**
- * The flow ODE sampler (model.md section 4; tools/reference/latte_ref/flow.py), as TypeScript over
+ * The flow ODE sampler (docs/model.md section 4; tools/reference/latte_ref/flow.py), as TypeScript over
  * the engine's stream: x_t = t x1 + (1 - t) x0 from noise at t = 0 to data at t = 1. A step only
  * enqueues native ops (the guided velocity of the expert group that owns its time, and axpby
  * updates), so latents never leave the engine.

@@ -57,6 +57,51 @@ function idRangeOf(json: Record<string, unknown>): [number, number] {
   return [least === Infinity ? 0 : least, most];
 }
 
+/**
+ * Whether a regular expression repeats a group that itself repeats without bound, e.g. `(.*)*x` or
+ * `(a+)+`: the classic catastrophic-backtracking shape, seconds per request in a JavaScript RegExp.
+ * Real tokenizers' split patterns (GPT-2, Qwen2, Llama 3) have none.
+ */
+export function hasNestedQuantifier(re: string): boolean {
+  const groups: boolean[] = []; // per open group: does its body repeat without bound?
+  let inClass = false;
+  let closedRepeats: boolean | undefined; // the group that just closed, until the next token
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i];
+    const unbounded = !inClass && (c === '*' || c === '+' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12))));
+    if (unbounded) {
+      if (closedRepeats) return true;
+      if (groups.length) groups[groups.length - 1] = true;
+    }
+    const wasClosed = closedRepeats;
+    closedRepeats = undefined;
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') groups.push(false);
+    else if (c === ')') {
+      closedRepeats = groups.pop() ?? false;
+      if (closedRepeats && groups.length) groups[groups.length - 1] = true;
+    } else if (c === '?' && wasClosed !== undefined) closedRepeats = wasClosed; // `)?` keeps looking
+  }
+  return false;
+}
+
+/** Every regex pattern a tokenizer.json holds ({"Regex": "..."} in its normalizer, pre-tokenizer, decoder). */
+function regexPatterns(json: unknown): string[] {
+  const found: string[] = [];
+  const todo: [unknown, number][] = [[json, 0]];
+  while (todo.length) {
+    const [v, depth] = todo.pop()!;
+    if (!v || typeof v !== 'object' || depth > 32) continue;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (k === 'Regex' && typeof x === 'string') found.push(x);
+      else if (k !== 'vocab' && k !== 'merges' && k !== 'added_tokens') todo.push([x, depth + 1]);
+    }
+  }
+  return found;
+}
+
 export class TextTokenizer {
   readonly #tok: HfTokenizer;
   /** tokenizer_config.json beside tokenizer.json ({} when there is none). */
@@ -96,6 +141,8 @@ export class TextTokenizer {
     const isObject = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object' && !Array.isArray(x);
     if (!isObject(json)) throw new LatteError('E_BAD_WEIGHTS', `${name}: not a JSON object`);
     if (!isObject(config)) throw new LatteError('E_BAD_WEIGHTS', `${name}: tokenizer_config.json is not a JSON object`);
+    for (const re of regexPatterns(json))
+      if (hasNestedQuantifier(re)) throw new LatteError('E_BAD_WEIGHTS', `${name}: the pattern ${describe(re)} repeats a repeating group (catastrophic backtracking: seconds per request)`);
     try {
       const tok = new TextTokenizer(new HfTokenizer(json, config), json, config);
       // a malformed normalizer or pre-tokenizer only throws when used: find it now, not per request

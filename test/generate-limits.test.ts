@@ -85,3 +85,9 @@ test('toJPEG: a baseline JPEG of the image', async (t) => {
   t.true(img.toJPEG(100).length > img.toJPEG(10).length);
   t.is(t.throws(() => img.toJPEG(0), { instanceOf: LatteError })?.code, 'E_ARG');
 });
+
+test("the prompt goes into the template as written: '$&' and friends are not replacement patterns", async (t) => {
+  const { fillPromptTemplate } = await import('../lib/latte-flow.ts');
+  t.is(fillPromptTemplate('<u>{prompt}</u>', "a $& b $' c $` d $$"), "<u>a $& b $' c $` d $$</u>");
+  t.is(fillPromptTemplate('{prompt} / {prompt}', 'x'), 'x / x');
+});

@@ -1,6 +1,7 @@
 // Tokenizer, chat template and image-token expansion against the reference (which matches Hugging
 // Face's tokenizers and chat template: tools/reference/HF_PARITY.md).
 import test from 'ava';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expandImagePads, imageTokenCount, LatteError, openCheckpoint, renderChat, STOP_TOKENS, TextTokenizer } from '../lib/index.ts';
 import { cpuEngine } from './helpers/engine.ts';
@@ -56,4 +57,18 @@ test('tokens round-trip; the streamer emits whole characters only and loses noth
   for (const stop of STOP_TOKENS) t.true(Number.isInteger(tok.id(stop)));
   t.is(t.throws(() => tok.id('<|no_such_token|>'), { instanceOf: LatteError })?.code, 'E_BAD_WEIGHTS');
   t.is(t.throws(() => TextTokenizer.fromFile(`${fixtures}missing/tokenizer.json`), { instanceOf: LatteError })?.code, 'E_BAD_WEIGHTS');
+});
+
+test('a split pattern that repeats a repeating group is refused at load (catastrophic backtracking)', async (t) => {
+  const { hasNestedQuantifier } = await import('../lib/tokenizer.ts');
+  const qwen2 = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+  for (const re of ['(.*)*x', '(a+)+', String.raw`(?:\s+\S)+`, '([ab]{2,})+', '(a*)?*', '((a)+b)*']) t.true(hasNestedQuantifier(re), re);
+  for (const re of [qwen2, '(?:a|b)*', '(a*)?b', '(a{1,3})+', '[(]+', String.raw`(\()+`]) t.false(hasNestedQuantifier(re), re);
+  const json = JSON.parse(fs.readFileSync(`${fixtures}tiny-model/vlm/tokenizer.json`, 'utf8'));
+  json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '(.*)*x' }, behavior: 'Isolated', invert: false }, json.pre_tokenizer] };
+  const t0 = performance.now();
+  const err = t.throws(() => TextTokenizer.fromJson(json), { instanceOf: LatteError });
+  t.is(err?.code, 'E_BAD_WEIGHTS');
+  t.regex(err?.message ?? '', /catastrophic backtracking/);
+  t.true(performance.now() - t0 < 1000);
 });

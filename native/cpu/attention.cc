@@ -1,5 +1,5 @@
 // Scaled dot-product attention with GQA, masks and the timestep-conditioned residual (TCRA,
-// model.md section 3): S = q k^T * scale; S[:, image cols] += gate[b,h] * R; the post-residual
+// docs/model.md section 3): S = q k^T * scale; S[:, image cols] += gate[b,h] * R; the post-residual
 // image-column logits are written out for the next layer; softmax(S) v.
 // Queries are the LAST Sq of the Skv key positions (prefill, decode and image tokens alike).
 #include <omp.h>

@@ -1,4 +1,4 @@
-// Fused scaled dot-product attention (mirrors cpu/attention.cc, model.md section 3), one kernel per
+// Fused scaled dot-product attention (mirrors cpu/attention.cc, docs/model.md section 3), one kernel per
 // call: S = q k^T * scale; masks (none / causal / prefix-causal); GQA (head h reads kv head h / rep);
 // the TCRA residual S[:, image cols] += gate[b,h] * R; the post-residual image-column logits written
 // out (-inf where masked, as the CPU backend); softmax(S) V with an online (flash-style) softmax in

@@ -1,4 +1,4 @@
-// The LaTtE-Flow generation stream (model.md section 3): L layers in K expert groups; a sampling
+// The LaTtE-Flow generation stream (docs/model.md section 3): L layers in K expert groups; a sampling
 // step runs only the group that owns its time. velocity() is the expert-group forward: time
 // embedding -> patch embed -> the group's layers (TCRA: each layer's image-key logits feed the
 // next, none at the group's first layer) -> modulated head -> unpatchify, with the conditional and

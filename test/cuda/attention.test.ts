@@ -1,4 +1,4 @@
-// CUDA fused attention vs the float64 definition (model.md section 3), tolerance from the CPU
+// CUDA fused attention vs the float64 definition (docs/model.md section 3), tolerance from the CPU
 // backend's own f32 error on the same case: masks, GQA, decode over many key tiles, the TCRA
 // residual with returned logits (masked columns -inf), every head-dim configuration of the kernel
 // (<= 64, <= 128, <= 256, <= 1024). Skipped without a usable CUDA device.

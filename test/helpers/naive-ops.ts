@@ -1,6 +1,6 @@
 /**
  * Naive float64 definitions of the ops that the op tests (CPU in test/ops, CUDA in test/cuda) compare
- * against: attention (model.md section 3) and conv2d, plus the seeded attention operands both
+ * against: attention (docs/model.md section 3) and conv2d, plus the seeded attention operands both
  * attention suites draw. Straight loops over the engine's layouts (row-major, PyTorch dimension
  * order), written for clarity, not speed.
  */
@@ -23,7 +23,7 @@ export interface AttentionCase {
 }
 
 /**
- * Straight from model.md section 3: S = q k^T * scale, S[:, img] += gate * R, R_out = S[:, img],
+ * Straight from docs/model.md section 3: S = q k^T * scale, S[:, img] += gate * R, R_out = S[:, img],
  * softmax(S) v. Returns out [B, Sq, H, d] and the image-key logits [B, H, Sq, Skv - imageCol0]
  * (masked entries -inf).
  */

@@ -106,7 +106,7 @@ export interface GenConfig {
 }
 
 /**
- * One LaTtE-Flow generation layer (model.md section 3) over image tokens h [B, N, D], given
+ * One LaTtE-Flow generation layer (docs/model.md section 3) over image tokens h [B, N, D], given
  * sc = SiLU(c) [B, D], the prompt K/V of this layer and, except at a group's first layer, the
  * previous layer's image-key logits. Returns the new h and this layer's logits.
  */

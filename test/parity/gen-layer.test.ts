@@ -1,4 +1,4 @@
-// Parity: one LaTtE-Flow generation layer (model.md section 3: modulation, attention over
+// Parity: one LaTtE-Flow generation layer (docs/model.md section 3: modulation, attention over
 // [prompt K/V ; image K/V], the TCRA residual on the image-key logits, the returned logits)
 // composed from engine ops, against the PyTorch reference's fixture at two timesteps, with and
 // without the residual. The time embedding c comes from the fixture (the embedder is issue 5's).

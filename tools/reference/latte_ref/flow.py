@@ -1,4 +1,4 @@
-"""Flow-matching sampler (model.md section 4) and the text-to-image pipeline around it.
+"""Flow-matching sampler (docs/model.md section 4) and the text-to-image pipeline around it.
 
 Convention: x_t = t x1 + (1 - t) x0, x0 ~ N(0, I) at t = 0, data at t = 1, the network predicts
 v = x1 - x0, and we integrate dx/dt = v from t = 0 to 1.

@@ -1,4 +1,4 @@
-"""The LaTtE-Flow generation stream (model.md section 3): time embedder, patch embed, L modulated layers
+"""The LaTtE-Flow generation stream (docs/model.md section 3): time embedder, patch embed, L modulated layers
 with TCRA, output head; layerwise timestep-expert groups.
 
 Layouts: latent x [B, C, h, w] (NCHW); image tokens [B, N, D], N = (h/p)(w/p), token n = i*(w/p)+j;

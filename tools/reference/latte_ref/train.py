@@ -1,4 +1,4 @@
-"""Trainers (model.md section 6): the generation stream (the only network LaTtE-Flow trains), plus minimal
+"""Trainers (docs/model.md section 6): the generation stream (the only network LaTtE-Flow trains), plus minimal
 trainers for a tiny Qwen2-VL and a tiny DC-AE (used by the shapes-world model; kept small and plain).
 
 Generation-stream objective, per image with latent x1 and prompt c (replaced by the null prompt with
