@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { getBackendInfo, LatteError, LatteFlow, smartResize, type BackendRequest, type GeneratedImage, type PreprocessorConfig } from './index.js';
+import { getBackendInfo, LatteError, LatteFlow, SHIPPED_MODEL, smartResize, type BackendRequest, type GeneratedImage, type PreprocessorConfig } from './index.js';
 import { imageHeader } from './image-decode.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The shipped shapes-world model (K = 4) and its vanilla twin (K = 1). */
-export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes');
+export const DEFAULT_MODEL = SHIPPED_MODEL;
 export const VANILLA_MODEL = path.join(PACKAGE_ROOT, 'models', 'shapes-vanilla');
 
 function packageVersion(): string {

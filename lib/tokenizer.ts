@@ -90,13 +90,13 @@ export function hasNestedQuantifier(re: string): boolean {
 /** Every regex pattern a tokenizer.json holds ({"Regex": "..."} in its normalizer, pre-tokenizer, decoder). */
 function regexPatterns(json: unknown): string[] {
   const found: string[] = [];
-  const todo: [unknown, number][] = [[json, 0]];
-  while (todo.length) {
-    const [v, depth] = todo.pop()!;
+  const pending: [unknown, number][] = [[json, 0]];
+  while (pending.length) {
+    const [v, depth] = pending.pop()!;
     if (!v || typeof v !== 'object' || depth > 32) continue;
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
       if (k === 'Regex' && typeof x === 'string') found.push(x);
-      else if (k !== 'vocab' && k !== 'merges' && k !== 'added_tokens') todo.push([x, depth + 1]);
+      else if (k !== 'vocab' && k !== 'merges' && k !== 'added_tokens') pending.push([x, depth + 1]);
     }
   }
   return found;

@@ -149,6 +149,10 @@ test.serial('answer: undecodable or inconsistent images are E_BAD_IMAGE', async 
   await rejects(t, m.answer({ ...q, images: [pattern, new Uint8Array(0)] }), 'E_BAD_IMAGE', 'images[1]', /images\[1\]/);
   const history = [{ role: 'user' as const, content: [{ type: 'image' as const, image: patternPng.subarray(0, 20) }] }];
   await rejects(t, m.answer({ ...q, history }), 'E_BAD_IMAGE', 'an image in history', /history\[0\]\.content\[0\]/);
+  // imageLimits: an image over a caller's limit is E_BAD_IMAGE; a bad limit is the caller's E_ARG
+  await rejects(t, m.answer({ ...q, image: patternPng, imageLimits: { maxPixels: 10 } }), 'E_BAD_IMAGE', 'over imageLimits.maxPixels', /limits\.maxPixels/);
+  await rejects(t, m.answer({ ...q, image: patternPng, imageLimits: { maxBytes: 10 } }), 'E_BAD_IMAGE', 'over imageLimits.maxBytes', /limits\.maxBytes/);
+  await rejects(t, m.answer({ ...q, image: patternPng, imageLimits: { maxPixels: -1 } }), 'E_ARG', 'a negative limit', /maxPixels/);
 });
 
 test.serial('answer: an already-aborted signal is E_ABORTED; aborting mid-answer is E_ABORTED', async (t) => {
