@@ -233,6 +233,17 @@ export class Engine implements AsyncDisposable {
   noise(shape: number[], seed: number | bigint, offset: number | bigint = 0): Tensor {
     return this.#op1('noise', [], { shape, seed, offset });
   }
+  /** A tensor of zeros (f32). */
+  zeros(shape: number[]): Tensor {
+    return this.#op1('zeros', [], { shape });
+  }
+  /**
+   * i32 [1]: at + n, computed once `after` has been (the engine's way to step a position or a cache
+   * length without a round trip to JavaScript).
+   */
+  advance(at: Tensor, after: Tensor, n: number): Tensor {
+    return this.#op1('advance', [at, after], { length: n });
+  }
   /**
    * The next token per row of logits [..., V] -> i32 ids (docs/reference.md#token-sampling): greedy
    * at temperature 0, else temperature / topK / topP and a draw with the seeded uniform(seed, step).

@@ -45,10 +45,16 @@ export interface NativeAttrs {
   topP?: number;
 }
 
-export type OpName =
-  | 'pack_linear' | 'linear' | 'embedding' | 'rms_norm' | 'layer_norm' | 'rope' | 'attention'
-  | 'softmax' | 'silu' | 'relu' | 'tanh' | 'gelu' | 'add' | 'mul' | 'axpby' | 'relu_linear_attention' | 'swiglu' | 'modulate' | 'gated_add'
-  | 'convert' | 'concat' | 'slice' | 'permute' | 'noise' | 'sample' | 'conv2d' | 'pixel_shuffle' | 'upsample_nearest';
+/**
+ * The ops JavaScript may call: native/core/op_list.h's rows, in its order, less the in-place ones
+ * (internal to the engine's models). test/op-list.test.ts checks this against the addon's `opNames()`.
+ */
+export const OP_NAMES = [
+  'pack_linear', 'linear', 'embedding', 'rms_norm', 'layer_norm', 'rope', 'attention', 'softmax', 'silu', 'relu', 'tanh',
+  'gelu', 'add', 'mul', 'axpby', 'relu_linear_attention', 'swiglu', 'modulate', 'gated_add', 'convert', 'concat', 'permute',
+  'slice', 'noise', 'zeros', 'advance', 'sample', 'conv2d', 'pixel_shuffle', 'upsample_nearest',
+] as const;
+export type OpName = (typeof OP_NAMES)[number];
 
 export interface NativeTensor {
   readonly shape: number[];
@@ -158,6 +164,7 @@ export interface NativeAddon {
   backendInfo(): NativeBackendInfo;
   /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */
   openCheckpoint(path: string): NativeCheckpoint;
+  /** The ops the engine offers to JavaScript, in native/core/op_list.h's order (OP_NAMES). */
   opNames(): string[];
 }
 

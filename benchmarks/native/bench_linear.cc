@@ -181,10 +181,10 @@ int main(int argc, char** argv) {
       latte::Tensor tw = engine.upload(latte::DType::F32, latte::Shape{c.n, c.k}, w.data(), w.size() * 4);
       latte::OpAttrs pack_attrs;
       pack_attrs.dtype = latte::DType::F32;
-      latte::Tensor packed = engine.enqueue("pack_linear", {&tw}, pack_attrs)[0];
+      latte::Tensor packed = engine.enqueue(latte::Op::PackLinear, {&tw}, pack_attrs)[0];
       const latte::OpAttrs none;
       auto engine_call = [&] {
-        latte::Tensor out = engine.enqueue("linear", {&tx, &packed}, none)[0];
+        latte::Tensor out = engine.enqueue(latte::Op::Linear, {&tx, &packed}, none)[0];
         latte::sync::fence(engine);
         return out;
       };

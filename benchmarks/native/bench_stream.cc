@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     std::vector<double> enq, tot;
     for (int r = 0; r <= rounds; r++) {
       double t0 = now_us();
-      for (int i = 0; i < ops; i++) outs[size_t(i)] = e.enqueue("add", {&a, &b}, none)[0];
+      for (int i = 0; i < ops; i++) outs[size_t(i)] = e.enqueue(latte::Op::Add, {&a, &b}, none)[0];
       double t1 = now_us();
       latte::sync::fence(e);
       double t2 = now_us();

@@ -62,4 +62,10 @@ class Arena {
   size_t used_ = 0;
 };
 
+// Resets an arena when a kernel ends, by return or by throw.
+struct ArenaReset {
+  Arena& arena;
+  ~ArenaReset() { arena.reset(); }
+};
+
 }  // namespace latte

@@ -1,11 +1,11 @@
 // The backend contract: what a kernel set (cpu/, cuda/) must provide. The op layer (ops.cc) has
-// already checked shapes and dtypes and allocated outputs; a backend only computes.
-// Layouts (PyTorch order): activations [..., features]; attention q [B,Sq,H,d], k/v [B,Skv,G,d];
-// logits [B,H,Sq,Ni]; images NCHW; linear weights [out, in] (nn.Linear).
+// already checked shapes and dtypes and allocated outputs; a backend only computes. Its kernels are
+// the rows of core/kernel_list.h.
 #pragma once
 #include <functional>
 #include <memory>
 
+#include "core/kernel_list.h"
 #include "core/tensor.h"
 
 namespace latte {
@@ -64,40 +64,10 @@ class Backend {
   virtual bool can_capture() const { return false; }
   virtual std::shared_ptr<void> capture(const std::function<void()>& /*enqueue*/) { return nullptr; }
   virtual void launch(const void* /*captured*/) {}
-  // kernels
-  virtual std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute) = 0;
-  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = 0;
-  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& y) = 0;
-  virtual void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) = 0;
-  virtual void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) = 0;
-  virtual void rope(const RopeArgs& a) = 0;
-  virtual void attention(const AttentionArgs& a) = 0;
-  virtual void softmax(const Tensor& x, Tensor& y) = 0;
-  virtual void unary(Unary op, const Tensor& x, Tensor& y) = 0;
-  virtual void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) = 0;  // b broadcasts over a's leading dims
-  virtual void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) = 0;
-  virtual void relu_linear_attention(const Tensor& qkv, int head_dim, float eps, Tensor& y) = 0;  // DC-AE
-  virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) = 0;
-  virtual void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) = 0;
-  virtual void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) = 0;
-  virtual void conv2d(const Conv2dArgs& a) = 0;
-  virtual void pixel_shuffle(const Tensor& x, int r, Tensor& y) = 0;
-  virtual void upsample_nearest(const Tensor& x, int f, Tensor& y) = 0;
-  virtual void convert(const Tensor& x, Tensor& y) = 0;
-  virtual void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) = 0;
-  virtual void permute(const Tensor& x, const int* perm, Tensor& y) = 0;  // y dim i = x dim perm[i]
-  virtual void slice(const Tensor& x, int axis, int64_t start, Tensor& y) = 0;  // y = x[.., start:start+y.shape[axis], ..]
-  // in place: dst[b, at : at + S] = src[b] over axis 1, `at` an i32 [1] read when it runs; rows that
-  // would land past dst's end are not written (the CPU throws E_INDEX)
-  virtual void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) = 0;
-  virtual void zero(Tensor& y) = 0;
-  virtual void advance(const Tensor& at, int64_t n, Tensor& y) = 0;  // i32 [1]: y = at + n
-  virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
-  // one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws
-  // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds
-  virtual void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) = 0;
+  // kernels: one pure virtual per row of the kernel list
+#define LATTE_DECLARE_KERNEL(ret, name, params, args) virtual ret name params = 0;
+  LATTE_KERNELS(LATTE_DECLARE_KERNEL)
+#undef LATTE_DECLARE_KERNEL
 };
-
-std::unique_ptr<Backend> make_cpu_backend();
 
 }  // namespace latte

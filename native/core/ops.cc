@@ -214,6 +214,9 @@ void run_gelu(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpA
   be.unary(a.gelu == 0 ? Unary::GeluQuick : a.gelu == 1 ? Unary::GeluTanh : Unary::GeluErf, *in[0], out[0]);
 }
 void run_softmax(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.softmax(*in[0], out[0]); }
+constexpr auto run_silu = run_unary<Unary::Silu>;
+constexpr auto run_relu = run_unary<Unary::Relu>;
+constexpr auto run_tanh = run_unary<Unary::Tanh>;
 
 // b broadcasts over a's leading dims: b's shape must equal a trailing slice of a's shape.
 Outs infer_binary(const Inputs& in, const OpAttrs&) {
@@ -227,6 +230,8 @@ Outs infer_binary(const Inputs& in, const OpAttrs&) {
 }
 template <Binary O>
 void run_binary(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.binary(O, *in[0], *in[1], out[0]); }
+constexpr auto run_add = run_binary<Binary::Add>;
+constexpr auto run_mul = run_binary<Binary::Mul>;
 
 // alpha * a + beta * b (same shapes): the sampler's CFG combine and Euler/Heun updates in one op.
 Outs infer_axpby(const Inputs& in, const OpAttrs& a) {
@@ -438,54 +443,30 @@ Outs infer_upsample(const Inputs& in, const OpAttrs& a) {
 }
 void run_upsample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.upsample_nearest(*in[0], a.factor, out[0]); }
 
-const std::map<std::string, OpDef>& registry() {
-  static const std::map<std::string, OpDef> ops = {
-      {"pack_linear", {"pack_linear", 1, 1, infer_pack_linear, run_pack_linear}},
-      {"linear", {"linear", 2, 3, infer_linear, run_linear, 1}},
-      {"embedding", {"embedding", 2, 2, infer_embedding, run_embedding}},
-      {"rms_norm", {"rms_norm", 1, 3, infer_rms_norm, run_rms_norm}},
-      {"layer_norm", {"layer_norm", 1, 3, infer_layer_norm, run_layer_norm}},
-      {"rope", {"rope", 2, 2, infer_rope, run_rope}},
-      {"attention", {"attention", 3, 6, infer_attention, run_attention}},
-      {"softmax", {"softmax", 1, 1, infer_same_f32, run_softmax}},
-      {"silu", {"silu", 1, 1, infer_same_f32, run_unary<Unary::Silu>}},
-      {"relu", {"relu", 1, 1, infer_same_f32, run_unary<Unary::Relu>}},
-      {"tanh", {"tanh", 1, 1, infer_same_f32, run_unary<Unary::Tanh>}},
-      {"gelu", {"gelu", 1, 1, infer_same_f32, run_gelu}},
-      {"add", {"add", 2, 2, infer_binary, run_binary<Binary::Add>}},
-      {"mul", {"mul", 2, 2, infer_binary, run_binary<Binary::Mul>}},
-      {"axpby", {"axpby", 2, 2, infer_axpby, run_axpby}},
-      {"relu_linear_attention", {"relu_linear_attention", 1, 1, infer_relu_linear_attention, run_relu_linear_attention}},
-      {"swiglu", {"swiglu", 2, 2, infer_swiglu, run_swiglu}},
-      {"modulate", {"modulate", 3, 3, infer_modulate, run_modulate}},
-      {"gated_add", {"gated_add", 3, 3, infer_gated_add, run_gated_add}},
-      {"convert", {"convert", 1, 1, infer_convert, run_convert}},
-      {"concat", {"concat", 2, 2, infer_concat, run_concat}},
-      {"permute", {"permute", 1, 1, infer_permute, run_permute}},
-      {"slice", {"slice", 1, 1, infer_slice, run_slice}},
-      {"noise", {"noise", 0, 0, infer_noise, run_noise}},
-      {"zeros", {"zeros", 0, 0, infer_zeros, run_zeros}},
-      {"advance", {"advance", 2, 2, infer_advance, run_advance}},
-      {"write_rows", {"write_rows", 3, 3, infer_write_rows, run_write_rows, -1, true}},
-      {"sample", {"sample", 1, 1, infer_sample, run_sample}},
-      {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
-      {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
-      {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},
-  };
-  return ops;
-}
+// one entry per row of op_list.h, in its order (indexed by Op)
+const OpDef kOps[] = {
+#define LATTE_OP_DEF(id, name, lo, hi, infer, run, flags) {Op::id, name, lo, hi, infer_##infer, run_##run, flags},
+    LATTE_OPS(LATTE_OP_DEF)
+#undef LATTE_OP_DEF
+};
 
 }  // namespace
 
+const OpDef& op_def(Op op) { return kOps[int(op)]; }
+
 const OpDef* find_op(const std::string& name) {
-  auto& r = registry();
-  auto it = r.find(name);
-  return it == r.end() ? nullptr : &it->second;
+  static const std::map<std::string, const OpDef*> by_name = [] {
+    std::map<std::string, const OpDef*> m;
+    for (const OpDef& d : kOps) m[d.name] = &d;
+    return m;
+  }();
+  auto it = by_name.find(name);
+  return it == by_name.end() ? nullptr : it->second;
 }
 
 std::vector<std::string> op_names() {
   std::vector<std::string> v;
-  for (auto& [k, _] : registry()) v.push_back(k);
+  for (const OpDef& d : kOps) v.push_back(d.name);
   return v;
 }
 

@@ -1,11 +1,12 @@
-// The op layer: every op the engine offers, by name. An op checks its operands and attributes and
-// states its output shapes when it is enqueued (so a bad call throws at once, with a code), then
-// runs on the stream through the backend contract.
+// The op layer: every op the engine offers (the rows of core/op_list.h). An op checks its operands
+// and attributes and states its output shapes when it is enqueued (so a bad call throws at once,
+// with a code), then runs on the stream through the backend contract.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "core/backend.h"
+#include "core/op_list.h"
 
 namespace latte {
 
@@ -47,18 +48,31 @@ struct OutDesc {
 
 using Inputs = std::vector<const Tensor*>;  // optional operands are nullptr
 
+enum class Op : int {
+#define LATTE_OP_ENUM(id, name, lo, hi, infer, run, flags) id,
+  LATTE_OPS(LATTE_OP_ENUM)
+#undef LATTE_OP_ENUM
+};
+
+// op_list.h's flags
+enum OpFlags : unsigned { kPackedOperand1 = 1, kInPlace = 2, kNotRecordable = 4 };
+
 struct OpDef {
+  Op id;
   const char* name;
   int min_inputs, max_inputs;
   std::vector<OutDesc> (*infer)(const Inputs& in, const OpAttrs& a);
   void (*run)(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a);
-  int packed_operand = -1;  // the one operand that may be a packed weight (linear's weight)
-  // writes into operand 0 instead of returning outputs (a K/V cache update): model code only,
-  // never offered to JavaScript, whose tensors stay immutable
-  bool in_place = false;
+  unsigned flags;
+  int packed_operand() const { return flags & kPackedOperand1 ? 1 : -1; }
+  bool in_place() const { return flags & kInPlace; }
+  bool recordable() const { return !(flags & kNotRecordable); }
 };
 
+const OpDef& op_def(Op op);
+// The N-API boundary's lookup; nullptr for an unknown name.
 const OpDef* find_op(const std::string& name);
+// Every op's name, in op_list.h order.
 std::vector<std::string> op_names();
 
 }  // namespace latte

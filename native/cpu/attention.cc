@@ -96,7 +96,9 @@ template <int NV, int U>
 
 }  // namespace
 
-LATTE_MULTIVERSION void attention(const AttentionArgs& a, Arena& arena) {
+LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
+  ArenaReset reset{ctx.arena};
+  Arena& arena = ctx.arena;
   const Tensor &q = *a.q, &k = *a.k, &v = *a.v;
   const int64_t B = q.shape[0], Sq = q.shape[1], H = q.shape[2], d = q.shape[3];
   // cap: rows k/v have room for (their stride); Skv: keys that exist (a cache's current length)

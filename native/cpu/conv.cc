@@ -23,7 +23,7 @@ memory::desc weight_desc(const Conv2dArgs& a) {
 
 }  // namespace
 
-void conv2d(const Conv2dArgs& a) {
+void conv2d(Context& ctx, const Conv2dArgs& a) {
   thread_local std::map<Key, dnnl::convolution_forward> cache;
   dnnl::stream& strm = onednn::strm();
   const Shape &x = a.x->shape, &w = a.w->shape, &y = a.out->shape;

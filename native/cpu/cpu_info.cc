@@ -1,5 +1,5 @@
 // What the CPU backend reports about this machine (for backend_info / `latte-flow inspect`).
-#include "core/backend_select.h"
+#include "core/backend_info.h"
 #include "cpu/cpu_kernels.h"
 
 namespace latte {

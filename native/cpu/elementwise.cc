@@ -27,7 +27,7 @@ LATTE_MULTIVERSION void map1(const Tensor& x, Tensor& y, F f) {
 
 }  // namespace
 
-LATTE_MULTIVERSION void unary(Unary op, const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void unary(Context& ctx, Unary op, const Tensor& x, Tensor& y) {
   switch (op) {
     case Unary::Silu: return map1(x, y, [](float v) { return vsilu(v); });
     case Unary::Relu: return map1(x, y, [](float v) { return v > 0.f ? v : 0.f; });
@@ -42,7 +42,7 @@ LATTE_MULTIVERSION void unary(Unary op, const Tensor& x, Tensor& y) {
   }
 }
 
-LATTE_MULTIVERSION void binary(Binary op, const Tensor& a, const Tensor& b, Tensor& y) {
+LATTE_MULTIVERSION void binary(Context& ctx, Binary op, const Tensor& a, const Tensor& b, Tensor& y) {
   const float* as = a.f32();
   const float* bs = b.f32();
   float* o = y.f32();
@@ -58,7 +58,7 @@ LATTE_MULTIVERSION void binary(Binary op, const Tensor& a, const Tensor& b, Tens
   }
 }
 
-LATTE_MULTIVERSION void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) {
+LATTE_MULTIVERSION void swiglu(Context& ctx, const Tensor& gate, const Tensor& up, Tensor& y) {
   const float* g = gate.f32();
   const float* u = up.f32();
   float* o = y.f32();
@@ -68,7 +68,7 @@ LATTE_MULTIVERSION void swiglu(const Tensor& gate, const Tensor& up, Tensor& y) 
 }
 
 // x [B,S,D]; per-sample shift/scale/gate [B,D]
-LATTE_MULTIVERSION void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) {
+LATTE_MULTIVERSION void modulate(Context& ctx, const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y) {
   const int64_t B = x.shape[0], S = x.shape[1], D = x.shape[2];
   const float *xs = x.f32(), *sh = shift.f32(), *sc = scale.f32();
   float* o = y.f32();
@@ -81,7 +81,7 @@ LATTE_MULTIVERSION void modulate(const Tensor& x, const Tensor& shift, const Ten
     }
 }
 
-LATTE_MULTIVERSION void gated_add(const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void gated_add(Context& ctx, const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y) {
   const int64_t B = h.shape[0], S = h.shape[1], D = h.shape[2];
   const float *hs = h.f32(), *g = gate.f32(), *xs = x.f32();
   float* o = y.f32();
@@ -93,7 +93,7 @@ LATTE_MULTIVERSION void gated_add(const Tensor& h, const Tensor& gate, const Ten
     }
 }
 
-LATTE_MULTIVERSION void axpby(float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) {
+LATTE_MULTIVERSION void axpby(Context& ctx, float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y) {
   const float *pa = a.f32(), *pb = b.f32();
   float* py = y.f32();
   const int64_t n = y.numel();

@@ -7,7 +7,7 @@
 
 namespace latte::cpu {
 
-void embedding(const Tensor& table, const Tensor& ids, Tensor& y) {
+void embedding(Context& ctx, const Tensor& table, const Tensor& ids, Tensor& y) {
   const int64_t V = table.shape[0], D = table.shape[1], n = ids.numel();
   const int32_t* id = ids.ptr<int32_t>();
   for (int64_t i = 0; i < n; i++)
@@ -31,7 +31,7 @@ void embedding(const Tensor& table, const Tensor& ids, Tensor& y) {
 }
 
 // PyTorch pixel_shuffle: out[n, c, h*r + i, w*r + j] = in[n, c*r*r + i*r + j, h, w]
-void pixel_shuffle(const Tensor& x, int r, Tensor& y) {
+void pixel_shuffle(Context& ctx, const Tensor& x, int r, Tensor& y) {
   const int64_t N = y.shape[0], C = y.shape[1], Ho = y.shape[2], Wo = y.shape[3];
   const int64_t H = x.shape[2], W = x.shape[3];
   const float* xs = x.f32();
@@ -49,7 +49,7 @@ void pixel_shuffle(const Tensor& x, int r, Tensor& y) {
       }
 }
 
-void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) {
+void write_rows(Context& ctx, const Tensor& src, const Tensor& at, Tensor& dst) {
   const int64_t B = dst.shape[0], N = dst.shape[1], S = src.shape[1], pos = *at.ptr<int32_t>();
   if (pos < 0 || pos + S > N)
     fail(code::kIndex, "write_rows: rows [" + std::to_string(pos) + ", " + std::to_string(pos + S) + ") are outside the " + std::to_string(N) + " rows of " + dst.desc());
@@ -58,7 +58,7 @@ void write_rows(const Tensor& src, const Tensor& at, Tensor& dst) {
     std::memcpy(static_cast<char*>(dst.buf->data) + (size_t(b * N + pos)) * row, static_cast<const char*>(src.buf->data) + size_t(b * S) * row, size_t(S) * row);
 }
 
-void upsample_nearest(const Tensor& x, int f, Tensor& y) {
+void upsample_nearest(Context& ctx, const Tensor& x, int f, Tensor& y) {
   const int64_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
   const float* xs = x.f32();
   float* ys = y.f32();
@@ -71,7 +71,7 @@ void upsample_nearest(const Tensor& x, int f, Tensor& y) {
     }
 }
 
-void convert(const Tensor& x, Tensor& y) {
+void convert(Context& ctx, const Tensor& x, Tensor& y) {
   const int64_t n = x.numel();
   if (x.dtype == y.dtype) {
     std::memcpy(y.buf->data, x.buf->data, x.nbytes());
@@ -92,7 +92,11 @@ void convert(const Tensor& x, Tensor& y) {
   }
 }
 
-void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) {
+void zero(Context& ctx, Tensor& y) { std::memset(y.buf->data, 0, y.nbytes()); }
+
+void advance(Context& ctx, const Tensor& at, int64_t n, Tensor& y) { *y.ptr<int32_t>() = int32_t(*at.ptr<int32_t>() + n); }
+
+void normal_noise(Context& ctx, uint64_t seed, uint64_t offset, Tensor& y) {
   const uint64_t k = rng::key(seed);
   const int64_t n = y.numel();
   float* o = y.f32();
@@ -100,7 +104,7 @@ void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) {
   for (int64_t i = 0; i < n; i++) o[i] = rng::normal(k, offset + uint64_t(i));
 }
 
-void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) {
+void sample_tokens(Context& ctx, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) {
   const int64_t V = logits.shape[-1], rows = logits.numel() / V;
   sampling::Params prm{temperature, top_k, top_p, seed, step};
   std::vector<float> z, p;
@@ -109,7 +113,7 @@ void sample_tokens(const Tensor& logits, float temperature, int top_k, float top
 }
 
 // Walks the output in order; each output index maps to an input offset through permuted strides.
-void permute(const Tensor& x, const int* perm, Tensor& y) {
+void permute(Context& ctx, const Tensor& x, const int* perm, Tensor& y) {
   const int nd = x.shape.ndim;
   int64_t in_stride[kMaxDims], strides[kMaxDims];
   for (int i = nd - 1, s = 1; i >= 0; i--) {
@@ -132,7 +136,7 @@ void permute(const Tensor& x, const int* perm, Tensor& y) {
   }
 }
 
-void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
+void concat(Context& ctx, const Tensor& a, const Tensor& b, int axis, Tensor& y) {
   int64_t outer = 1;
   for (int i = 0; i < axis; i++) outer *= a.shape[i];
   const size_t ea = size_t(a.numel() / (outer ? outer : 1)) * dtype_size(a.dtype);
@@ -146,7 +150,7 @@ void concat(const Tensor& a, const Tensor& b, int axis, Tensor& y) {
   }
 }
 
-void slice(const Tensor& x, int axis, int64_t start, Tensor& y) {
+void slice(Context& ctx, const Tensor& x, int axis, int64_t start, Tensor& y) {
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; i++) outer *= x.shape[i];
   for (int i = axis + 1; i < x.shape.ndim; i++) inner *= x.shape[i];

@@ -79,7 +79,7 @@ void convert_rows(const Tensor& src, float* dst) {
   }
 }
 
-std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFeatures&) {
+std::shared_ptr<Packed> pack_linear(Context& ctx, const Tensor& w, DType compute) {
   auto p = std::make_shared<PackedLinear>();
   p->n = w.shape[0];
   p->k = w.shape[1];
@@ -116,7 +116,10 @@ std::shared_ptr<Packed> pack_linear(const Tensor& w, DType compute, const CpuFea
   return p;
 }
 
-void linear(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Arena& arena, const CpuFeatures& f) {
+void linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
+  ArenaReset reset{ctx.arena};
+  Arena& arena = ctx.arena;
+  const CpuFeatures& f = ctx.features;
   const int64_t m = x.shape.rows(), k = x.shape[-1], n = w.shape[0];
   const float* bias = b ? b->f32() : nullptr;
   auto* packed = dynamic_cast<PackedLinear*>(w.buf->packed.get());

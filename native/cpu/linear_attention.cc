@@ -9,7 +9,7 @@
 
 namespace latte::cpu {
 
-void relu_linear_attention(const Tensor& qkv, int d, float eps, Tensor& y) {
+void relu_linear_attention(Context& ctx, const Tensor& qkv, int d, float eps, Tensor& y) {
   const int64_t B = qkv.shape[0], heads = qkv.shape[1] / (3 * d), N = qkv.shape[2] * qkv.shape[3];
   const float* src = qkv.f32();
   float* dst = y.f32();

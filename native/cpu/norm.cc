@@ -11,7 +11,7 @@
 
 namespace latte::cpu {
 
-LATTE_MULTIVERSION void rms_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) {
+LATTE_MULTIVERSION void rms_norm(Context& ctx, const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const float* ws = w ? w->f32() : nullptr;
@@ -65,7 +65,7 @@ LATTE_MULTIVERSION void rms_norm(const Tensor& x, const Tensor* w, const Tensor*
   }
 }
 
-LATTE_MULTIVERSION void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) {
+LATTE_MULTIVERSION void layer_norm(Context& ctx, const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const float* ws = w ? w->f32() : nullptr;
@@ -92,7 +92,7 @@ LATTE_MULTIVERSION void layer_norm(const Tensor& x, const Tensor* w, const Tenso
   }
 }
 
-LATTE_MULTIVERSION void softmax(const Tensor& x, Tensor& y) {
+LATTE_MULTIVERSION void softmax(Context& ctx, const Tensor& x, Tensor& y) {
   const float* xs = x.f32();
   float* ys = y.f32();
   const int64_t rows = x.shape.rows(), n = x.shape[-1];

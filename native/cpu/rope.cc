@@ -10,7 +10,7 @@
 
 namespace latte::cpu {
 
-void rope(const RopeArgs& a) {
+void rope(Context& ctx, const RopeArgs& a) {
   const Tensor& x = *a.x;
   const int64_t B = x.shape[0], S = x.shape[1], H = x.shape[2], d = x.shape[3], half = d / 2;
   const int64_t A = a.pos->shape[0];

@@ -1,5 +1,6 @@
 // Linked instead of the CUDA backend when the build has no CUDA (LATTE_CUDA=OFF or no nvcc).
-#include "core/backend_select.h"
+#include "core/backend.h"
+#include "core/backend_info.h"
 
 namespace latte {
 

@@ -26,6 +26,9 @@ class Context {
   // Out-of-range ids found by a kernel (embedding): (position << 32 | id) of the first one, or ~0.
   unsigned long long* index_error = nullptr;
   bool index_check_pending = false;  // an id-checking kernel ran since the last synchronize
+  unsigned long long* host_error = nullptr;  // pinned: where synchronize() reads index_error back
+  // Waits for the stream, then reports what kernels found on the way (an id out of range).
+  void synchronize();
   cudaMemPool_t pool = nullptr;      // the backend's stream-ordered pool (workspace comes from it)
   void release_workspace();
   // Graphs alive that captured a workspace address: while any is, a grown workspace keeps its old
@@ -58,9 +61,13 @@ struct PackedLinear final : Packed {
   ~PackedLinear() override;
 };
 
-// linear.cu, gemv.cu, gemm_bf16.cu
-std::shared_ptr<Packed> pack_linear(Context& c, const Tensor& w, DType compute);
-void linear(Context& c, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
+// The backend's kernels: the rows of core/kernel_list.h, each `name(Context&, ...)`, one family per
+// file (linear.cu, attention.cu, norm.cu, rope.cu, elementwise.cu, linear_attention.cu, conv.cu,
+// layout.cu). Greedy sampling runs on the device; sampled rows go through core/sampling.h on the host
+// (exact CPU tokens).
+LATTE_KERNELS(LATTE_DECLARE_BACKEND_KERNEL)
+
+// helpers shared by those files: linear.cu, gemv.cu, gemm_bf16.cu
 // y[M, N] = x[M, K] W^T + b, W [N, ldw] of dtype wt (f32, bf16, f16), M <= 8, fp32 accumulate
 void gemv(Context& c, const float* x, const void* w, DType wt, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
 // SIMT fp32 tiled GEMM (f32 compute; 16-bit weights widen on load)
@@ -68,31 +75,6 @@ void gemm_f32(Context& c, const float* x, const void* w, DType wt, int64_t ldw, 
 // tensor cores: activations rounded to bf16, bf16 weights, fp32 accumulate (mma.sync m16n8k16)
 void gemm_bf16(Context& c, const float* x, const uint16_t* w, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
 
-void embedding(Context& c, const Tensor& table, const Tensor& ids, Tensor& y);
-void rms_norm(Context& c, const Tensor& x, const Tensor* w, const Tensor* b, float eps, bool channels, Tensor& y);
-void layer_norm(Context& c, const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y);
-void rope(Context& c, const RopeArgs& a);
-void attention(Context& c, const AttentionArgs& a);
-void softmax(Context& c, const Tensor& x, Tensor& y);
-void unary(Context& c, Unary op, const Tensor& x, Tensor& y);
-void binary(Context& c, Binary op, const Tensor& a, const Tensor& b, Tensor& y);
-void axpby(Context& c, float alpha, const Tensor& a, float beta, const Tensor& b, Tensor& y);
-void relu_linear_attention(Context& c, const Tensor& qkv, int head_dim, float eps, Tensor& y);
-void swiglu(Context& c, const Tensor& gate, const Tensor& up, Tensor& y);
-void modulate(Context& c, const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& y);
-void gated_add(Context& c, const Tensor& h, const Tensor& gate, const Tensor& x, Tensor& y);
-void conv2d(Context& c, const Conv2dArgs& a);
-void pixel_shuffle(Context& c, const Tensor& x, int r, Tensor& y);
-void upsample_nearest(Context& c, const Tensor& x, int f, Tensor& y);
-void convert(Context& c, const Tensor& x, Tensor& y);
-void concat(Context& c, const Tensor& a, const Tensor& b, int axis, Tensor& y);
-void permute(Context& c, const Tensor& x, const int* perm, Tensor& y);
-void slice(Context& c, const Tensor& x, int axis, int64_t start, Tensor& y);
-void write_rows(Context& c, const Tensor& src, const Tensor& at, Tensor& dst);
-void advance(Context& c, const Tensor& at, int64_t n, Tensor& y);  // i32 [1]: y = at + n, on the device
-void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y);
-// greedy rows on the device; sampled rows through core/sampling.h on the host (exact CPU tokens)
-void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids);
 // element-wise dtype conversion of n values between device buffers (f32 / bf16 / f16)
 void convert_values(Context& c, const void* src, DType from, void* dst, DType to, int64_t n);
 

@@ -6,7 +6,8 @@
 #include <mutex>
 #include <string>
 
-#include "core/backend_select.h"
+#include "core/backend.h"
+#include "core/backend_info.h"
 
 #ifndef LATTE_CUDA_ARCHS
 #define LATTE_CUDA_ARCHS "unknown"

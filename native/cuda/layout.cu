@@ -237,6 +237,8 @@ void write_rows(Context& c, const Tensor& src, const Tensor& at, Tensor& dst) {
 
 __global__ void advance_kernel(const int32_t* __restrict__ at, int32_t n, int32_t* __restrict__ y) { *y = *at + n; }
 
+void zero(Context& c, Tensor& y) { check_cuda(cudaMemsetAsync(y.buf->data, 0, y.nbytes(), c.stream), "cudaMemsetAsync"); }
+
 void advance(Context& c, const Tensor& at, int64_t n, Tensor& y) {
   advance_kernel<<<1, 1, 0, c.stream>>>(at.ptr<int32_t>(), int32_t(n), y.ptr<int32_t>());
   check_launch("advance");
@@ -255,8 +257,9 @@ void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_
     check_launch("sample (greedy)");
     return;
   }
-  // Sampled: the CPU's own code on the downloaded rows (the caller synchronized the stream), so the
-  // token is the CPU's bit for bit: sorting, float sums and the seeded draw are all the same.
+  // Sampled: the CPU's own code on the downloaded rows, so the token is the CPU's bit for bit:
+  // sorting, float sums and the seeded draw are all the same. Earlier faults are reported first.
+  c.synchronize();
   std::vector<float> host(size_t(rows * V));
   check_cuda(cudaMemcpyAsync(host.data(), logits.f32(), host.size() * sizeof(float), cudaMemcpyDeviceToHost, c.stream), "sample download");
   check_cuda(cudaStreamSynchronize(c.stream), "sample download");

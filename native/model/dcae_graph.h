@@ -22,32 +22,32 @@ class ImageGraph : public Graph {
     OpAttrs a;
     a.padding = c.padding;
     a.groups = c.groups;
-    return op("conv2d", {&x, &c.w, c.has_bias() ? &c.b : nullptr}, a);
+    return op(Op::Conv2d, {&x, &c.w, c.has_bias() ? &c.b : nullptr}, a);
   }
   Tensor pixel_shuffle(const Tensor& x, int r) {
     OpAttrs a;
     a.factor = r;
-    return op("pixel_shuffle", {&x}, a);
+    return op(Op::PixelShuffle, {&x}, a);
   }
   Tensor upsample_nearest(const Tensor& x, int r) {
     OpAttrs a;
     a.factor = r;
-    return op("upsample_nearest", {&x}, a);
+    return op(Op::UpsampleNearest, {&x}, a);
   }
   // RMSNorm over dim 1 of NCHW (diffusers' RMSNorm applied channel-last): x * rsqrt(mean_c x^2 + eps) * w + b
   Tensor rms_norm_channels(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
     OpAttrs a;
     a.eps = eps;
     a.channels = true;
-    return op("rms_norm", {&x, &w, b.buf ? &b : nullptr}, a);
+    return op(Op::RmsNorm, {&x, &w, b.buf ? &b : nullptr}, a);
   }
-  Tensor relu(const Tensor& x) { return op("relu", {&x}); }
+  Tensor relu(const Tensor& x) { return op(Op::Relu, {&x}); }
   // qkv [B, heads * 3d, H, W] (each head's consecutive 3d channels are its q, k, v) -> [B, heads * d, H, W]
   Tensor relu_linear_attention(const Tensor& qkv, int head_dim, float eps) {
     OpAttrs a;
     a.head_dim = head_dim;
     a.eps = eps;
-    return op("relu_linear_attention", {&qkv}, a);
+    return op(Op::ReluLinearAttention, {&qkv}, a);
   }
   // torch's x.repeat_interleave(r, dim=1) on NCHW: every channel r times in a row. Built from
   // concats of [B, C, k, H*W] views (doubling, so log2(r) + popcount(r) copies).

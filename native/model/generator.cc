@@ -169,7 +169,7 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
       at.return_logits = true;
       const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
       const Tensor* g = residual ? &gate : nullptr;
-      auto res = g_.engine().enqueue("attention", {&qr, &kr, &vr, prev, g}, at);
+      auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, g}, at);
       logits[size_t(r)] = res[1];
       out = r ? g_.concat(out, res[0], 0) : res[0];
     }

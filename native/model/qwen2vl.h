@@ -13,11 +13,10 @@
 
 #include "model/graph.h"
 #include "model/qwen2vl_config.h"
-#include "runtime/program.h"
 
 namespace latte::model {
 
-// A model's recorded decode steps by sequence id. The model owns them (they hold its weights, so its
+// A model's recorded decode steps by sequence id (Program: the engine's opaque recorded op sequence). The model owns them (they hold its weights, so its
 // dispose frees those); a sequence's StepHandle erases its own step when the sequence is released.
 using StepRegistry = std::unordered_map<uint64_t, std::shared_ptr<Program>>;
 

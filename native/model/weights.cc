@@ -45,7 +45,7 @@ Tensor WeightBinder::small(const std::string& name, const Shape& shape) {
   Tensor t = load(name, shape, storage_);
   OpAttrs a;
   a.dtype = DType::F32;
-  return e_.enqueue("convert", {&t}, a)[0];
+  return e_.enqueue(Op::Convert, {&t}, a)[0];
 }
 Tensor WeightBinder::big(const std::string& name, const Shape& shape) { return load(name, shape, storage_); }
 
@@ -53,7 +53,7 @@ Linear WeightBinder::pack(const Tensor& w, const Tensor* b) {
   OpAttrs a;
   a.dtype = storage_ == DType::F32 ? DType::F32 : DType::BF16;
   Linear l;
-  l.w = e_.enqueue("pack_linear", {&w}, a)[0];
+  l.w = e_.enqueue(Op::PackLinear, {&w}, a)[0];
   if (b) l.b = *b;
   return l;
 }

@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "core/backend.h"
-#include "core/backend_select.h"
+#include "runtime/backend_select.h"
 #include "io/safetensors.h"
 #include "runtime/program.h"
 #include "runtime/stream.h"
@@ -42,10 +42,10 @@ static void need_ready(const Tensor& t) {
   if (!t.buf->ready) fail(code::kNotComputed, "an input " + t.desc() + " was never computed (its op failed or was dropped)");
 }
 
-std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs) {
+std::vector<Tensor> Engine::enqueue(Op id, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs) {
   check_live();
-  const OpDef* op = find_op(name);
-  if (!op) fail(code::kArg, "unknown op '" + name + "'");
+  const OpDef* op = &op_def(id);
+  const std::string name = op->name;
   if (int(inputs.size()) < op->min_inputs || int(inputs.size()) > op->max_inputs)
     fail(code::kArg, name + ": expects " + std::to_string(op->min_inputs) + ".." + std::to_string(op->max_inputs) + " operands, got " + std::to_string(inputs.size()));
   Inputs in(inputs);
@@ -55,7 +55,7 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
   for (auto* t : in)
     if (t && (!t->buf || t->buf->owner != id_)) fail(code::kArg, name + ": a tensor belongs to another engine");
   for (size_t i = 0; i < in.size(); i++)
-    if (in[i] && in[i]->buf->is_packed && int(i) != op->packed_operand)
+    if (in[i] && in[i]->buf->is_packed && int(i) != op->packed_operand())
       fail(code::kArg, name + ": operand " + std::to_string(i) + " is a packed weight, usable only as a linear weight");
   for (auto* t : in)
     if (t && t->numel() == 0) fail(code::kShape, name + ": empty operand " + t->desc());
@@ -95,10 +95,7 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     for (auto& t : result) t.buf->ready = true;
   };
   if (recording_) {
-    // a replay repeats its ops' attributes: a sampling step would draw the same numbers every time
-    if (name == "sample") fail(code::kArg, "sample cannot be part of a program");
-    for (auto& d : outs)
-      if (d.packed) fail(code::kArg, name + ": packing a weight cannot be part of a program");
+    if (!op->recordable()) fail(code::kArg, name + " cannot be part of a program (op_list.h: kNotRecordable)");
     ProgramOp pop;
     pop.run = std::move(task.run);
     for (auto* t : in)

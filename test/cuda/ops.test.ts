@@ -226,3 +226,18 @@ cudaTest('relu_linear_attention: the linear (N > d) and quadratic (N <= d) forms
     assertClose(t, b, a, 1e-6, `relu linear attention ${[B, heads, d, H, W]}`);
   }
 });
+
+cudaTest('zeros and advance: the device gives the CPU values (a chain of advances read once)', async (t) => {
+  const p = new Pair();
+  t.teardown(() => p.dispose());
+  const [z1, z2] = await p.run((e) => e.zeros([7, 129]));
+  assertSame(t, z2, z1, 'zeros');
+  const chain = (e: Engine) => {
+    let at = e.tensor(new Int32Array([5]), [1], 'i32');
+    for (let i = 0; i < 10; i++) at = e.advance(at, at, i);
+    return at;
+  };
+  const [a1, a2] = await p.raw(chain);
+  t.deepEqual([...a2], [...a1]);
+  t.deepEqual([...a1], [50]);
+});

@@ -71,15 +71,15 @@ int main() {
   float xs[6] = {1, 2, 3, 4, 5, 6};
   Tensor x = e.upload(DType::F32, Shape{2, 3}, xs, sizeof xs);
   Tensor w = e.upload(DType::F32, Shape{2, 2}, xs, 16);
-  ok(code_of([&] { e.enqueue("linear", {&x, &w}, {}); }) == code::kShape, "linear shape mismatch -> E_SHAPE");
-  ok(code_of([&] { e.enqueue("no_such_op", {&x}, {}); }) == code::kArg, "unknown op -> E_ARG");
-  ok(code_of([&] { e.enqueue("add", {&x}, {}); }) == code::kArg, "missing operand -> E_ARG");
+  ok(code_of([&] { e.enqueue(Op::Linear, {&x, &w}, {}); }) == code::kShape, "linear shape mismatch -> E_SHAPE");
+  ok(find_op("no_such_op") == nullptr && find_op("add") == &op_def(Op::Add), "ops by name: only the N-API boundary's lookup");
+  ok(code_of([&] { e.enqueue(Op::Add, {&x}, {}); }) == code::kArg, "missing operand -> E_ARG");
   ok(code_of([&] { e.upload(DType::F32, Shape{2, 3}, xs, 8); }) == code::kShape, "upload size mismatch -> E_SHAPE");
   ok(code_of([] { Engine bad(EngineOptions{"gpu9", 1}); }) == code::kArg, "unknown backend -> E_ARG");
 
   // ordering: a chain of adds reads back in order
   Tensor acc = x;
-  for (int i = 0; i < 100; i++) acc = e.enqueue("add", {&acc, &x}, {})[0];
+  for (int i = 0; i < 100; i++) acc = e.enqueue(Op::Add, {&acc, &x}, {})[0];
   auto v = sync::read_f32(e, acc);
   ok(v.size() == 6 && v[0] == 101.f && v[5] == 606.f, "100 queued adds in order");
 
@@ -87,19 +87,19 @@ int main() {
   int32_t ids[1] = {7};
   Tensor table = e.upload(DType::F32, Shape{3, 2}, xs, sizeof xs);
   Tensor bad_ids = e.upload(DType::I32, Shape{1}, ids, 4);
-  Tensor g = e.enqueue("embedding", {&table, &bad_ids}, {})[0];
+  Tensor g = e.enqueue(Op::Embedding, {&table, &bad_ids}, {})[0];
   ok(fence_code(e) == code::kIndex, "run-time error surfaces at the fence");
   ok(fence_code(e).empty(), "and only once");
-  Tensor g2 = e.enqueue("add", {&g, &g}, {})[0];
+  Tensor g2 = e.enqueue(Op::Add, {&g, &g}, {})[0];
   ok(fence_code(e) == code::kNotComputed, "an op on a failed op's output -> E_NOT_COMPUTED");
   {
     int32_t zero = 0;
     Tensor at = e.upload(DType::I32, Shape{1}, &zero, 4);
     OpAttrs one;
     one.length = 1;
-    e.enqueue("advance", {&at, &g}, one);  // g: the failed embedding's output (the error was fenced)
+    e.enqueue(Op::Advance, {&at, &g}, one);  // g: the failed embedding's output (the error was fenced)
     ok(fence_code(e) == code::kNotComputed, "advance waits for its `after` operand: a failed one leaves the count uncomputed");
-    Tensor done = e.enqueue("advance", {&at, &at}, one)[0];
+    Tensor done = e.enqueue(Op::Advance, {&at, &at}, one)[0];
     int32_t got = -1;
     std::vector<float> raw = sync::read_f32(e, done);  // the 4 bytes of the i32
     std::memcpy(&got, raw.data(), 4);
@@ -114,13 +114,13 @@ int main() {
     ax.alpha = 2.f;
     ax.beta = -1.f;
     auto body = [&](const std::vector<Tensor>& in) {
-      Tensor s = e.enqueue("silu", {&in[0]}, {})[0];
-      Tensor y = e.enqueue("axpby", {&s, &in[1]}, ax)[0];  // 2 silu(a) - b
-      return std::vector<Tensor>{y, e.enqueue("add", {&y, &w}, {})[0]};
+      Tensor s = e.enqueue(Op::Silu, {&in[0]}, {})[0];
+      Tensor y = e.enqueue(Op::Axpby, {&s, &in[1]}, ax)[0];  // 2 silu(a) - b
+      return std::vector<Tensor>{y, e.enqueue(Op::Add, {&y, &w}, {})[0]};
     };
     auto eager = [&](const Tensor& a, const Tensor& bb) {
-      Tensor s = e.enqueue("silu", {&a}, {})[0];
-      Tensor y = e.enqueue("axpby", {&s, &bb}, ax)[0];
+      Tensor s = e.enqueue(Op::Silu, {&a}, {})[0];
+      Tensor y = e.enqueue(Op::Axpby, {&s, &bb}, ax)[0];
       return sync::read_f32(e, y);
     };
     float ys[4] = {-1, 0.5f, 3, -2};
@@ -142,15 +142,15 @@ int main() {
          return in;
        }); }) == code::kArg,
        "read while recording -> E_ARG");
-    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{e.enqueue("linear", {&in[0], &x}, {})[0]}; }); }) == code::kShape,
+    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{e.enqueue(Op::Linear, {&in[0], &x}, {})[0]}; }); }) == code::kShape,
        "a shape error in the body throws from record()");
-    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return e.enqueue("sample", {&in[0]}, {}); }); }) == code::kArg,
+    ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return e.enqueue(Op::Sample, {&in[0]}, {}); }); }) == code::kArg,
        "sampling cannot be recorded (a replay would repeat its draw)");
-    ok(sync::read_f32(e, e.enqueue("add", {&a1, &a1}, {})[0])[3] == 8.f, "after a failed recording, ops run again");
+    ok(sync::read_f32(e, e.enqueue(Op::Add, {&a1, &a1}, {})[0])[3] == 8.f, "after a failed recording, ops run again");
     // an error inside a replay is held like any op's, and the program still works afterwards
     int32_t good[1] = {1};
     Tensor ok_ids = e.upload(DType::I32, Shape{1}, good, 4);
-    auto lookup = e.record({ok_ids}, [&](const std::vector<Tensor>& in) { return e.enqueue("embedding", {&table, &in[0]}, {}); });
+    auto lookup = e.record({ok_ids}, [&](const std::vector<Tensor>& in) { return e.enqueue(Op::Embedding, {&table, &in[0]}, {}); });
     auto bad = e.replay(lookup, {&bad_ids});
     ok(fence_code(e) == code::kIndex, "an op failing inside a replay reports at the fence");
     auto fine = sync::read_f32(e, e.replay(lookup, {&ok_ids})[0]);
@@ -160,7 +160,7 @@ int main() {
     Tensor m = e.upload(DType::F32, Shape{64, 64}, big.data(), big.size() * 4);
     auto chain = e.record({m}, [&](const std::vector<Tensor>& in) {
       Tensor h = in[0];
-      for (int i = 0; i < 20; i++) h = e.enqueue("add", {&h, &in[0]}, {})[0];
+      for (int i = 0; i < 20; i++) h = e.enqueue(Op::Add, {&h, &in[0]}, {})[0];
       return std::vector<Tensor>{h};
     });
     sync::read_f32(e, m);
@@ -174,8 +174,8 @@ int main() {
     OpAttrs huge;
     huge.shape = Shape{int64_t(1) << 38};  // 1 TiB of f32: no machine here has it
     auto oom = e.record({m}, [&](const std::vector<Tensor>& in) {
-      Tensor s1 = e.enqueue("silu", {&in[0]}, {})[0];
-      return std::vector<Tensor>{e.enqueue("add", {&s1, &in[0]}, {})[0], e.enqueue("noise", {}, huge)[0]};
+      Tensor s1 = e.enqueue(Op::Silu, {&in[0]}, {})[0];
+      return std::vector<Tensor>{e.enqueue(Op::Add, {&s1, &in[0]}, {})[0], e.enqueue(Op::Noise, {}, huge)[0]};
     });
     sync::read_f32(e, m);
     const int64_t before_oom = e.stats().bytes_in_use;
@@ -204,11 +204,11 @@ int main() {
   {
     OpAttrs z;
     z.shape = Shape{1, 4, 2};
-    Tensor cache = e.enqueue("zeros", {}, z)[0];
+    Tensor cache = e.enqueue(Op::Zeros, {}, z)[0];
     Tensor row = e.upload(DType::F32, Shape{1, 1, 2}, xs, 8);
     auto step = e.record({row, e.upload(DType::I32, Shape{1}, std::vector<int32_t>{0}.data(), 4)}, [&](const std::vector<Tensor>& in) {
-      ok(e.enqueue("write_rows", {&cache, &in[0], &in[1]}, {}).empty(), "write_rows returns no outputs");
-      return std::vector<Tensor>{e.enqueue("add", {&cache, &cache}, {})[0]};
+      ok(e.enqueue(Op::WriteRows, {&cache, &in[0], &in[1]}, {}).empty(), "write_rows returns no outputs");
+      return std::vector<Tensor>{e.enqueue(Op::Add, {&cache, &cache}, {})[0]};
     });
     std::vector<float> last;
     for (int32_t at = 0; at < 3; at++) {
@@ -223,12 +223,12 @@ int main() {
     e.replay(step, {&row, &at_end});
     ok(fence_code(e) == code::kIndex, "a row past the end -> E_INDEX when it runs");
     ok(sync::read_f32(e, cache) == std::vector<float>{1, -1, 2, -2, 3, -3, 0, 0}, "and nothing was written");
-    ok(code_of([&] { e.enqueue("write_rows", {&cache, &cache, &row}, {}); }) == code::kDType, "an f32 offset -> E_DTYPE");
+    ok(code_of([&] { e.enqueue(Op::WriteRows, {&cache, &cache, &row}, {}); }) == code::kDType, "an f32 offset -> E_DTYPE");
     Tensor wide = e.upload(DType::F32, Shape{1, 1, 4}, xs, 16);
     int32_t zero = 0;
     Tensor at0 = e.upload(DType::I32, Shape{1}, &zero, 4);
-    ok(code_of([&] { e.enqueue("write_rows", {&cache, &wide, &at0}, {}); }) == code::kShape, "rows of another width -> E_SHAPE");
-    ok(code_of([&] { e.enqueue("write_rows", {&cache, &cache, &at0}, {}); }) == code::kArg, "writing a tensor into itself -> E_ARG");
+    ok(code_of([&] { e.enqueue(Op::WriteRows, {&cache, &wide, &at0}, {}); }) == code::kShape, "rows of another width -> E_SHAPE");
+    ok(code_of([&] { e.enqueue(Op::WriteRows, {&cache, &cache, &at0}, {}); }) == code::kArg, "writing a tensor into itself -> E_ARG");
   }
 
   // the memory plan on random op graphs: buffers alive at the same time never overlap
@@ -277,7 +277,7 @@ int main() {
   // dispose frees everything and refuses further work
   sync::dispose(e);
   ok(e.stats().bytes_in_use == 0, "dispose frees all memory");
-  ok(code_of([&] { e.enqueue("add", {&x, &x}, {}); }) == code::kDisposed, "use after dispose -> E_DISPOSED");
+  ok(code_of([&] { e.enqueue(Op::Add, {&x, &x}, {}); }) == code::kDisposed, "use after dispose -> E_DISPOSED");
 
   std::printf("1..%d\n# native: %d passed, %d failed\n", g_n, g_n - g_fail, g_fail);
   return g_fail ? 1 : 0;

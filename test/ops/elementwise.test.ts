@@ -189,3 +189,19 @@ test('relu_linear_attention matches its definition (linear form N > d and the qu
   }
   t.is(t.throws(() => e.reluLinearAttention(e.tensor(randn(2 * 10 * 4, 1), [2, 10, 2, 2]), 4), { instanceOf: LatteError })?.code, 'E_ARG');
 });
+
+test('zeros gives an f32 tensor of zeros; advance adds n to an i32 [1] once `after` has run', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const z = e.zeros([3, 5]);
+  t.deepEqual(z.shape, [3, 5]);
+  t.deepEqual([...(await z.readFloat32())], new Array(15).fill(0));
+  const at = e.tensor(new Int32Array([41]), [1], 'i32');
+  const next = e.advance(at, at, 1);
+  const again = e.advance(next, next, 7);
+  t.deepEqual([...((await again.read()) as Int32Array)], [49]);
+  t.deepEqual([...((await next.read()) as Int32Array)], [42]);
+  t.throws(() => e.zeros([]), { instanceOf: LatteError, message: /shape is required/ });
+  t.throws(() => e.advance(e.tensor(new Float32Array([1]), [1]), at, 1), { instanceOf: LatteError, message: /advance/ });
+  t.throws(() => e.advance(at, at, -1), { instanceOf: LatteError, message: /\[0, 2\^31\)/ });
+});

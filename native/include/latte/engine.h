@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend_info.h"
 #include "core/ops.h"
 #include "core/tensor.h"
 
@@ -27,22 +28,7 @@ struct EngineOptions {
   int threads = 0;               // CPU threads for this engine; 0 = all cores
 };
 
-struct CpuFeatures {
-  bool avx2 = false, fma = false, avx512f = false, avx512_bf16 = false, amx_bf16 = false;
-  bool amx_permitted = false;  // the kernel granted AMX tile state to this process
-};
-
-struct BackendInfo {
-  std::vector<std::string> compiled;  // backends built into this binary
-  bool cuda_compiled = false;
-  bool cuda_available = false;
-  std::string cuda_reason;  // why CUDA is or is not usable
-  std::string cuda_device;
-  CpuFeatures cpu;
-  std::string cpu_gemm;  // the GEMM library and its version
-  int cores = 0;
-};
-
+// the backends this binary carries and this machine offers (runtime/backend_select.cc)
 BackendInfo backend_info();
 
 struct EngineStats {
@@ -70,7 +56,7 @@ class Engine {
   int threads() const { return threads_; }
 
   // Inputs: one per op operand, nullptr for an absent optional operand.
-  std::vector<Tensor> enqueue(const std::string& op, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs);
+  std::vector<Tensor> enqueue(Op op, const std::vector<const Tensor*>& inputs, const OpAttrs& attrs);
   Tensor upload(DType dtype, const Shape& shape, const void* data, size_t bytes);  // copies data now
   Tensor reshape(const Tensor& t, const Shape& shape);                          // a view, no work
   // A checkpoint tensor, copied from the mapping on the stream. `as`: the engine dtype to load it

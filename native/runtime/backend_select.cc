@@ -1,4 +1,6 @@
-#include "core/backend_select.h"
+#include "runtime/backend_select.h"
+
+#include "latte/engine.h"
 
 #include <cstdlib>
 #include <thread>
