@@ -137,14 +137,15 @@ Napi::Value EngineWrap::Op(const Napi::CallbackInfo& info) {
     if (!info[1].IsArray()) latte::fail(latte::code::kArg, "op: inputs must be an array");
     const std::string name = info[0].As<Napi::String>().Utf8Value();
     const latte::OpDef* def = latte::find_op(name);
-    if (def && def->in_place) latte::fail(latte::code::kArg, "op '" + name + "' writes into its operand and is internal to the engine's models");
+    if (!def) latte::fail(latte::code::kArg, "unknown op '" + name + "'");
+    if (def->in_place()) latte::fail(latte::code::kArg, "op '" + name + "' writes into its operand and is internal to the engine's models");
     Napi::Array arr = info[1].As<Napi::Array>();
     std::vector<const latte::Tensor*> inputs;
     for (uint32_t i = 0; i < arr.Length(); i++) {
       Napi::Value v = arr.Get(i);
       inputs.push_back(v.IsNull() || v.IsUndefined() ? nullptr : &TensorWrap::Get(v));
     }
-    std::vector<latte::Tensor> outs = e.enqueue(name, inputs, to_attrs(info[2]));
+    std::vector<latte::Tensor> outs = e.enqueue(def->id, inputs, to_attrs(info[2]));
     Napi::Array res = Napi::Array::New(env, outs.size());
     for (size_t i = 0; i < outs.size(); i++) res.Set(uint32_t(i), TensorWrap::New(env, outs[i]));
     return res;
