@@ -94,8 +94,9 @@ class Backend {
   virtual void advance(const Tensor& at, int64_t n, Tensor& y) = 0;  // i32 [1]: y = at + n
   virtual void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) = 0;  // core/rng.h
   // one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws
-  // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds
-  virtual void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) = 0;
+  // uniform(seed, step), so a batch of requests passes one op per request or distinct seeds.
+  // step_at (i32 [1], optional): the step, read when it runs instead of `step`
+  virtual void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -366,9 +366,15 @@ Outs infer_advance(const Inputs& in, const OpAttrs& a) {
 }
 void run_advance(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.advance(*in[0], a.length, out[0]); }
 
-// Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row).
+// Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row). The draw's
+// step is attrs.offset, or the optional i32 [1] operand read when it runs: a recorded decode step
+// takes its step from the sequence's counter, so every replay draws anew.
 Outs infer_sample(const Inputs& in, const OpAttrs& a) {
   need_f32("sample", "logits", in[0]);
+  if (in.size() > 1 && in[1]) {
+    need_dtype("sample", "step", in[1], {DType::I32});
+    need_shape("sample", "step", in[1], Shape{1});
+  }
   if (!(a.temperature >= 0.f) || !std::isfinite(a.temperature)) fail(code::kArg, "sample: temperature must be finite and >= 0");
   if (a.top_k < 0) fail(code::kArg, "sample: top_k must be >= 0");
   if (!(a.top_p > 0.f && a.top_p <= 1.f)) fail(code::kArg, "sample: top_p must be in (0, 1]");
@@ -378,7 +384,7 @@ Outs infer_sample(const Inputs& in, const OpAttrs& a) {
   return {{DType::I32, s}};
 }
 void run_sample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
-  be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, out[0]);
+  be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, in.size() > 1 ? in[1] : nullptr, out[0]);
 }
 
 // Reorders dimensions (torch.permute): e.g. latents [B,C,h,w] -> tokens [B,h,w,C] for patchify.
@@ -467,7 +473,7 @@ const std::map<std::string, OpDef>& registry() {
       {"zeros", {"zeros", 0, 0, infer_zeros, run_zeros}},
       {"advance", {"advance", 2, 2, infer_advance, run_advance}},
       {"write_rows", {"write_rows", 3, 3, infer_write_rows, run_write_rows, -1, true}},
-      {"sample", {"sample", 1, 1, infer_sample, run_sample}},
+      {"sample", {"sample", 1, 2, infer_sample, run_sample}},
       {"conv2d", {"conv2d", 2, 3, infer_conv2d, run_conv2d}},
       {"pixel_shuffle", {"pixel_shuffle", 1, 1, infer_pixel_shuffle, run_pixel_shuffle}},
       {"upsample_nearest", {"upsample_nearest", 1, 1, infer_upsample, run_upsample}},

@@ -72,8 +72,8 @@ class CpuBackend final : public Backend {
   void zero(Tensor& y) override { std::memset(y.buf->data, 0, y.nbytes()); }
   void advance(const Tensor& at, int64_t n, Tensor& y) override { *y.ptr<int32_t>() = int32_t(*at.ptr<int32_t>() + n); }
   void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cpu::normal_noise(seed, offset, y); }
-  void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, Tensor& ids) override {
-    cpu::sample_tokens(l, temp, k, p, seed, step, ids);
+  void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids) override {
+    cpu::sample_tokens(l, temp, k, p, seed, step, step_at, ids);
   }
 
  private:

@@ -43,6 +43,6 @@ void permute(const Tensor& x, const int* perm, Tensor& y);
 void slice(const Tensor& x, int axis, int64_t start, Tensor& y);
 void write_rows(const Tensor& src, const Tensor& at, Tensor& dst);
 void normal_noise(uint64_t seed, uint64_t offset, Tensor& y);
-void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids);
+void sample_tokens(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids);
 
 }  // namespace latte::cpu

@@ -220,9 +220,16 @@ class CudaBackend final : public Backend {
   void zero(Tensor& y) override { check_cuda(cudaMemsetAsync(y.buf->data, 0, y.nbytes(), c_.stream), "cudaMemsetAsync"); }
   void advance(const Tensor& at, int64_t n, Tensor& y) override { cuda::advance(c_, at, n, y); }
   void normal_noise(uint64_t seed, uint64_t offset, Tensor& y) override { cuda::normal_noise(c_, seed, offset, y); }
-  void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, Tensor& ids) override {
-    if (temp > 0.f) synchronize();  // the host path reads the logits: report earlier faults first
-    cuda::sample_tokens(c_, l, temp, k, p, seed, step, ids);
+  void sample_tokens(const Tensor& l, float temp, int k, float p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids) override {
+    if (temp > 0.f) {
+      // a sampled draw is host code over downloaded logits, which a graph cannot hold: refusing the
+      // capture here (before anything waits on the stream) leaves a program that draws running op by op
+      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+      check_cuda(cudaStreamIsCapturing(c_.stream, &capturing), "sample");
+      if (capturing != cudaStreamCaptureStatusNone) fail(code::kInternal, "sample: a sampled draw cannot be captured");
+      synchronize();  // the host path reads the logits: report earlier faults first
+    }
+    cuda::sample_tokens(c_, l, temp, k, p, seed, step, step_at, ids);
   }
 
  private:

@@ -92,7 +92,7 @@ void write_rows(Context& c, const Tensor& src, const Tensor& at, Tensor& dst);
 void advance(Context& c, const Tensor& at, int64_t n, Tensor& y);  // i32 [1]: y = at + n, on the device
 void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y);
 // greedy rows on the device; sampled rows through core/sampling.h on the host (exact CPU tokens)
-void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids);
+void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids);
 // element-wise dtype conversion of n values between device buffers (f32 / bf16 / f16)
 void convert_values(Context& c, const void* src, DType from, void* dst, DType to, int64_t n);
 

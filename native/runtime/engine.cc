@@ -95,8 +95,9 @@ std::vector<Tensor> Engine::enqueue(const std::string& name, const std::vector<c
     for (auto& t : result) t.buf->ready = true;
   };
   if (recording_) {
-    // a replay repeats its ops' attributes: a sampling step would draw the same numbers every time
-    if (name == "sample") fail(code::kArg, "sample cannot be part of a program");
+    // a replay repeats its ops' attributes: a draw whose step is an attribute would repeat too, so
+    // only a draw that reads its step from an operand (a counter on the engine) can be recorded
+    if (name == "sample" && !(in.size() > 1 && in[1])) fail(code::kArg, "sample cannot be part of a program without its step operand");
     for (auto& d : outs)
       if (d.packed) fail(code::kArg, name + ": packing a weight cannot be part of a program");
     ProgramOp pop;
