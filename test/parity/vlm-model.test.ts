@@ -23,7 +23,7 @@ async function prompt(m: Qwen2VL, file: string) {
   const [gt, gh, gw] = await readI32(e, fx, 'in.grid_thw');
   const grid = [gt, gh, gw] as const;
   const { positions } = ropePositions(ids, [grid], m.config);
-  return { fx, ids, grid, pixels: e.load(fx, 'in.pixel_values'), positions: e.tensor(positions, [3, 1, ids.length], 'i32') };
+  return { fx, ids, grid, pixels: e.load(fx, 'in.pixel_values'), positions };
 }
 
 test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)', async (t) => {
@@ -74,21 +74,30 @@ for (const backend of BACKENDS) {
     const sampled = await readI32(e, gen, 'out.sampled');
     const s = await ask({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed });
     t.is(s.text, m.tokenizer.decode(sampled));
-    // token for token, through the model's prefill / decode and the engine's sampler
+    // token for token, through the model's prefill / decode, on a growing and on a reserved (recorded) sequence
     const p = await prompt(m, 'vlm_generate.safetensors');
     const { delta } = ropePositions(p.ids, [p.grid], m.config);
-    const tokens = async (opts: object) => {
-      const seq = m.newSequence();
-      let tok = e.sample(m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions), { ...opts, step: 0 });
+    t.true(delta < 0, 'the image makes the M-RoPE positions lag the token count');
+    const tokens = async (opts: object, capacity?: number) => {
+      const seq = m.newSequence(capacity, opts);
+      let tok = m.sample(seq, m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions));
       const out: number[] = [];
       for (let step = 0; step < meta.max_new_tokens; step++) {
+        // the sequence owns its position: the prefill's largest + 1, then one more per token
+        t.is(seq.position, p.ids.length + delta + step);
         out.push(((await tok.read()) as Int32Array)[0]);
-        tok = e.sample(m.decode(seq, tok, p.ids.length + delta + step), { ...opts, step: step + 1 });
+        tok = m.decode(seq, tok);
       }
+      t.is(seq.length, p.ids.length + meta.max_new_tokens);
+      seq.release();
       return out;
     };
+    const drawn = { temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed };
+    const room = p.ids.length + meta.max_new_tokens;
     t.deepEqual(await tokens({}), greedy);
-    t.deepEqual(await tokens({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed }), sampled);
+    t.deepEqual(await tokens(drawn), sampled);
+    t.deepEqual(await tokens({}, room), greedy);
+    t.deepEqual(await tokens(drawn, room), sampled);
     t.true(g.ids.length > 0 && g.ids.every((id) => greedy.includes(id)));
     t.notDeepEqual(greedy, sampled);
   });
