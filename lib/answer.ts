@@ -3,8 +3,8 @@
  * tokenize, enqueue the image encode and the prefill, then per token one native decode call whose
  * token is drawn on the engine (the sequence keeps its position, sampling settings and draw count).
  * Only token ids come back; the next step is enqueued before the current token is read, so the
- * engine never waits for JavaScript. Text is detokenized
- * incrementally; stop tokens, stop strings and the AbortSignal are checked between tokens.
+ * engine never waits for JavaScript. Text is detokenized incrementally; stop tokens, stop strings
+ * and the AbortSignal are checked between tokens.
  */
 import { checkMessages, IMAGE_PAD, imageTokenCount, renderChat, type ChatMessage, type ChatPart, type ImageInput } from './chat.js';
 import { describe, ensure, LatteError } from './errors.js';

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "core/sampling.h"
+
 namespace latte {
 namespace {
 
@@ -375,9 +377,7 @@ Outs infer_sample(const Inputs& in, const OpAttrs& a) {
     need_dtype("sample", "step", in[1], {DType::I32});
     need_shape("sample", "step", in[1], Shape{1});
   }
-  if (!(a.temperature >= 0.f) || !std::isfinite(a.temperature)) fail(code::kArg, "sample: temperature must be finite and >= 0");
-  if (a.top_k < 0) fail(code::kArg, "sample: top_k must be >= 0");
-  if (!(a.top_p > 0.f && a.top_p <= 1.f)) fail(code::kArg, "sample: top_p must be in (0, 1]");
+  if (const char* why = sampling::invalid(a.temperature, a.top_k, a.top_p)) fail(code::kArg, std::string("sample: ") + why);
   Shape s = in[0]->shape;
   if (s.ndim == 1) return {{DType::I32, Shape{1}}};
   s.ndim--;

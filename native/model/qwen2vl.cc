@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <cmath>
 
+#include "core/sampling.h"
 #include "io/safetensors.h"
 
 namespace latte::model {
@@ -163,9 +163,7 @@ Tensor Qwen2VL::prefill(KvCache& cache, const std::vector<int32_t>& ids, const s
 
 void Qwen2VL::set_sampling(KvCache& cache, const Sampling& s) {
   if (cache.length) fail(code::kArg, "sampling: set it before the sequence's prefill");
-  if (!(s.temperature >= 0.f) || !std::isfinite(s.temperature)) fail(code::kArg, "sampling: temperature must be finite and >= 0");
-  if (s.top_k < 0) fail(code::kArg, "sampling: top_k must be >= 0");
-  if (!(s.top_p > 0.f && s.top_p <= 1.f)) fail(code::kArg, "sampling: top_p must be in (0, 1]");
+  if (const char* why = sampling::invalid(s.temperature, s.top_k, s.top_p)) fail(code::kArg, std::string("sampling: ") + why);
   cache.sampling = s;
 }
 

@@ -70,9 +70,9 @@ struct KvCache {
   std::vector<Tensor> k, v;
   // The rows cached. A reserved cache also holds the same count on the engine (`len`, i32 [1]): the
   // recorded step reads and advances it there, so a step that failed leaves it uncomputed and the next
-  // one fails too (E_NOT_COMPUTED) instead of running on a row that was never written. Both change
-  // only in added(). (On CUDA a bad token id is found on the device: the step runs on a zero
-  // embedding and E_INDEX comes at the next read, as for a growing cache.)
+  // one fails too (E_NOT_COMPUTED) instead of running on a row that was never written. Both start at
+  // 0 (reserve()) and change only together, in added(). (On CUDA a bad token id is found on the
+  // device: the step runs on a zero embedding and E_INDEX comes at the next read, as for a growing cache.)
   int64_t length = 0;
   Tensor len;
   int64_t capacity = 0;

@@ -3,7 +3,10 @@
 // greedy and seeded-sampled tokens of the understanding loop, and bf16 weight storage.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
 import { openCheckpoint, Qwen2VL, ropePositions, type Checkpoint, type Engine } from '../../lib/index.ts';
+import { patchOrder } from '../../lib/image.ts';
+import { loadAddon } from '../../lib/native.ts';
 import { assertClose, maxAbs } from '../helpers/reference.ts';
 import { cpuRoundsBf16Activations } from '../helpers/engine.ts';
 import { BACKENDS, backendFor, backendTest } from '../helpers/cuda.ts';
@@ -33,6 +36,21 @@ test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)',
   const [gt, gh, gw] = await readI32(m.engine, fx, 'in.grid_thw');
   const emb = m.encodeImage(m.engine.load(fx, 'in.pixel_values'), [gt, gh, gw]);
   assertClose(t, await emb.readFloat32(), await m.engine.load(fx, 'out.image_embeds').readFloat32(), 1e-4, 'image embeds');
+  // the tower rotates each row by the patch order lib/image.ts owns (encodeImage passes it): the
+  // engine checks the coordinates, and another order gives other embeddings
+  const e = m.engine;
+  const ck = openCheckpoint(modelDir);
+  const nat = new (loadAddon().NativeQwen2VL)(e.handle, ck.handle, fs.readFileSync(`${modelDir}/config.json`, 'utf8'), 'f32');
+  t.teardown(() => nat.dispose());
+  ck.close();
+  const px = e.own(e.load(fx, 'in.pixel_values'));
+  const order = patchOrder(gh, gw, m.config.mergeSize);
+  const code = (f: () => unknown) => (t.throws(f) as (Error & { code?: string }) | undefined)?.code; // the addon's own errors carry codes too
+  t.is(code(() => nat.encodeImage(px, gt, gh, gw, order.subarray(1))), 'E_SHAPE');
+  t.is(code(() => nat.encodeImage(px, gt, gh, gw, order.map((v, i) => (i === 0 ? gh : v)))), 'E_ARG');
+  const raster = Int32Array.from({ length: 2 * gh * gw }, (_, i) => (i < gh * gw ? Math.floor(i / gw) : (i - gh * gw) % gw));
+  const other = await e.wrap(nat.encodeImage(px, gt, gh, gw, raster)).readFloat32();
+  t.notDeepEqual(other, await emb.readFloat32());
 });
 
 for (const backend of BACKENDS) {
