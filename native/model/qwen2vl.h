@@ -76,8 +76,8 @@ struct KvCache {
   int64_t length = 0;
   Tensor len;
   int64_t capacity = 0;
-  // M-RoPE: the prefill's largest position + 1 - its length (image tokens share positions), so the
-  // token at row i, from the prefill's end on, is at position i + rope_delta on all three axes
+  // M-RoPE: the prefill's largest position + 1, less the length after it (image tokens share
+  // positions), so the token at row i, from the prefill's end on, is at i + rope_delta on all three axes
   int64_t rope_delta = 0;
   Sampling sampling;  // set before the prefill: a recorded step keeps the settings it drew with
   Tensor draws;       // i32 [1] on the engine: the tokens drawn so far, i.e. the next draw's step
@@ -146,7 +146,7 @@ class Qwen2VL {
   // their keys/values to the cache and returns the logits of the last row [1, V] (all rows
   // [S, V] with all_rows).
   Tensor forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows = false);
-  Tensor& draws(KvCache& cache);
+  Tensor& draws(KvCache& cache);  // the sequence's draw count, 0 until its first draw
   Tensor run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int layers);
   // the decoder layers over x; past (reserved caches): the cache's length as an engine tensor
   Tensor layer_stack(KvCache& cache, const Tensor& x, const Tensor& positions, int layers, const Tensor* past);
