@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getBackendInfo, type Qwen2VL, type Tensor } from '../lib/index.ts';
+import { getBackendInfo, type Qwen2VL } from '../lib/index.ts';
 
 export interface MachineInfo {
   date: string;
@@ -104,20 +104,15 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * before each read (as answer() does), on a sequence of `capacity` (none: a cache that grows).
  */
 export async function decodeMsPerToken(m: Qwen2VL, ids: Int32Array, n: number, capacity?: number): Promise<number> {
-  const e = m.engine;
   const S = ids.length;
   const seq = m.newSequence(capacity);
-  const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
-  const sample = (logits: Tensor) => {
-    const t = e.sample(logits, {});
-    logits.dispose(); // its memory returns once the sampling ran
-    return t;
-  };
-  let tok = sample(m.prefill(seq, ids, [], pos));
+  const logits = m.prefill(seq, ids, [], new Int32Array(3 * S).map((_, i) => i % S));
+  let tok = m.sample(seq, logits);
+  logits.dispose(); // its memory returns once the draw ran
   await tok.read();
   const t0 = nowMs();
   for (let i = 0; i < n; i++) {
-    const next = sample(m.decode(seq, tok, S + i));
+    const next = m.decode(seq, tok);
     await tok.read();
     tok.dispose();
     tok = next;
@@ -126,7 +121,6 @@ export async function decodeMsPerToken(m: Qwen2VL, ids: Int32Array, n: number, c
   const ms = (nowMs() - t0) / n;
   tok.dispose();
   seq.release();
-  pos.dispose();
   return ms;
 }
 

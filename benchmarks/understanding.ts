@@ -25,13 +25,12 @@ const REAL = { layers: 28, visionDepth: 32, D: 1536, F: 8960, H: 12, G: 2, V: 15
 const args = process.argv.slice(2);
 const skip = new Set((args[args.indexOf('--skip') + 1] ?? '').split(','));
 
-/** Greedy decode of `n` tokens after `seqLen` positions, the next step enqueued before each read. */
-async function decodeTokens(m: Qwen2VL, seq: ReturnType<Qwen2VL['newSequence']>, first: Tensor, pos0: number, n: number): Promise<number[]> {
-  const e = m.engine;
+/** Greedy decode of `n` tokens after the prefill, the next step enqueued before each read. */
+async function decodeTokens(m: Qwen2VL, seq: ReturnType<Qwen2VL['newSequence']>, first: Tensor, n: number): Promise<number[]> {
   const ids: number[] = [];
   let tok = first;
   for (let i = 0; i < n; i++) {
-    const next = i + 1 < n ? e.sample(m.decode(seq, tok, pos0 + i), {}) : undefined;
+    const next = i + 1 < n ? m.decode(seq, tok) : undefined;
     ids.push(((await tok.read()) as Int32Array)[0]);
     if (next) tok = next;
   }
@@ -40,8 +39,7 @@ async function decodeTokens(m: Qwen2VL, seq: ReturnType<Qwen2VL['newSequence']>,
 
 function textPrompt(m: Qwen2VL, S: number, seed: number) {
   const ids = Int32Array.from({ length: S }, (_, i) => (seed * 7919 + i * 104729) % 250); // valid in any vocab
-  const pos = new Int32Array(3 * S).map((_, i) => i % S);
-  return { ids, positions: m.engine.tensor(pos, [3, 1, S], 'i32') };
+  return { ids, positions: new Int32Array(3 * S).map((_, i) => i % S) };
 }
 
 interface Phase {
@@ -66,11 +64,11 @@ async function measurePhases(m: Qwen2VL, quick: boolean): Promise<Phase> {
   const prefill = nowMs() - t0;
   const q = textPrompt(m, 64, 2);
   const seq = m.newSequence();
-  const first = e.sample(m.prefill(seq, q.ids, [], q.positions), {});
+  const first = m.sample(seq, m.prefill(seq, q.ids, [], q.positions));
   await first.read();
   const n = quick ? 6 : 16;
   t0 = nowMs();
-  await decodeTokens(m, seq, first, 64, n);
+  await decodeTokens(m, seq, first, n);
   const decode = (nowMs() - t0) / n;
   seq.release();
   return { encode, prefill, decode };
@@ -133,11 +131,11 @@ async function engineAnswer(m: Qwen2VL, image: { width: number; height: number; 
   const pv = preprocessImage(image, m.preprocessor);
   const text = expandImagePads(renderChat([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: question }] }]), [pv.grid], m.config.mergeSize);
   const ids = Int32Array.from(m.tokenizer.encode(text));
-  const { positions, delta } = ropePositions(ids, [pv.grid], m.config);
+  const { positions } = ropePositions(ids, [pv.grid], m.config);
   const seq = m.newSequence();
   const emb = m.encodeImage(e.tensor(pv.data, pv.shape), pv.grid);
-  const first = e.sample(m.prefill(seq, ids, [emb], e.tensor(positions, [3, 1, ids.length], 'i32')), {});
-  const out = await decodeTokens(m, seq, first, ids.length + delta, n);
+  const first = m.sample(seq, m.prefill(seq, ids, [emb], positions));
+  const out = await decodeTokens(m, seq, first, n);
   m.tokenizer.decode(out);
   seq.release();
   return nowMs() - t0;

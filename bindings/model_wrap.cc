@@ -12,8 +12,8 @@ using latte::code::kArg;
 
 Napi::Function SequenceWrap::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeSequence",
-                                 {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceMethod<&SequenceWrap::Release>("release"),
-                                  InstanceMethod<&SequenceWrap::Assign>("assign")});
+                                 {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceAccessor<&SequenceWrap::Position>("position"),
+                                  InstanceMethod<&SequenceWrap::Release>("release"), InstanceMethod<&SequenceWrap::Assign>("assign")});
   env.GetInstanceData<AddonData>()->sequence_ctor = Napi::Persistent(f);
   return f;
 }
@@ -25,6 +25,7 @@ latte::model::KvCache& SequenceWrap::Get(const Napi::Value& v) {
 }
 
 Napi::Value SequenceWrap::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(cache_.length)); }
+Napi::Value SequenceWrap::Position(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(cache_.next_position())); }
 
 void SequenceWrap::Release(const Napi::CallbackInfo&) { cache_ = latte::model::KvCache{}; }
 
@@ -32,18 +33,10 @@ void SequenceWrap::Assign(const Napi::CallbackInfo& info) {
   guarded(info.Env(), [&] {
     if (!info[0].IsArray() || !info[1].IsArray()) fail(kArg, "assign: keys and values must be arrays of tensors");
     Napi::Array ks = info[0].As<Napi::Array>(), vs = info[1].As<Napi::Array>();
-    if (ks.Length() == 0 || ks.Length() != vs.Length()) fail(kArg, "assign: one key and one value tensor per layer");
-    latte::model::KvCache c;
-    for (uint32_t i = 0; i < ks.Length(); i++) {
-      const latte::Tensor& k = TensorWrap::Get(ks.Get(i));
-      const latte::Tensor& v = TensorWrap::Get(vs.Get(i));
-      if (k.dtype != latte::DType::F32 || k.shape.ndim != 4 || k.shape[0] != 1 || k.shape != v.shape || v.dtype != k.dtype || (i && k.shape != c.k[0].shape))
-        fail(latte::code::kShape, "assign: every layer's k and v must be f32 [1, P, G, d] of one shape, got " + k.desc() + " and " + v.desc());
-      c.k.push_back(k);
-      c.v.push_back(v);
-    }
-    c.length = c.k[0].shape[1];
-    cache_ = std::move(c);
+    std::vector<latte::Tensor> k, v;
+    for (uint32_t i = 0; i < ks.Length(); i++) k.push_back(TensorWrap::Get(ks.Get(i)));
+    for (uint32_t i = 0; i < vs.Length(); i++) v.push_back(TensorWrap::Get(vs.Get(i)));
+    cache_ = latte::model::KvCache::assigned(std::move(k), std::move(v));
   });
 }
 
@@ -51,7 +44,8 @@ Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeQwen2VL",
                      {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
                       InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
-                      InstanceMethod<&Qwen2VLWrap::Decode>("decode"), InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"),
+                      InstanceMethod<&Qwen2VLWrap::Sample>("sample"), InstanceMethod<&Qwen2VLWrap::Decode>("decode"),
+                      InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"),
                       InstanceMethod<&Qwen2VLWrap::UsePrograms>("usePrograms"), InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
 }
 
@@ -105,21 +99,33 @@ static int64_t int_arg(const Napi::Value& v, const char* what) {
   return int64_t(d);
 }
 
+static std::vector<int32_t> i32_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, std::string(what) + " must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
 Napi::Value Qwen2VLWrap::EncodeImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     const latte::Tensor& px = TensorWrap::Get(info[0]);
-    return TensorWrap::New(env, model().encode_image(px, int_arg(info[1], "t"), int_arg(info[2], "h"), int_arg(info[3], "w")));
+    auto pos = i32_arg(info[4], "encodeImage: patch positions");
+    return TensorWrap::New(env, model().encode_image(px, int_arg(info[1], "t"), int_arg(info[2], "h"), int_arg(info[3], "w"), pos));
   });
 }
 
-// newSequence(capacity?): with a capacity, the keys/values are preallocated (Qwen2VL::reserve)
+// newSequence(capacity?, sampling?): with a capacity, the keys/values are preallocated (Qwen2VL::reserve)
 Napi::Value Qwen2VLWrap::NewSequence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     auto& m = model();
     Napi::Object seq = env.GetInstanceData<AddonData>()->sequence_ctor.New({});
-    if (!info[0].IsUndefined()) m.reserve(SequenceWrap::Get(seq), int_arg(info[0], "capacity"));
+    latte::model::KvCache& cache = SequenceWrap::Get(seq);
+    if (!info[0].IsUndefined()) m.reserve(cache, int_arg(info[0], "capacity"));
+    if (!info[1].IsUndefined()) {
+      const latte::OpAttrs a = to_attrs(info[1]);  // the sample op's own names: temperature, topK, topP, seed
+      m.set_sampling(cache, {a.temperature, a.top_k, a.top_p, a.seed});
+    }
     return seq;
   });
 }
@@ -135,17 +141,22 @@ Napi::Value Qwen2VLWrap::Prefill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
-    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, "prefill: ids must be an Int32Array");
-    Napi::Int32Array ids = info[1].As<Napi::Int32Array>();
+    auto ids = i32_arg(info[1], "prefill: ids");
     if (!info[2].IsArray()) fail(kArg, "prefill: images must be an array of tensors");
     Napi::Array arr = info[2].As<Napi::Array>();
     std::vector<latte::Tensor> images;
     for (uint32_t i = 0; i < arr.Length(); i++) images.push_back(TensorWrap::Get(arr.Get(i)));
-    const latte::Tensor& pos = TensorWrap::Get(info[3]);
+    auto pos = i32_arg(info[3], "prefill: positions");
     bool all_rows = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
-    auto& m = model();
-    latte::Tensor x = m.embed_prompt(std::vector<int32_t>(ids.Data(), ids.Data() + ids.ElementLength()), images);
-    return TensorWrap::New(env, m.forward(seq, x, pos, all_rows));
+    return TensorWrap::New(env, model().prefill(seq, ids, images, pos, all_rows));
+  });
+}
+
+Napi::Value Qwen2VLWrap::Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
+    return TensorWrap::New(env, model().sample(seq, TensorWrap::Get(info[1])));
   });
 }
 
@@ -154,7 +165,13 @@ Napi::Value Qwen2VLWrap::Decode(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
     const latte::Tensor& token = TensorWrap::Get(info[1]);
-    return TensorWrap::New(env, model().decode(seq, token, int_arg(info[2], "position")));
+    const bool with_logits = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    auto out = model().decode(seq, token);
+    if (!with_logits) return TensorWrap::New(env, out.token);
+    Napi::Array both = Napi::Array::New(env, 2);
+    both.Set(uint32_t(0), TensorWrap::New(env, out.token));
+    both.Set(uint32_t(1), TensorWrap::New(env, out.logits));
+    return both;
   });
 }
 
@@ -162,12 +179,9 @@ Napi::Value Qwen2VLWrap::EncodePrompt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
-    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, "encodePrompt: ids must be an Int32Array");
-    Napi::Int32Array ids = info[1].As<Napi::Int32Array>();
-    const latte::Tensor& pos = TensorWrap::Get(info[2]);
-    auto& m = model();
-    latte::Tensor x = m.embed_prompt(std::vector<int32_t>(ids.Data(), ids.Data() + ids.ElementLength()), {});
-    return TensorWrap::New(env, m.encode_prompt(seq, x, pos, int(int_arg(info[3], "layers"))));
+    auto ids = i32_arg(info[1], "encodePrompt: ids");
+    auto pos = i32_arg(info[2], "encodePrompt: positions");
+    return TensorWrap::New(env, model().encode_prompt(seq, ids, pos, int(int_arg(info[3], "layers"))));
   });
 }
 

@@ -18,6 +18,7 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
 
  private:
   Napi::Value Length(const Napi::CallbackInfo& info);
+  Napi::Value Position(const Napi::CallbackInfo& info);  // the M-RoPE position of the next token
   void Release(const Napi::CallbackInfo& info);  // frees the cache's tensors now
   // (ks[], vs[]): per-layer K/V [1, P, G, d] computed elsewhere (e.g. a reference fixture, a benchmark)
   void Assign(const Napi::CallbackInfo& info);
@@ -32,11 +33,12 @@ class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
  private:
   latte::model::Qwen2VL& model();
   Napi::Value Config(const Napi::CallbackInfo& info);
-  Napi::Value EncodeImage(const Napi::CallbackInfo& info);  // (pixels, t, h, w) -> embeddings
-  Napi::Value NewSequence(const Napi::CallbackInfo& info);  // (capacity?) -> sequence
-  Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions, allRows) -> logits
-  Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, position) -> logits [1, V]
-  Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions, layers) -> hidden
+  Napi::Value EncodeImage(const Napi::CallbackInfo& info);  // (pixels, t, h, w, patchPositions Int32Array) -> embeddings
+  Napi::Value NewSequence(const Napi::CallbackInfo& info);  // (capacity?, sampling?) -> sequence
+  Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions Int32Array, allRows) -> logits
+  Napi::Value Sample(const Napi::CallbackInfo& info);   // (seq, logits [1, V]) -> the sequence's next token
+  Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, withLogits?) -> next token (and logits [1, V])
+  Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions Int32Array, layers) -> hidden
   void UsePrograms(const Napi::CallbackInfo& info);         // (on): decode replays one recorded step
   void Dispose(const Napi::CallbackInfo& info);
 

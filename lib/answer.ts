@@ -1,9 +1,10 @@
 /**
  * The understanding loop (TypeScript over the engine's stream): render the chat template and
- * tokenize, enqueue the image encode and the prefill, then per token one native decode step whose
- * token is sampled on the engine. Only token ids come back; the next step is enqueued before the
- * current token is read, so the engine never waits for JavaScript. Text is detokenized
- * incrementally; stop tokens, stop strings and the AbortSignal are checked between tokens.
+ * tokenize, enqueue the image encode and the prefill, then per token one native decode call whose
+ * token is drawn on the engine (the sequence keeps its position, sampling settings and draw count).
+ * Only token ids come back; the next step is enqueued before the current token is read, so the
+ * engine never waits for JavaScript. Text is detokenized incrementally; stop tokens, stop strings
+ * and the AbortSignal are checked between tokens.
  */
 import { checkMessages, IMAGE_PAD, imageTokenCount, renderChat, type ChatMessage, type ChatPart, type ImageInput } from './chat.js';
 import { describe, ensure, LatteError } from './errors.js';
@@ -242,27 +243,23 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
   const owned: Tensor[] = [];
   const keep = <T extends Tensor>(t: T): T => (owned.push(t), t);
   // K/V preallocated for the prompt and (up to 512 of) the answer's tokens; a longer answer doubles it
-  const seq = model.newSequence(req.ids.length + Math.min(req.maxTokens, 512));
+  const seq = model.newSequence(req.ids.length + Math.min(req.maxTokens, 512), req.sampling);
   let token: Tensor | undefined;
   let next: Tensor | undefined;
   try {
     const embeds = req.images.map((im) => keep(model.encodeImage(keep(e.tensor(im.pixels, im.shape)), im.grid)));
-    const { positions, delta } = ropePositions(req.ids, req.images.map((im) => im.grid), model.config);
-    const S = req.ids.length;
-    // per-step tensors are released as soon as their successor is enqueued (memory returns once run)
-    const sample = (logits: Tensor, step: number) => {
-      try {
-        return e.sample(logits, { ...req.sampling, step });
-      } finally {
-        logits.dispose();
-      }
-    };
-    token = sample(model.prefill(seq, req.ids, embeds, keep(e.tensor(positions, [3, 1, S], 'i32'))), 0);
+    const { positions } = ropePositions(req.ids, req.images.map((im) => im.grid), model.config);
+    const logits = model.prefill(seq, req.ids, embeds, positions);
+    try {
+      token = model.sample(seq, logits);
+    } finally {
+      logits.dispose(); // released once enqueued: the memory returns once the draw has run
+    }
     const streamer = model.tokenizer.streamer();
     const scanner = new StopScanner(options.stop ?? []);
     for (let step = 0; token !== undefined; step++) {
       // enqueue step + 1 before waiting for this token (at most one step is wasted at the end)
-      next = step + 1 < req.maxTokens ? sample(model.decode(seq, token, S + delta + step), step + 1) : undefined;
+      next = step + 1 < req.maxTokens ? model.decode(seq, token) : undefined;
       const id = ((await token.read()) as Int32Array)[0];
       token.dispose();
       [token, next] = [next, undefined];

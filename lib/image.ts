@@ -168,6 +168,27 @@ export function resizeBicubic(src: Uint8Array, h: number, w: number, c: number, 
   return x;
 }
 
+/**
+ * The processor's patch order, the one place it is defined: [2, gh*gw] row-major, the grid row of
+ * every pixel-value row, then its grid column. Windows of M x M patches (what the vision merger joins
+ * into one token) are contiguous, windows row-major, patches row-major within a window, as in HF's
+ * Qwen2VLImageProcessor. preprocessImage lays the pixels out in it; the vision tower rotates each row
+ * by these coordinates (Qwen2VL.encodeImage).
+ */
+export function patchOrder(gh: number, gw: number, M: number): Int32Array {
+  const n = gh * gw;
+  const at = new Int32Array(2 * n);
+  let r = 0;
+  for (let by = 0; by < gh / M; by++)
+    for (let bx = 0; bx < gw / M; bx++)
+      for (let my = 0; my < M; my++)
+        for (let mx = 0; mx < M; mx++, r++) {
+          at[r] = by * M + my;
+          at[n + r] = bx * M + mx;
+        }
+  return at;
+}
+
 export function preprocessImage(img: RgbImage, cfg: PreprocessorConfig): PixelValues {
   checkRgbImage(img); // E_BAD_IMAGE unless 8-bit RGB or RGBA bytes of the exact length
   const { width, height, data } = img;
@@ -191,19 +212,17 @@ export function preprocessImage(img: RgbImage, cfg: PreprocessorConfig): PixelVa
   const gw = w / P;
   const row = 3 * T * P * P;
   const out = new Float32Array(gh * gw * row);
-  // patches ordered by merge window (row-major), then within the window; inside (channel, frame, y, x)
-  let r = 0;
-  for (let by = 0; by < gh / M; by++)
-    for (let bx = 0; bx < gw / M; bx++)
-      for (let my = 0; my < M; my++)
-        for (let mx = 0; mx < M; mx++, r++) {
-          const py0 = (by * M + my) * P;
-          const px0 = (bx * M + mx) * P;
-          let k = r * row;
-          for (let ch = 0; ch < 3; ch++)
-            for (let f = 0; f < T; f++) // a still image repeated over the temporal patch
-              for (let y = 0; y < P; y++)
-                for (let x = 0; x < P; x++) out[k++] = norm[((py0 + y) * w + px0 + x) * 3 + ch];
-        }
+  // patches in the processor's order (patchOrder); inside a patch (channel, frame, y, x)
+  const n = gh * gw;
+  const order = patchOrder(gh, gw, M);
+  for (let r = 0; r < n; r++) {
+    const py0 = order[r] * P;
+    const px0 = order[n + r] * P;
+    let k = r * row;
+    for (let ch = 0; ch < 3; ch++)
+      for (let f = 0; f < T; f++) // a still image repeated over the temporal patch
+        for (let y = 0; y < P; y++)
+          for (let x = 0; x < P; x++) out[k++] = norm[((py0 + y) * w + px0 + x) * 3 + ch];
+  }
   return { data: out, shape: [gh * gw, row], grid: [1, gh, gw] };
 }

@@ -116,28 +116,42 @@ export interface NativeQwen2VLConfig {
   visionDepth: number;
 }
 
-/** One conversation's KV cache inside the engine. */
+/** One conversation inside the engine: its KV cache, where its next token sits, how it draws tokens. */
 export interface NativeSequence {
+  /** Tokens cached. */
   readonly length: number;
+  /** The M-RoPE position of the next token (all three axes): the prefill's largest position + 1, then one more per decoded token. */
+  readonly position: number;
   release(): void;
   /** Per-layer K/V [1, P, G, d] computed elsewhere (a fixture, a benchmark's random prompt). */
   assign(ks: NativeTensor[], vs: NativeTensor[]): void;
 }
 
+/** How a sequence draws its tokens (the sample op's attributes). */
+export interface NativeSampling {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number | bigint;
+}
+
 export interface NativeQwen2VL {
   readonly config: NativeQwen2VLConfig;
-  /** pixels f32 [t*h*w, C*T*P*P] -> merged image embeddings [t*h*w/merge^2, D] */
-  encodeImage(pixels: NativeTensor, t: number, h: number, w: number): NativeTensor;
-  /** A new conversation; with a capacity its keys/values are preallocated for that many tokens. */
-  newSequence(capacity?: number): NativeSequence;
+  /** pixels f32 [t*h*w, C*T*P*P], row r being grid patch (rows[r], cols[r]) of patchPositions = [rows..., cols...] -> merged image embeddings [t*h*w/merge^2, D] */
+  encodeImage(pixels: NativeTensor, t: number, h: number, w: number, patchPositions: Int32Array): NativeTensor;
+  /** A new conversation; with a capacity its keys/values are preallocated for that many tokens; sampling: how it draws (default greedy). */
+  newSequence(capacity?: number, sampling?: NativeSampling): NativeSequence;
   /** true (default): decode on a reserved sequence replays one recorded step; false: op by op. */
   usePrograms(on: boolean): void;
-  /** Embeds ids (images spliced in at image-token runs), runs the decoder -> logits [1, V] ([S, V] with allRows). */
-  prefill(seq: NativeSequence, ids: Int32Array, images: NativeTensor[], positions: NativeTensor, allRows?: boolean): NativeTensor;
-  /** One token (an i32 [1] engine tensor) at `position` on all M-RoPE axes -> logits [1, V]. */
-  decode(seq: NativeSequence, token: NativeTensor, position: number): NativeTensor;
-  /** A text prompt's K/V for the first `layers` decoder layers (no LM head) -> the last hidden state. */
-  encodePrompt(seq: NativeSequence, ids: Int32Array, positions: NativeTensor, layers: number): NativeTensor;
+  /** Embeds ids (images spliced in at image-token runs), runs the decoder at M-RoPE positions [3, S] -> logits [1, V] ([S, V] with allRows). */
+  prefill(seq: NativeSequence, ids: Int32Array, images: NativeTensor[], positions: Int32Array, allRows?: boolean): NativeTensor;
+  /** The sequence's next token id (i32 [1]) drawn from logits [1, V]. */
+  sample(seq: NativeSequence, logits: NativeTensor): NativeTensor;
+  /** One token (an i32 [1] engine tensor) at the sequence's next position -> the next token id drawn from its logits (and those logits [1, V]). */
+  decode(seq: NativeSequence, token: NativeTensor, withLogits?: false): NativeTensor;
+  decode(seq: NativeSequence, token: NativeTensor, withLogits: true): [NativeTensor, NativeTensor];
+  /** A text prompt's K/V at positions [3, S] for the first `layers` decoder layers (no LM head) -> the last hidden state. */
+  encodePrompt(seq: NativeSequence, ids: Int32Array, positions: Int32Array, layers: number): NativeTensor;
   dispose(): void;
 }
 

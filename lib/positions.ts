@@ -16,7 +16,8 @@ export interface RopeIndexConfig {
 
 /**
  * positions [3, S] row-major (t, h, w axes) as Int32Array of length 3*S, and delta = max position + 1 - S
- * (used for decode: a new token at sequence index i gets position i + delta on all three axes).
+ * (transformers' rope_deltas: a new token at sequence index i gets position i + delta on all three
+ * axes; the engine's sequence derives the same from the positions at its prefill and owns it after).
  * The k-th run of image tokens uses grids[k]; each run must follow <|vision_start|> and hold exactly
  * imageTokenCount(grids[k]) tokens.
  */

@@ -13,8 +13,9 @@ import { readJsonObject } from './config-file.js';
 import { TextTokenizer } from './tokenizer.js';
 import { ChatTemplate, loadChatTemplate } from './chat-template.js';
 import { IMAGE_PAD, STOP_TOKENS } from './chat.js';
-import type { PreprocessorConfig } from './image.js';
-import { loadAddon, type NativeQwen2VL, type NativeQwen2VLConfig, type NativeSequence } from './native.js';
+import { patchOrder, type PreprocessorConfig } from './image.js';
+import { loadAddon, type NativeQwen2VL, type NativeQwen2VLConfig, type NativeSampling, type NativeSequence } from './native.js';
+import { ropePositions } from './positions.js';
 import { Tensor } from './tensor.js';
 import { answer, answerStream, type AnswerOptions } from './answer.js';
 
@@ -170,17 +171,19 @@ export class Qwen2VL {
     }
   }
 
-  /** pixels f32 [t*h*w, C*T*P*P] of one image -> its merged embeddings [t*h*w/merge^2, D]. */
+  /** pixels f32 [t*h*w, C*T*P*P] of one image, in the processor's patch order (preprocessImage) -> its merged embeddings [t*h*w/merge^2, D]. */
   encodeImage(pixels: Tensor, grid: readonly [number, number, number]): Tensor {
-    return this.engine.wrap(native(() => this.#native.encodeImage(this.engine.own(pixels), grid[0], grid[1], grid[2])));
+    const order = patchOrder(grid[1], grid[2], this.config.mergeSize);
+    return this.engine.wrap(native(() => this.#native.encodeImage(this.engine.own(pixels), grid[0], grid[1], grid[2], order)));
   }
 
   /**
    * A new conversation. With `capacity` (prompt + answer tokens) its keys/values are preallocated:
    * no copy per token, and each decode step replays one recorded program (a CUDA graph on the GPU).
+   * `sampling` is how its tokens are drawn (sample, decode); the default is greedy.
    */
-  newSequence(capacity?: number): NativeSequence {
-    return native(() => this.#native.newSequence(capacity));
+  newSequence(capacity?: number, sampling?: NativeSampling): NativeSequence {
+    return native(() => this.#native.newSequence(capacity, sampling));
   }
 
   /** Decode steps on reserved sequences replay one recorded step (true, the default) or run op by op. */
@@ -188,26 +191,41 @@ export class Qwen2VL {
     native(() => this.#native.usePrograms(on));
   }
 
-  /** The prompt (images spliced in) through the decoder -> logits of its last token [1, V] (all [S, V] with allRows). */
-  prefill(seq: NativeSequence, ids: Int32Array, images: Tensor[], positions: Tensor, allRows = false): Tensor {
+  /**
+   * The prompt (images spliced in) at its M-RoPE positions (ropePositions: [3, S] row-major) through
+   * the decoder -> logits of its last token [1, V] (all [S, V] with allRows). The sequence then knows
+   * where its next token sits (seq.position).
+   */
+  prefill(seq: NativeSequence, ids: Int32Array, images: Tensor[], positions: Int32Array, allRows = false): Tensor {
     const e = this.engine;
-    return e.wrap(native(() => this.#native.prefill(seq, ids, images.map((t) => e.own(t)), e.own(positions), allRows)));
+    return e.wrap(native(() => this.#native.prefill(seq, ids, images.map((t) => e.own(t)), positions, allRows)));
   }
 
-  /** A text prompt's per-layer K/V (positions 0..S-1), for the generation stream; returns the sequence. */
+  /** A text prompt's per-layer K/V, for the generation stream; returns the sequence. */
   encodePrompt(ids: Int32Array, layers: number): NativeSequence {
-    const e = this.engine;
-    const S = ids.length;
     const seq = this.newSequence();
-    const pos = e.tensor(new Int32Array(3 * S).map((_, i) => i % S), [3, 1, S], 'i32');
-    native(() => this.#native.encodePrompt(seq, ids, e.own(pos), layers)).dispose();
-    pos.dispose();
+    const { positions } = ropePositions(ids, [], this.config);
+    native(() => this.#native.encodePrompt(seq, ids, positions, layers)).dispose();
     return seq;
   }
 
-  /** One sampled token (engine tensor i32 [1]) at M-RoPE position `position` -> logits [1, V]. */
-  decode(seq: NativeSequence, token: Tensor, position: number): Tensor {
-    return this.engine.wrap(native(() => this.#native.decode(seq, this.engine.own(token), position)));
+  /** The sequence's next token id (engine tensor i32 [1]) drawn from logits [1, V] (the prefill's). */
+  sample(seq: NativeSequence, logits: Tensor): Tensor {
+    return this.engine.wrap(native(() => this.#native.sample(seq, this.engine.own(logits))));
+  }
+
+  /**
+   * One token (engine tensor i32 [1]) at the sequence's next position -> the next token id, drawn with
+   * the sequence's sampling: one native call (on a reserved sequence, one replay of the recorded step).
+   */
+  decode(seq: NativeSequence, token: Tensor): Tensor {
+    return this.engine.wrap(native(() => this.#native.decode(seq, this.engine.own(token))));
+  }
+
+  /** decode(), also returning the logits [1, V] the token was drawn from (parity tests, benchmarks). */
+  decodeWithLogits(seq: NativeSequence, token: Tensor): { token: Tensor; logits: Tensor } {
+    const [next, logits] = native(() => this.#native.decode(seq, this.engine.own(token), true));
+    return { token: this.engine.wrap(next), logits: this.engine.wrap(logits) };
   }
 
   /** Answers a question (about an image, or text only); resolves to the whole answer. */

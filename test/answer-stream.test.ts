@@ -16,7 +16,11 @@ const CPU = { backend: 'cpu', threads: 1 } as const;
 const unhandled: unknown[] = [];
 process.on('unhandledRejection', (e) => unhandled.push(e));
 
-/** The ids the model generates for `o`, straight from the engine (no stop handling). */
+/**
+ * The ids the model generates for `o`, straight from the engine (no stop handling): each token drawn
+ * by the engine's own sampler from the decode step's logits at its step, on a growing cache, apart
+ * from the sequence's own (recorded) draw that answers use.
+ */
 async function generatedIds(m: Qwen2VL, o: AnswerOptions & { maxTokens: number }): Promise<number[]> {
   const ids = Int32Array.from(m.tokenizer.encode(renderChat([{ role: 'user', content: [{ type: 'text', text: o.question }] }])));
   const e = m.engine;
@@ -24,11 +28,11 @@ async function generatedIds(m: Qwen2VL, o: AnswerOptions & { maxTokens: number }
   const positions = Int32Array.from({ length: 3 * S }, (_, i) => i % S); // text only: t = h = w = index
   const seq = m.newSequence();
   const sampling = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, seed: o.seed ?? 0 };
-  let tok: Tensor = e.sample(m.prefill(seq, ids, [], e.tensor(positions, [3, 1, S], 'i32')), { ...sampling, step: 0 });
+  let tok: Tensor = e.sample(m.prefill(seq, ids, [], positions), { ...sampling, step: 0 });
   const out: number[] = [];
   for (let step = 0; step < o.maxTokens; step++) {
     out.push(((await tok.read()) as Int32Array)[0]);
-    tok = e.sample(m.decode(seq, tok, S + step), { ...sampling, step: step + 1 });
+    tok = e.sample(m.decodeWithLogits(seq, tok).logits, { ...sampling, step: step + 1 });
   }
   seq.release();
   return out;

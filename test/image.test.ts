@@ -6,7 +6,7 @@ import { openCheckpoint } from '../lib/index.ts';
 import { encode as encodePng } from 'fast-png';
 import { createRequire } from 'node:module';
 import { LatteError } from '../lib/index.ts';
-import { decodeImage, preprocessImage, resizeBicubic, smartResize } from '../lib/image.ts';
+import { decodeImage, patchOrder, preprocessImage, resizeBicubic, smartResize } from '../lib/image.ts';
 import { cpuEngine } from './helpers/engine.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/vlm_preprocess.safetensors', import.meta.url));
@@ -29,6 +29,20 @@ test('bicubic resize, normalisation and patch order equal the reference', async 
   // RGBA input: alpha is dropped
   const rgba = new Uint8Array(H * W * 4).map((_, i) => (i % 4 === 3 ? 77 : img[Math.floor(i / 4) * 3 + (i % 4)]));
   t.deepEqual(Array.from(preprocessImage({ width: W, height: H, data: rgba }, cfg).data), Array.from(pv.data));
+});
+
+test("patch order: merge windows contiguous, row-major over windows and within them (HF's processor order)", (t) => {
+  const at = patchOrder(4, 6, 2);
+  const n = 24;
+  const cells = Array.from({ length: n }, (_, r) => `${at[r]},${at[n + r]}`);
+  t.deepEqual(cells.slice(0, 8), ['0,0', '0,1', '1,0', '1,1', '0,2', '0,3', '1,2', '1,3']);
+  t.deepEqual(cells.slice(12, 16), ['2,0', '2,1', '3,0', '3,1']);
+  t.is(new Set(cells).size, n, 'every patch once');
+  for (let w = 0; w < n / 4; w++) {
+    const rows = new Set(Array.from({ length: 4 }, (_, k) => Math.floor(at[4 * w + k] / 2)));
+    const cols = new Set(Array.from({ length: 4 }, (_, k) => Math.floor(at[n + 4 * w + k] / 2)));
+    t.true(rows.size === 1 && cols.size === 1, `window ${w}: its four rows are one merge window`);
+  }
 });
 
 test('smart resize keeps area limits and rejects extreme aspect ratios', (t) => {

@@ -409,7 +409,7 @@ test('load: a transformers-5 config (text_config, rope_parameters.rope_theta) gi
       const ids = Int32Array.from(m.tokenizer.encode('<|im_start|>user\nhello there, how are you doing today?<|im_end|>\n<|im_start|>assistant\n'));
       const S = ids.length;
       const pos = Int32Array.from({ length: 3 * S }, (_, i) => i % S); // text only: t = h = w = index
-      return await m.prefill(m.newSequence(), ids, [], m.engine.tensor(pos, [3, 1, S], 'i32')).readFloat32();
+      return await m.prefill(m.newSequence(), ids, [], pos).readFloat32();
     } finally {
       await m.dispose();
     }

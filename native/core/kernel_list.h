@@ -43,9 +43,10 @@
   K(void, advance, (const Tensor& at, int64_t n, Tensor& y), (at, n, y))                                       \
   K(void, normal_noise, (uint64_t seed, uint64_t offset, Tensor& y), (seed, offset, y))                        \
   /* one token id per row of logits [rows, V] -> i32 [rows] (core/sampling.h); every row draws               \
-     uniform(seed, step), so a batch of requests passes one op per request or distinct seeds */               \
-  K(void, sample_tokens, (const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids), \
-    (logits, temperature, top_k, top_p, seed, step, ids))
+     uniform(seed, step), so a batch of requests passes one op per request or distinct seeds; step_at        \
+     (i32 [1], optional): the step, read when it runs instead of `step` */                                     \
+  K(void, sample_tokens, (const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids), \
+    (logits, temperature, top_k, top_p, seed, step, step_at, ids))
 
 // Expands a parenthesised list: LATTE_EXPAND (a, b) -> a, b
 #define LATTE_EXPAND(...) __VA_ARGS__

@@ -7,7 +7,10 @@
 //              kInPlace        — writes into operand 0 (a K/V cache update): model code only, never
 //                                offered to JavaScript, whose tensors stay immutable
 //              kNotRecordable  — cannot be part of a program (a replay repeats the op's attributes
-//                                and buffers: packing allocates a weight, sampling draws per step)
+//                                and buffers: packing allocates a weight)
+//              kRecordableWithOperand1 — part of a program only with its optional operand 1, which
+//                                carries what an attribute could not (sample: the step, read when
+//                                it runs, so every replay draws anew)
 #pragma once
 
 #define LATTE_OPS(X)                                                                           \
@@ -38,7 +41,7 @@
   X(Zeros, "zeros", 0, 0, zeros, zeros, 0)                                                     \
   X(Advance, "advance", 2, 2, advance, advance, 0)                                             \
   X(WriteRows, "write_rows", 3, 3, write_rows, write_rows, kInPlace)                           \
-  X(Sample, "sample", 1, 1, sample, sample, kNotRecordable)                                    \
+  X(Sample, "sample", 1, 2, sample, sample, kRecordableWithOperand1)                                    \
   X(Conv2d, "conv2d", 2, 3, conv2d, conv2d, 0)                                                 \
   X(PixelShuffle, "pixel_shuffle", 1, 1, pixel_shuffle, pixel_shuffle, 0)                      \
   X(UpsampleNearest, "upsample_nearest", 1, 1, upsample, upsample, 0)

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "core/sampling.h"
+
 namespace latte {
 namespace {
 
@@ -371,19 +373,23 @@ Outs infer_advance(const Inputs& in, const OpAttrs& a) {
 }
 void run_advance(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) { be.advance(*in[0], a.length, out[0]); }
 
-// Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row).
+// Next-token choice on the engine: logits [..., V] f32 -> i32 ids [...] (one per row). The draw's
+// step is attrs.offset, or the optional i32 [1] operand read when it runs: a recorded decode step
+// takes its step from the sequence's counter, so every replay draws anew.
 Outs infer_sample(const Inputs& in, const OpAttrs& a) {
   need_f32("sample", "logits", in[0]);
-  if (!(a.temperature >= 0.f) || !std::isfinite(a.temperature)) fail(code::kArg, "sample: temperature must be finite and >= 0");
-  if (a.top_k < 0) fail(code::kArg, "sample: top_k must be >= 0");
-  if (!(a.top_p > 0.f && a.top_p <= 1.f)) fail(code::kArg, "sample: top_p must be in (0, 1]");
+  if (in.size() > 1 && in[1]) {
+    need_dtype("sample", "step", in[1], {DType::I32});
+    need_shape("sample", "step", in[1], Shape{1});
+  }
+  if (const char* why = sampling::invalid(a.temperature, a.top_k, a.top_p)) fail(code::kArg, std::string("sample: ") + why);
   Shape s = in[0]->shape;
   if (s.ndim == 1) return {{DType::I32, Shape{1}}};
   s.ndim--;
   return {{DType::I32, s}};
 }
 void run_sample(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
-  be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, out[0]);
+  be.sample_tokens(*in[0], a.temperature, a.top_k, a.top_p, a.seed, a.offset, in.size() > 1 ? in[1] : nullptr, out[0]);
 }
 
 // Reorders dimensions (torch.permute): e.g. latents [B,C,h,w] -> tokens [B,h,w,C] for patchify.

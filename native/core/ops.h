@@ -55,7 +55,7 @@ enum class Op : int {
 };
 
 // op_list.h's flags
-enum OpFlags : unsigned { kPackedOperand1 = 1, kInPlace = 2, kNotRecordable = 4 };
+enum OpFlags : unsigned { kPackedOperand1 = 1, kInPlace = 2, kNotRecordable = 4, kRecordableWithOperand1 = 8 };
 
 struct OpDef {
   Op id;
@@ -66,7 +66,11 @@ struct OpDef {
   unsigned flags;
   int packed_operand() const { return flags & kPackedOperand1 ? 1 : -1; }
   bool in_place() const { return flags & kInPlace; }
-  bool recordable() const { return !(flags & kNotRecordable); }
+  // may these operands (nullptr for an absent optional one) be part of a program?
+  bool recordable(const Inputs& in) const {
+    if (flags & kNotRecordable) return false;
+    return !(flags & kRecordableWithOperand1) || (in.size() > 1 && in[1]);
+  }
 };
 
 const OpDef& op_def(Op op);

@@ -22,6 +22,18 @@ struct Params {
   uint64_t step = 0;        // the decode step: uniform(seed, step) drives the draw
 };
 
+// Why settings are refused, or nullptr: the sample op and a sequence's settings refuse the same values.
+inline const char* invalid(float temperature, int top_k, float top_p) {
+  if (!(temperature >= 0.f) || !std::isfinite(temperature)) return "temperature must be finite and >= 0";
+  if (top_k < 0) return "top_k must be >= 0";
+  if (!(top_p > 0.f && top_p <= 1.f)) return "top_p must be in (0, 1]";
+  return nullptr;
+}
+
+// A step counted on the engine (i32 [1]): counters start at 0 and only advance, so the value is
+// never negative; the cast keeps a corrupt one a valid (if arbitrary) step rather than undefined.
+inline uint64_t step_of(int32_t at) { return uint64_t(uint32_t(at)); }
+
 // softmax over the kept entries (others 0), in f32 like the reference
 inline void masked_softmax(const std::vector<float>& z, const std::vector<char>& keep, std::vector<float>& p) {
   float mx = -INFINITY;

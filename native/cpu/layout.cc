@@ -104,9 +104,9 @@ void normal_noise(Context& ctx, uint64_t seed, uint64_t offset, Tensor& y) {
   for (int64_t i = 0; i < n; i++) o[i] = rng::normal(k, offset + uint64_t(i));
 }
 
-void sample_tokens(Context& ctx, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) {
+void sample_tokens(Context& ctx, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids) {
   const int64_t V = logits.shape[-1], rows = logits.numel() / V;
-  sampling::Params prm{temperature, top_k, top_p, seed, step};
+  sampling::Params prm{temperature, top_k, top_p, seed, step_at ? sampling::step_of(*step_at->ptr<int32_t>()) : step};
   std::vector<float> z, p;
   std::vector<char> keep;
   for (int64_t r = 0; r < rows; r++) ids.ptr<int32_t>()[r] = sampling::sample_row(logits.f32() + r * V, V, prm, z, p, keep);

@@ -250,7 +250,7 @@ void normal_noise(Context& c, uint64_t seed, uint64_t offset, Tensor& y) {
   check_launch("noise");
 }
 
-void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, Tensor& ids) {
+void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, uint64_t step, const Tensor* step_at, Tensor& ids) {
   const int64_t V = logits.shape[-1], rows = logits.numel() / V;
   if (!(temperature > 0.f)) {
     argmax_kernel<<<unsigned(std::min<int64_t>(rows, 1 << 20)), kThreads, 0, c.stream>>>(logits.f32(), ids.ptr<int32_t>(), rows, V);
@@ -258,12 +258,19 @@ void sample_tokens(Context& c, const Tensor& logits, float temperature, int top_
     return;
   }
   // Sampled: the CPU's own code on the downloaded rows, so the token is the CPU's bit for bit:
-  // sorting, float sums and the seeded draw are all the same. Earlier faults are reported first.
+  // sorting, float sums and the seeded draw are all the same. That is host code, which a graph
+  // cannot hold: refusing the capture here (before anything waits on the stream) leaves a program
+  // that draws running op by op. Earlier faults are reported first.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(c.stream, &capturing), "sample");
+  if (capturing != cudaStreamCaptureStatusNone) fail(code::kInternal, "sample: a sampled draw cannot be captured");
   c.synchronize();
   std::vector<float> host(size_t(rows * V));
+  int32_t at = 0;  // the step counted on the device, when given
   check_cuda(cudaMemcpyAsync(host.data(), logits.f32(), host.size() * sizeof(float), cudaMemcpyDeviceToHost, c.stream), "sample download");
+  if (step_at) check_cuda(cudaMemcpyAsync(&at, step_at->ptr<int32_t>(), sizeof at, cudaMemcpyDeviceToHost, c.stream), "sample download");
   check_cuda(cudaStreamSynchronize(c.stream), "sample download");
-  sampling::Params prm{temperature, top_k, top_p, seed, step};
+  sampling::Params prm{temperature, top_k, top_p, seed, step_at ? sampling::step_of(at) : step};
   std::vector<float> z, p;
   std::vector<char> keep;
   std::vector<int32_t> out(static_cast<size_t>(rows));

@@ -100,6 +100,16 @@ class Graph {
   }
   // in place: dst rows [at, at + S) of axis 1 = src (at i32 [1], read when it runs)
   void write_rows(Tensor& dst, const Tensor& src, const Tensor& at) { e_.enqueue(Op::WriteRows, {&dst, &src, &at}, {}); }
+  // one token id per row of logits, drawn at the step `step` holds (i32 [1], read when it runs, so
+  // a recorded draw takes a new step at every replay); temperature 0 is greedy
+  Tensor sample(const Tensor& logits, float temperature, int top_k, float top_p, uint64_t seed, const Tensor& step) {
+    OpAttrs a;
+    a.temperature = temperature;
+    a.top_k = top_k;
+    a.top_p = top_p;
+    a.seed = seed;
+    return op(Op::Sample, {&logits, &step}, a);
+  }
 
  private:
   Engine& e_;

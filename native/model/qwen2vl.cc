@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "core/sampling.h"
 #include "io/safetensors.h"
 
 namespace latte::model {
@@ -54,22 +55,19 @@ Qwen2VL::Qwen2VL(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Qwen2VLCon
   lm_head_ = tc.tie_word_embeddings ? wb.pack(embed_table_, nullptr) : wb.linear("lm_head", V, D, false);
 }
 
-// Patch (row, col) positions in the processor's order: merge windows contiguous.
-Tensor Qwen2VL::vision_positions(int64_t h, int64_t w) {
-  const int64_t m = cfg_.vision.spatial_merge_size, n = h * w;
-  std::vector<int32_t> pos(size_t(2 * n));
-  int64_t i = 0;
-  for (int64_t by = 0; by < h / m; by++)
-    for (int64_t bx = 0; bx < w / m; bx++)
-      for (int64_t y = 0; y < m; y++)
-        for (int64_t x = 0; x < m; x++, i++) {
-          pos[size_t(i)] = int32_t(by * m + y);
-          pos[size_t(n + i)] = int32_t(bx * m + x);
-        }
-  return g_.upload_i32(pos, Shape{2, 1, n});
+KvCache KvCache::assigned(std::vector<Tensor> k, std::vector<Tensor> v) {
+  if (k.empty() || k.size() != v.size()) fail(code::kArg, "assign: one key and one value tensor per layer");
+  for (size_t i = 0; i < k.size(); i++)
+    if (k[i].dtype != DType::F32 || k[i].shape.ndim != 4 || k[i].shape[0] != 1 || k[i].shape != v[i].shape || v[i].dtype != k[i].dtype || k[i].shape != k[0].shape)
+      fail(code::kShape, "assign: every layer's k and v must be f32 [1, P, G, d] of one shape, got " + k[i].desc() + " and " + v[i].desc());
+  KvCache c;
+  c.length = k[0].shape[1];
+  c.k = std::move(k);
+  c.v = std::move(v);
+  return c;
 }
 
-Tensor Qwen2VL::encode_image(const Tensor& pixels, int64_t t, int64_t h, int64_t w) {
+Tensor Qwen2VL::encode_image(const Tensor& pixels, int64_t t, int64_t h, int64_t w, const std::vector<int32_t>& patch_positions) {
   const VisionConfig& vc = cfg_.vision;
   const int64_t m = vc.spatial_merge_size, E = vc.embed_dim, H = vc.num_heads, d = vc.head_dim();
   if (t != 1) fail(code::kArg, "encode_image: only still images (grid t = 1) are supported, got t = " + std::to_string(t));
@@ -79,8 +77,16 @@ Tensor Qwen2VL::encode_image(const Tensor& pixels, int64_t t, int64_t h, int64_t
   if (pixels.dtype != DType::F32 || pixels.shape != Shape{N, vc.patch_features()})
     fail(code::kShape, "encode_image: pixel values must be f32 [" + std::to_string(N) + ", " + std::to_string(vc.patch_features()) + "], got " + pixels.desc());
 
+  if (int64_t(patch_positions.size()) != 2 * N)
+    fail(code::kShape, "encode_image: patch positions must list the " + std::to_string(N) + " rows then the " + std::to_string(N) + " cols, got " + std::to_string(patch_positions.size()) + " values");
+  for (int64_t i = 0; i < N; i++) {
+    const int32_t row = patch_positions[size_t(i)], col = patch_positions[size_t(N + i)];
+    if (row < 0 || row >= h || col < 0 || col >= w)
+      fail(code::kArg, "encode_image: patch " + std::to_string(i) + " at (" + std::to_string(row) + ", " + std::to_string(col) + ") is outside the " + std::to_string(h) + "x" + std::to_string(w) + " grid");
+  }
+
   Tensor x = g_.linear(pixels, patch_embed_);  // [N, E]
-  Tensor pos = vision_positions(h, w);
+  Tensor pos = g_.upload_i32(patch_positions, Shape{2, 1, N});
   const std::vector<int> sections = {int(d / 4), int(d / 4)};  // (row, col), each restarting its frequencies
   for (auto& b : blocks_) {
     Tensor a = g_.layer_norm(x, b.norm1_w, b.norm1_b, kVisionNormEps);
@@ -133,6 +139,48 @@ Tensor Qwen2VL::embed_token(const Tensor& id) {
   return g_.view(g_.embedding(embed_table_, id), Shape{1, 1, cfg_.text.hidden_size});
 }
 
+Tensor Qwen2VL::upload_positions(const std::vector<int32_t>& positions, int64_t S, int32_t* largest) {
+  if (int64_t(positions.size()) != 3 * S)
+    fail(code::kShape, "positions must be [3, " + std::to_string(S) + "] (t, h, w rows), got " + std::to_string(positions.size()) + " values");
+  int32_t mx = 0;
+  for (int32_t p : positions) {
+    if (p < 0) fail(code::kArg, "positions must be >= 0, got " + std::to_string(p));
+    mx = std::max(mx, p);
+  }
+  *largest = mx;
+  return g_.upload_i32(positions, Shape{3, 1, S});
+}
+
+Tensor Qwen2VL::prefill(KvCache& cache, const std::vector<int32_t>& ids, const std::vector<Tensor>& images, const std::vector<int32_t>& positions, bool all_rows) {
+  Tensor x = embed_prompt(ids, images);
+  int32_t largest = 0;
+  Tensor pos = upload_positions(positions, int64_t(ids.size()), &largest);
+  Tensor logits = forward(cache, x, pos, all_rows);
+  // text after the prompt counts on from its largest position (transformers' rope_deltas)
+  cache.rope_delta = int64_t(largest) + 1 - cache.length;
+  return logits;
+}
+
+void Qwen2VL::set_sampling(KvCache& cache, const Sampling& s) {
+  if (cache.length) fail(code::kArg, "sampling: set it before the sequence's prefill");
+  if (const char* why = sampling::invalid(s.temperature, s.top_k, s.top_p)) fail(code::kArg, std::string("sampling: ") + why);
+  cache.sampling = s;
+}
+
+Tensor& Qwen2VL::draws(KvCache& cache) {
+  if (!cache.draws.buf) cache.draws = g_.upload_i32({0}, Shape{1});
+  return cache.draws;
+}
+
+Tensor Qwen2VL::sample(KvCache& cache, const Tensor& logits) {
+  const int64_t V = cfg_.text.vocab_size;
+  if (logits.dtype != DType::F32 || logits.shape != Shape{1, V}) fail(code::kShape, "sample: expected one token's logits f32 [1, " + std::to_string(V) + "], got " + logits.desc());
+  const Sampling& s = cache.sampling;
+  Tensor token = g_.sample(logits, s.temperature, s.top_k, s.top_p, s.seed, draws(cache));
+  cache.draws = g_.advance(cache.draws, token, 1);
+  return token;
+}
+
 Tensor Qwen2VL::head(const Tensor& rows) { return g_.linear(g_.rms_norm(rows, final_norm_, cfg_.text.rms_norm_eps), lm_head_); }
 
 Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows) {
@@ -142,12 +190,14 @@ Tensor Qwen2VL::forward(KvCache& cache, const Tensor& x, const Tensor& positions
   return head(all_rows ? g_.view(h, Shape{S, D}) : g_.view(g_.slice(h, 1, S - 1, 1), Shape{1, D}));
 }
 
-Tensor Qwen2VL::encode_prompt(KvCache& cache, const Tensor& x, const Tensor& positions, int layers) {
+Tensor Qwen2VL::encode_prompt(KvCache& cache, const std::vector<int32_t>& ids, const std::vector<int32_t>& positions, int layers) {
   if (layers < 1 || layers > int(layers_.size()))
     fail(code::kArg, "encode_prompt: " + std::to_string(layers) + " layers requested; the VLM has " + std::to_string(layers_.size()));
   if (cache.length) fail(code::kArg, "encode_prompt: the sequence already holds tokens");
   if (cache.capacity) fail(code::kArg, "encode_prompt: the sequence is reserved for answering");
-  return run_layers(cache, x, positions, layers);
+  Tensor x = embed_prompt(ids, {});
+  int32_t largest = 0;
+  return run_layers(cache, x, upload_positions(positions, int64_t(ids.size()), &largest), layers);
 }
 
 void Qwen2VL::reserve(KvCache& cache, int64_t capacity) {
@@ -186,26 +236,35 @@ void Qwen2VL::make_room(KvCache& cache, int64_t rows) {
     grow(cache, std::min<int64_t>(cfg_.text.max_positions, std::max(2 * cache.capacity, cache.length + rows)));
 }
 
-Tensor Qwen2VL::decode(KvCache& cache, const Tensor& token, int64_t position) {
+Qwen2VL::Decoded Qwen2VL::decode(KvCache& cache, const Tensor& token) {
   const int64_t max_pos = cfg_.text.max_positions;
   if (cache.length == 0) fail(code::kArg, "decode: the sequence has no prefill");
-  if (position < 0 || position > INT32_MAX) fail(code::kArg, "decode: position " + std::to_string(position) + " is out of range");
   if (token.dtype != DType::I32 || token.shape != Shape{1}) fail(code::kShape, "decode: expected one i32 token id [1], got " + token.desc());
+  const int64_t position = cache.next_position();
+  if (position < 0 || position > INT32_MAX) fail(code::kArg, "decode: position " + std::to_string(position) + " is out of range");
   Tensor pos = g_.upload_i32(std::vector<int32_t>(3, int32_t(position)), Shape{3, 1, 1});
-  if (!cache.capacity) return forward(cache, embed_token(token), pos);
+  if (!cache.capacity) {
+    Tensor logits = forward(cache, embed_token(token), pos);
+    return {sample(cache, logits), logits};
+  }
   if (cache.length + 1 > max_pos) fail(code::kArg, "decode: " + std::to_string(cache.length + 1) + " tokens exceed max_position_embeddings " + std::to_string(max_pos));
   make_room(cache, 1);
   const int n = int(layers_.size());
   const int64_t D = cfg_.text.hidden_size;
-  // outputs: the logits and the cache's next length (computed only once the logits are)
-  auto step = [&](const Tensor& tok, const Tensor& p, const Tensor& past) {
+  const Sampling& s = cache.sampling;
+  // outputs: the drawn token, its logits, and the cache's length and draw count advanced (each
+  // computed only once what it counts is)
+  auto step = [&](const Tensor& tok, const Tensor& p, const Tensor& past, const Tensor& drawn) {
     Tensor logits = head(g_.view(layer_stack(cache, embed_token(tok), p, n, &past), Shape{1, D}));
-    return std::vector<Tensor>{logits, g_.advance(past, logits, 1)};
+    Tensor next = g_.sample(logits, s.temperature, s.top_k, s.top_p, s.seed, drawn);
+    return std::vector<Tensor>{next, logits, g_.advance(past, logits, 1), g_.advance(drawn, next, 1)};
   };
+  Tensor& drawn = draws(cache);
   std::vector<Tensor> out;
   if (use_programs_) {
-    // recorded once per sequence (its buffers are the program's constants; the model keeps it);
-    // the token, position and length are the inputs, so every later token is one replay
+    // recorded once per sequence (its buffers and sampling settings are the program's constants; the
+    // model keeps it); the token, position, length and draw count are the inputs, so every later
+    // token is one replay
     auto reg = cache.step.registry();
     if (reg && reg != steps_) fail(code::kArg, "decode: the sequence's decode step belongs to another model");
     std::shared_ptr<Program> prog;
@@ -214,18 +273,18 @@ Tensor Qwen2VL::decode(KvCache& cache, const Tensor& token, int64_t position) {
       if (it != steps_->end()) prog = it->second;
     }
     if (!prog) {
-      prog = g_.engine().record({token, pos, cache.len}, [&](const std::vector<Tensor>& in) { return step(in[0], in[1], in[2]); });
+      prog = g_.engine().record({token, pos, cache.len, drawn}, [&](const std::vector<Tensor>& in) { return step(in[0], in[1], in[2], in[3]); });
       const uint64_t id = next_step_++;
       (*steps_)[id] = prog;
       cache.step.bind(steps_, id);
     }
-    out = g_.engine().replay(prog, {&token, &pos, &cache.len});
+    out = g_.engine().replay(prog, {&token, &pos, &cache.len, &drawn});
   } else {
-    out = step(token, pos, cache.len);
+    out = step(token, pos, cache.len, drawn);
   }
-  cache.len = out[1];
-  cache.length += 1;
-  return out[0];
+  cache.added(1, out[2]);
+  cache.draws = out[3];
+  return {out[0], out[1]};
 }
 
 Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int n_layers) {
@@ -242,7 +301,7 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
   if (cache.capacity) {
     make_room(cache, S);
     h = layer_stack(cache, x, positions, n_layers, &cache.len);
-    cache.len = g_.advance(cache.len, h, S);
+    cache.added(S, g_.advance(cache.len, h, S));
   } else {
     if (cache.length && int(cache.k.size()) < n_layers) fail(code::kArg, "forward: the sequence was encoded with fewer layers");
     if (cache.k.empty()) {
@@ -250,8 +309,8 @@ Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positi
       cache.v.resize(size_t(n_layers));
     }
     h = layer_stack(cache, x, positions, n_layers, nullptr);
+    cache.added(S, Tensor{});
   }
-  cache.length += S;
   return h;
 }
 

@@ -3,9 +3,10 @@
 // their Hugging Face checkpoint names when the model is built (every name and shape checked
 // first); each method only enqueues work and returns engine tensors.
 //
-// Shapes (PyTorch order): pixel values [N, C*T*P*P] in the processor's patch order (2x2 merge
-// windows contiguous); image embeddings [N / merge^2, D]; hidden [1, S, D]; M-RoPE positions
-// i32 [3, 1, S]; logits [rows, V].
+// Shapes (PyTorch order): pixel values [N, C*T*P*P] in the processor's patch order, which the
+// caller owns and states as each row's grid (row, col) (lib/image.ts patchOrder; the merger relies
+// on each merge window's patches being contiguous rows); image embeddings [N / merge^2, D]; hidden
+// [1, S, D]; M-RoPE positions [3, S] (t, h, w rows) given on the host; logits [rows, V].
 #pragma once
 #include <memory>
 #include <unordered_map>
@@ -53,18 +54,42 @@ class StepHandle {
   uint64_t id_ = 0;
 };
 
-// One conversation's cached keys/values, per decoder layer [1, S, G, d] (capacity 0: each forward
-// concatenates its rows), or preallocated [1, capacity, G, d] holding `length` rows (reserve()).
+// How a sequence draws its tokens (core/sampling.h): temperature 0 is greedy; top_k 0 and top_p 1 are off.
+struct Sampling {
+  float temperature = 0.f;
+  int top_k = 0;
+  float top_p = 1.f;
+  uint64_t seed = 0;
+};
+
+// One conversation: its cached keys/values, per decoder layer [1, S, G, d] (capacity 0: each forward
+// concatenates its rows), or preallocated [1, capacity, G, d] holding `length` rows (reserve()); where
+// its next token sits; how it draws tokens and how many it has drawn.
 struct KvCache {
   std::vector<Tensor> k, v;
+  // The rows cached. A reserved cache also holds the same count on the engine (`len`, i32 [1]): the
+  // recorded step reads and advances it there, so a step that failed leaves it uncomputed and the next
+  // one fails too (E_NOT_COMPUTED) instead of running on a row that was never written. Both start at
+  // 0 (reserve()) and change only together, in added(). (On CUDA a bad token id is found on the
+  // device: the step runs on a zero embedding and E_INDEX comes at the next read, as for a growing cache.)
   int64_t length = 0;
-  int64_t capacity = 0;
-  // reserved caches: the length as the engine sees it (i32 [1]), produced by the last step, so a
-  // step that failed leaves it uncomputed and the next one fails too (E_NOT_COMPUTED) instead of
-  // running on a row that was never written. (On CUDA a bad token id is found on the device: the
-  // step runs on a zero embedding and E_INDEX comes at the next read, as for a growing cache.)
   Tensor len;
-  StepHandle step;  // the recorded decode step over these buffers (Qwen2VL::decode)
+  int64_t capacity = 0;
+  // M-RoPE: the prefill's largest position + 1, less the length after it (image tokens share
+  // positions), so the token at row i, from the prefill's end on, is at i + rope_delta on all three axes
+  int64_t rope_delta = 0;
+  Sampling sampling;  // set before the prefill: a recorded step keeps the settings it drew with
+  Tensor draws;       // i32 [1] on the engine: the tokens drawn so far, i.e. the next draw's step
+  StepHandle step;    // the recorded decode step over these buffers (Qwen2VL::decode)
+
+  int64_t next_position() const { return length + rope_delta; }
+  // `rows` more cached; `advanced` is `len` + rows on the engine (reserved caches), computed once they are written
+  void added(int64_t rows, const Tensor& advanced) {
+    length += rows;
+    if (capacity) len = advanced;
+  }
+  // per-layer keys/values [1, P, G, d] computed elsewhere (a reference fixture, a benchmark's prompt)
+  static KvCache assigned(std::vector<Tensor> k, std::vector<Tensor> v);
 };
 
 class Qwen2VL {
@@ -73,28 +98,36 @@ class Qwen2VL {
   Qwen2VL(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Qwen2VLConfig& cfg, DType storage);
   const Qwen2VLConfig& config() const { return cfg_; }
 
-  // One image of grid (1, h, w) patches -> its merged embeddings [h*w / merge^2, D].
-  Tensor encode_image(const Tensor& pixels, int64_t t, int64_t h, int64_t w);
-  // Token ids with the image embeddings spliced in at the runs of image tokens, in order -> [1, S, D].
-  Tensor embed_prompt(const std::vector<int32_t>& ids, const std::vector<Tensor>& images);
-  // A token id tensor i32 [1] (e.g. the last sampled one) -> [1, 1, D].
-  Tensor embed_token(const Tensor& id);
+  // One image of grid (1, h, w) patches, row r being patch (rows[r], cols[r]) of the grid
+  // (patch_positions: the h*w rows, then the h*w cols) -> its merged embeddings [h*w / merge^2, D].
+  Tensor encode_image(const Tensor& pixels, int64_t t, int64_t h, int64_t w, const std::vector<int32_t>& patch_positions);
   // Preallocates an empty sequence's keys/values for `capacity` tokens: no copy per token, and
   // decode() then replays one recorded step (a CUDA graph on the GPU) at every length. A forward or
   // decode past the capacity doubles it (copying the rows once, re-recording the step).
   void reserve(KvCache& cache, int64_t capacity);
-  // One sampled token id (i32 [1], on the engine) at M-RoPE position `position` (all three axes)
-  // -> the logits [1, V]; the token's keys/values join the cache.
-  Tensor decode(KvCache& cache, const Tensor& token, int64_t position);
+  // How the sequence's tokens are drawn (sample(), decode()); only before its prefill.
+  void set_sampling(KvCache& cache, const Sampling& s);
+  // Token ids (the image embeddings spliced in at the runs of image tokens, in order) at M-RoPE
+  // positions [3, S] through the decoder after the cached tokens: their keys/values join the cache,
+  // the sequence records where its next token sits, and the logits of the last row [1, V] come back
+  // (all rows [S, V] with all_rows).
+  Tensor prefill(KvCache& cache, const std::vector<int32_t>& ids, const std::vector<Tensor>& images, const std::vector<int32_t>& positions,
+                 bool all_rows = false);
+  // The sequence's next token id (i32 [1]) drawn from logits [1, V] (the prefill's).
+  Tensor sample(KvCache& cache, const Tensor& logits);
+  // One token id (i32 [1], on the engine) at the sequence's next position -> the next token id drawn
+  // from its logits (both returned); the token's keys/values join the cache. On a reserved sequence
+  // this is one replay of the recorded step, the draw included.
+  struct Decoded {
+    Tensor token, logits;
+  };
+  Decoded decode(KvCache& cache, const Tensor& token);
   // false: decode() enqueues its ops one by one (the reference for the recorded step)
   void use_programs(bool on) { use_programs_ = on; }
-  // Runs the decoder over x [1, S, D] at positions [3, 1, S] after the cached tokens, appends
-  // their keys/values to the cache and returns the logits of the last row [1, V] (all rows
-  // [S, V] with all_rows).
-  Tensor forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows = false);
   // A prompt's per-layer keys/values only (what the generation stream attends to): the first
-  // `layers` decoder layers over x, no LM head. The returned hidden state is a completion token.
-  Tensor encode_prompt(KvCache& cache, const Tensor& x, const Tensor& positions, int layers);
+  // `layers` decoder layers over the text ids at positions [3, S], no LM head. The returned hidden
+  // state is a completion token.
+  Tensor encode_prompt(KvCache& cache, const std::vector<int32_t>& ids, const std::vector<int32_t>& positions, int layers);
 
  private:
   struct VisionBlock {
@@ -102,7 +135,17 @@ class Qwen2VL {
     Linear qkv, proj, fc1, fc2;
   };
   using DecoderLayer = DecoderWeights;
-  Tensor vision_positions(int64_t h, int64_t w);
+  // Token ids with the image embeddings spliced in at the runs of image tokens, in order -> [1, S, D].
+  Tensor embed_prompt(const std::vector<int32_t>& ids, const std::vector<Tensor>& images);
+  // A token id tensor i32 [1] (e.g. the last sampled one) -> [1, 1, D].
+  Tensor embed_token(const Tensor& id);
+  // Checked host positions [3, S] -> i32 [3, 1, S] on the engine, and their largest value.
+  Tensor upload_positions(const std::vector<int32_t>& positions, int64_t S, int32_t* largest);
+  // Runs the decoder over x [1, S, D] at positions [3, 1, S] after the cached tokens, appends
+  // their keys/values to the cache and returns the logits of the last row [1, V] (all rows
+  // [S, V] with all_rows).
+  Tensor forward(KvCache& cache, const Tensor& x, const Tensor& positions, bool all_rows = false);
+  Tensor& draws(KvCache& cache);  // the sequence's draw count, 0 until its first draw
   Tensor run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int layers);
   // the decoder layers over x; past (reserved caches): the cache's length as an engine tensor
   Tensor layer_stack(KvCache& cache, const Tensor& x, const Tensor& positions, int layers, const Tensor* past);

@@ -95,7 +95,7 @@ std::vector<Tensor> Engine::enqueue(Op id, const std::vector<const Tensor*>& inp
     for (auto& t : result) t.buf->ready = true;
   };
   if (recording_) {
-    if (!op->recordable()) fail(code::kArg, name + " cannot be part of a program (op_list.h: kNotRecordable)");
+    if (!op->recordable(in)) fail(code::kArg, name + " cannot be part of a program with these operands (core/op_list.h flags)");
     ProgramOp pop;
     pop.run = std::move(task.run);
     for (auto* t : in)

@@ -1,5 +1,6 @@
 // Native tests of the engine core that need no Node: dtype rounding, the arena, the op layer's
 // shape checks and the stream's ordering and error rules. Prints TAP.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -145,7 +146,7 @@ int main() {
     ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{e.enqueue(Op::Linear, {&in[0], &x}, {})[0]}; }); }) == code::kShape,
        "a shape error in the body throws from record()");
     ok(code_of([&] { e.record({a1}, [&](const std::vector<Tensor>& in) { return e.enqueue(Op::Sample, {&in[0]}, {}); }); }) == code::kArg,
-       "sampling cannot be recorded (a replay would repeat its draw)");
+       "sampling with its step as an attribute cannot be recorded (a replay would repeat its draw)");
     ok(sync::read_f32(e, e.enqueue(Op::Add, {&a1, &a1}, {})[0])[3] == 8.f, "after a failed recording, ops run again");
     // an error inside a replay is held like any op's, and the program still works afterwards
     int32_t good[1] = {1};
@@ -229,6 +230,46 @@ int main() {
     Tensor at0 = e.upload(DType::I32, Shape{1}, &zero, 4);
     ok(code_of([&] { e.enqueue(Op::WriteRows, {&cache, &wide, &at0}, {}); }) == code::kShape, "rows of another width -> E_SHAPE");
     ok(code_of([&] { e.enqueue(Op::WriteRows, {&cache, &cache, &at0}, {}); }) == code::kArg, "writing a tensor into itself -> E_ARG");
+  }
+
+  // a draw can be recorded when its step is an operand (a counter the step advances on the engine):
+  // each replay then draws what the attribute-step draw at that step does
+  {
+    auto read_i32 = [&](const Tensor& t) {
+      int32_t v = -1;
+      std::vector<float> raw = sync::read_f32(e, t);  // the 4 bytes of the i32
+      std::memcpy(&v, raw.data(), 4);
+      return v;
+    };
+    float lg[6] = {0.1f, 0.4f, 0.2f, 0.3f, 0.25f, 0.35f};
+    Tensor logits = e.upload(DType::F32, Shape{1, 6}, lg, sizeof lg);
+    OpAttrs sa;
+    sa.temperature = 1.5f;
+    sa.seed = 7;
+    OpAttrs one;
+    one.length = 1;
+    int32_t zero = 0;
+    Tensor at = e.upload(DType::I32, Shape{1}, &zero, 4);
+    auto draw = e.record({logits, at}, [&](const std::vector<Tensor>& in) {
+      Tensor id = e.enqueue(Op::Sample, {&in[0], &in[1]}, sa)[0];
+      return std::vector<Tensor>{id, e.enqueue(Op::Advance, {&in[1], &id}, one)[0]};
+    });
+    bool same = true;
+    std::vector<int32_t> drawn;
+    for (uint64_t s = 0; s < 16; s++) {
+      auto out = e.replay(draw, {&logits, &at});
+      at = out[1];
+      OpAttrs fixed = sa;
+      fixed.offset = s;
+      const int32_t got = read_i32(out[0]);
+      same &= got == read_i32(e.enqueue(Op::Sample, {&logits}, fixed)[0]);
+      drawn.push_back(got);
+    }
+    ok(same, "a recorded draw at the engine's step equals the draw with that step as an attribute");
+    ok(std::count(drawn.begin(), drawn.end(), drawn[0]) < int(drawn.size()), "and draws anew at every replay");
+    ok(read_i32(at) == 16, "the step counter advanced once per replay");
+    Tensor f32_step = e.upload(DType::F32, Shape{1}, xs, 4);
+    ok(code_of([&] { e.enqueue(Op::Sample, {&logits, &f32_step}, sa); }) == code::kDType, "an f32 step -> E_DTYPE");
   }
 
   // the memory plan on random op graphs: buffers alive at the same time never overlap

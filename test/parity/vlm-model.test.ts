@@ -3,7 +3,10 @@
 // greedy and seeded-sampled tokens of the understanding loop, and bf16 weight storage.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
 import { openCheckpoint, Qwen2VL, ropePositions, type Checkpoint, type Engine } from '../../lib/index.ts';
+import { patchOrder } from '../../lib/image.ts';
+import { loadAddon } from '../../lib/native.ts';
 import { assertClose, maxAbs } from '../helpers/reference.ts';
 import { cpuRoundsBf16Activations } from '../helpers/engine.ts';
 import { BACKENDS, backendFor, backendTest } from '../helpers/cuda.ts';
@@ -23,7 +26,7 @@ async function prompt(m: Qwen2VL, file: string) {
   const [gt, gh, gw] = await readI32(e, fx, 'in.grid_thw');
   const grid = [gt, gh, gw] as const;
   const { positions } = ropePositions(ids, [grid], m.config);
-  return { fx, ids, grid, pixels: e.load(fx, 'in.pixel_values'), positions: e.tensor(positions, [3, 1, ids.length], 'i32') };
+  return { fx, ids, grid, pixels: e.load(fx, 'in.pixel_values'), positions };
 }
 
 test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)', async (t) => {
@@ -33,6 +36,21 @@ test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)',
   const [gt, gh, gw] = await readI32(m.engine, fx, 'in.grid_thw');
   const emb = m.encodeImage(m.engine.load(fx, 'in.pixel_values'), [gt, gh, gw]);
   assertClose(t, await emb.readFloat32(), await m.engine.load(fx, 'out.image_embeds').readFloat32(), 1e-4, 'image embeds');
+  // the tower rotates each row by the patch order lib/image.ts owns (encodeImage passes it): the
+  // engine checks the coordinates, and another order gives other embeddings
+  const e = m.engine;
+  const ck = openCheckpoint(modelDir);
+  const nat = new (loadAddon().NativeQwen2VL)(e.handle, ck.handle, fs.readFileSync(`${modelDir}/config.json`, 'utf8'), 'f32');
+  t.teardown(() => nat.dispose());
+  ck.close();
+  const px = e.own(e.load(fx, 'in.pixel_values'));
+  const order = patchOrder(gh, gw, m.config.mergeSize);
+  const code = (f: () => unknown) => (t.throws(f) as (Error & { code?: string }) | undefined)?.code; // the addon's own errors carry codes too
+  t.is(code(() => nat.encodeImage(px, gt, gh, gw, order.subarray(1))), 'E_SHAPE');
+  t.is(code(() => nat.encodeImage(px, gt, gh, gw, order.map((v, i) => (i === 0 ? gh : v)))), 'E_ARG');
+  const raster = Int32Array.from({ length: 2 * gh * gw }, (_, i) => (i < gh * gw ? Math.floor(i / gw) : (i - gh * gw) % gw));
+  const other = await e.wrap(nat.encodeImage(px, gt, gh, gw, raster)).readFloat32();
+  t.notDeepEqual(other, await emb.readFloat32());
 });
 
 for (const backend of BACKENDS) {
@@ -74,21 +92,30 @@ for (const backend of BACKENDS) {
     const sampled = await readI32(e, gen, 'out.sampled');
     const s = await ask({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed });
     t.is(s.text, m.tokenizer.decode(sampled));
-    // token for token, through the model's prefill / decode and the engine's sampler
+    // token for token, through the model's prefill / decode, on a growing and on a reserved (recorded) sequence
     const p = await prompt(m, 'vlm_generate.safetensors');
     const { delta } = ropePositions(p.ids, [p.grid], m.config);
-    const tokens = async (opts: object) => {
-      const seq = m.newSequence();
-      let tok = e.sample(m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions), { ...opts, step: 0 });
+    t.true(delta < 0, 'the image makes the M-RoPE positions lag the token count');
+    const tokens = async (opts: object, capacity?: number) => {
+      const seq = m.newSequence(capacity, opts);
+      let tok = m.sample(seq, m.prefill(seq, p.ids, [m.encodeImage(p.pixels, p.grid)], p.positions));
       const out: number[] = [];
       for (let step = 0; step < meta.max_new_tokens; step++) {
+        // the sequence owns its position: the prefill's largest + 1, then one more per token
+        t.is(seq.position, p.ids.length + delta + step);
         out.push(((await tok.read()) as Int32Array)[0]);
-        tok = e.sample(m.decode(seq, tok, p.ids.length + delta + step), { ...opts, step: step + 1 });
+        tok = m.decode(seq, tok);
       }
+      t.is(seq.length, p.ids.length + meta.max_new_tokens);
+      seq.release();
       return out;
     };
+    const drawn = { temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed };
+    const room = p.ids.length + meta.max_new_tokens;
     t.deepEqual(await tokens({}), greedy);
-    t.deepEqual(await tokens({ temperature: sw.temperature, topK: sw.top_k, topP: sw.top_p, seed: sw.seed }), sampled);
+    t.deepEqual(await tokens(drawn), sampled);
+    t.deepEqual(await tokens({}, room), greedy);
+    t.deepEqual(await tokens(drawn, room), sampled);
     t.true(g.ids.length > 0 && g.ids.every((id) => greedy.includes(id)));
     t.notDeepEqual(greedy, sampled);
   });
