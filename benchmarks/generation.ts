@@ -16,7 +16,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine, GenerationStream, LatteFlow, groupOf, timeSchedule, type Tensor } from '../lib/index.ts';
+import { Engine, GenerationStream, LatteFlow, timeSchedule, type Tensor } from '../lib/index.ts';
 import { loadAddon, type NativeSequence } from '../lib/native.ts';
 import { REAL_SCALE, writeRandomGenerator, type RandomGeneratorOptions } from '../test/helpers/random-generator.ts';
 import { median, nowMs, randn, runAsScript, type Row } from './common.ts';
@@ -118,7 +118,7 @@ async function ratios(threads: number, quick: boolean): Promise<Row[]> {
         const t0 = nowMs();
         let xx = x;
         for (let i = 0; i + 1 < ts40.length; i++) {
-          const k = groupOf(ts40[i], m.gen.config.boundaries);
+          const k = m.gen.groupOf(ts40[i]);
           const v = full ? m.gen.velocityLayers(xx, ts40[i], 0, L, m.cond, m.nul, 2) : m.gen.velocity(xx, ts40[i], k, m.cond, m.nul, 2);
           xx = m.e.axpby(1, xx, Math.fround(ts40[i + 1] - ts40[i]), v);
         }

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine, GenerationStream, getBackendInfo, groupOf, Qwen2VL, timeSchedule, type Tensor } from '../lib/index.ts';
+import { Engine, GenerationStream, getBackendInfo, Qwen2VL, timeSchedule, type Tensor } from '../lib/index.ts';
 import { loadAddon, type NativeSequence } from '../lib/native.ts';
 import type { AttentionCase } from '../test/helpers/naive-ops.ts';
 import { REAL_SCALE, writeRandomGenerator } from '../test/helpers/random-generator.ts';
@@ -200,7 +200,7 @@ async function generation(cuda: Engine, cpu: Engine): Promise<Row[]> {
     const s0 = nowMs();
     let xx = x;
     for (let i = 0; i + 1 < ts.length; i++) {
-      const k = groupOf(ts[i], m.gen.config.boundaries);
+      const k = m.gen.groupOf(ts[i]);
       const v = m.gen.velocity(xx, ts[i], k, m.cond, m.nul, 2);
       const next = cuda.axpby(1, xx, Math.fround(ts[i + 1] - ts[i]), v);
       v.dispose();

@@ -175,4 +175,25 @@ Napi::Error to_js_error(Napi::Env env, std::exception_ptr e) {
 
 void throw_js(Napi::Env env, std::exception_ptr e) { throw to_js_error(env, e); }
 
+double number_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) fail(kArg, std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) fail(kArg, std::string(what) + " must be finite");
+  return d;
+}
+
+int64_t int_arg(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  // the range is checked on the double first, so the cast below is defined
+  if (!(d >= double(lo) && d <= double(hi)) || d != std::floor(d))
+    fail(kArg, std::string(what) + " must be an integer " + (hi == kMaxIntArg ? ">= " + std::to_string(lo) : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"));
+  return int64_t(d);
+}
+
+std::vector<int32_t> i32_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, std::string(what) + " must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
 }  // namespace bindings

@@ -3,25 +3,19 @@
 #pragma once
 #include <napi.h>
 
-#include <memory>
-
 #include "model/dcae.h"
+#include "wrapped_model.h"
 
 namespace bindings {
 
-class DcaeWrap : public Napi::ObjectWrap<DcaeWrap> {
+class DcaeWrap : public WrappedModel<DcaeWrap, latte::model::DcaeDecoder, latte::model::DcaeConfig> {
  public:
   static Napi::Function Init(Napi::Env env);
-  explicit DcaeWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, configPath?)
+  explicit DcaeWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, readConfig(path))
 
  private:
-  latte::model::DcaeDecoder& model();
   Napi::Value Config(const Napi::CallbackInfo& info);
-  Napi::Value Decode(const Napi::CallbackInfo& info);  // (latent [B, C, h, w]) -> image [B, 3, h*f, w*f]
-  void Dispose(const Napi::CallbackInfo& info);
-
-  Napi::ObjectReference engine_ref_;  // keeps the engine object alive as long as the model
-  std::unique_ptr<latte::model::DcaeDecoder> model_;
+  Napi::Value Decode(const Napi::CallbackInfo& info);  // (latent [B, C, h, w], not yet divided by scaling_factor) -> image [B, 3, h*f, w*f]
 };
 
 }  // namespace bindings

@@ -37,7 +37,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   void begin_pending(Napi::Env env);
   void end_pending();
   struct PendingScope;
-  void engine_gone();
 
   std::unique_ptr<latte::Engine> engine_;
   Napi::ThreadSafeFunction tsfn_;

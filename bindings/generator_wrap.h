@@ -1,32 +1,27 @@
-// JS face of the generation stream (native/model/generator.h): NativeGenerator. velocity()
-// enqueues one expert-group forward (both CFG branches) and returns the velocity tensor at once.
+// JS face of the generation stream (native/model/generator.h): NativeGenerator. velocityLayers()
+// enqueues one layer range's forward (both CFG branches) and returns the velocity tensor at once;
+// which layers a step runs is lib/generator.ts's decision.
 #pragma once
 #include <napi.h>
 
-#include <memory>
-
 #include "model/generator.h"
+#include "wrapped_model.h"
 
 namespace bindings {
 
-class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
+class GeneratorWrap : public WrappedModel<GeneratorWrap, latte::model::Generator, latte::model::GeneratorConfig> {
  public:
   static Napi::Function Init(Napi::Env env);
-  explicit GeneratorWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, 'f32' | 'bf16', configPath?)
+  explicit GeneratorWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, readConfig(path), 'f32' | 'bf16')
 
  private:
-  latte::model::Generator& model();
   Napi::Value Config(const Napi::CallbackInfo& info);
-  // (x, t, group, condSeq, nullSeq | null, guidance) -> v
-  Napi::Value Velocity(const Napi::CallbackInfo& info);
-  // (x, t, firstLayer, lastLayer, condSeq, nullSeq | null, guidance) -> v (e.g. the full-depth baseline)
+  // (x, t, firstLayer, lastLayer, condSeq, nullSeq | null, guidance) -> v
   Napi::Value VelocityLayers(const Napi::CallbackInfo& info);
+  // (promptTokens, maxPositions): E_ARG when the image tokens would not fit after the prompt
+  void CheckPrompt(const Napi::CallbackInfo& info);
   void UsePrograms(const Napi::CallbackInfo& info);
   void ReleasePrograms(const Napi::CallbackInfo& info);
-  void Dispose(const Napi::CallbackInfo& info);
-
-  Napi::ObjectReference engine_ref_;
-  std::unique_ptr<latte::model::Generator> model_;
 };
 
 }  // namespace bindings

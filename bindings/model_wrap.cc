@@ -45,33 +45,13 @@ Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
                      {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
                       InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
                       InstanceMethod<&Qwen2VLWrap::Sample>("sample"), InstanceMethod<&Qwen2VLWrap::Decode>("decode"),
-                      InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"),
-                      InstanceMethod<&Qwen2VLWrap::UsePrograms>("usePrograms"), InstanceMethod<&Qwen2VLWrap::Dispose>("dispose")});
+                      InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"), InstanceMethod<&Qwen2VLWrap::UsePrograms>("usePrograms")});
 }
 
-Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qwen2VLWrap>(info) {
-  Napi::Env env = info.Env();
-  guarded(env, [&] {
-    latte::Engine& e = EngineWrap::Get(info[0]);
-    auto ck = CheckpointWrap::Get(info[1]);
-    if (!info[2].IsString()) fail(kArg, "the model config must be a JSON string");
-    latte::DType storage = to_dtype(info[3]);
-    std::string where = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "config.json";
-    auto cfg = latte::model::Qwen2VLConfig::parse(info[2].As<Napi::String>().Utf8Value(), where);
-    model_ = std::make_unique<latte::model::Qwen2VL>(e, ck, cfg, storage);
-    engine_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
-  });
-}
-
-latte::model::Qwen2VL& Qwen2VLWrap::model() {
-  if (!model_) fail(latte::code::kDisposed, "the model is disposed");
-  return *model_;
-}
-
-void Qwen2VLWrap::Dispose(const Napi::CallbackInfo&) {
-  model_.reset();  // drops the weight handles; the memory goes when no queued op still uses it
-  if (!engine_ref_.IsEmpty()) engine_ref_.Reset();
-}
+Qwen2VLWrap::Qwen2VLWrap(const Napi::CallbackInfo& info)
+    : WrappedModel(info, "the model", [&](latte::Engine& e, std::shared_ptr<latte::io::Checkpoint> ck, const latte::model::Qwen2VLConfig& cfg) {
+        return std::make_unique<latte::model::Qwen2VL>(e, std::move(ck), cfg, to_dtype(info[3]));
+      }) {}
 
 Napi::Value Qwen2VLWrap::Config(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -90,19 +70,6 @@ Napi::Value Qwen2VLWrap::Config(const Napi::CallbackInfo& info) {
     o.Set("visionDepth", c.vision.depth);
     return o;
   });
-}
-
-static int64_t int_arg(const Napi::Value& v, const char* what) {
-  if (!v.IsNumber()) fail(kArg, std::string(what) + " must be an integer");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != double(int64_t(d)) || d < 0 || d > 9.0e15) fail(kArg, std::string(what) + " must be a non-negative integer");
-  return int64_t(d);
-}
-
-static std::vector<int32_t> i32_arg(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) fail(kArg, std::string(what) + " must be an Int32Array");
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
 }
 
 Napi::Value Qwen2VLWrap::EncodeImage(const Napi::CallbackInfo& info) {

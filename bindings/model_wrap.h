@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "model/qwen2vl.h"
+#include "wrapped_model.h"
 
 namespace bindings {
 
@@ -25,13 +26,12 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
   latte::model::KvCache cache_;
 };
 
-class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
+class Qwen2VLWrap : public WrappedModel<Qwen2VLWrap, latte::model::Qwen2VL, latte::model::Qwen2VLConfig> {
  public:
   static Napi::Function Init(Napi::Env env);
-  explicit Qwen2VLWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, configJson, 'f32' | 'bf16', configPath?)
+  explicit Qwen2VLWrap(const Napi::CallbackInfo& info);  // (engine, checkpoint, readConfig(path), 'f32' | 'bf16')
 
  private:
-  latte::model::Qwen2VL& model();
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value EncodeImage(const Napi::CallbackInfo& info);  // (pixels, t, h, w, patchPositions Int32Array) -> embeddings
   Napi::Value NewSequence(const Napi::CallbackInfo& info);  // (capacity?, sampling?) -> sequence
@@ -40,10 +40,6 @@ class Qwen2VLWrap : public Napi::ObjectWrap<Qwen2VLWrap> {
   Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, withLogits?) -> next token (and logits [1, V])
   Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions Int32Array, layers) -> hidden
   void UsePrograms(const Napi::CallbackInfo& info);         // (on): decode replays one recorded step
-  void Dispose(const Napi::CallbackInfo& info);
-
-  Napi::ObjectReference engine_ref_;  // keeps the engine object alive as long as the model
-  std::unique_ptr<latte::model::Qwen2VL> model_;
 };
 
 }  // namespace bindings

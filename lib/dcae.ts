@@ -1,17 +1,15 @@
 /**
  * The DC-AE decoder (diffusers AutoencoderDC, decoder only) loaded from its model directory
- * (config.json + diffusion_pytorch_model.safetensors). The engine binds and checks every weight
- * (native/model/dcae.cc); this file adds the latent -> RGB conversion of the reference pipeline.
+ * (config.json + diffusion_pytorch_model.safetensors). The engine reads the config, binds and
+ * checks every weight and applies the config's scaling_factor (native/model/dcae.cc); this file
+ * adds the latent -> RGB conversion of the reference pipeline.
  */
 import path from 'node:path';
 import { Engine } from './engine.js';
 import { describe, ensure, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
-import { readJsonObject } from './config-file.js';
-import { loadAddon } from './native.js';
-import type { NativeDcae, NativeDcaeAddon, NativeDcaeConfig } from './native-dcae.js';
+import { loadAddon, type NativeDcae, type NativeDcaeConfig } from './native.js';
 import { Tensor } from './tensor.js';
-
 
 export class DcaeDecoder {
   readonly engine: Engine;
@@ -32,20 +30,22 @@ export class DcaeDecoder {
   static load(dir: string, engine: Engine): DcaeDecoder {
     ensure(typeof dir === 'string' && dir.length > 0, 'the VAE directory must be a non-empty string');
     ensure(engine instanceof Engine, 'engine must be an Engine');
-    const configPath = path.join(dir, 'config.json');
-    const { text } = readJsonObject(configPath);
+    const { NativeDcae } = loadAddon();
+    const config = native(() => NativeDcae.readConfig(path.join(dir, 'config.json')));
     const ck = openCheckpoint(dir);
     try {
-      const { NativeDcae } = loadAddon() as NativeDcaeAddon;
-      return new DcaeDecoder(engine, native(() => new NativeDcae(engine.handle, ck.handle, text, configPath)));
+      return new DcaeDecoder(engine, native(() => new NativeDcae(engine.handle, ck.handle, config)));
     } finally {
       ck.close(); // the engine keeps the mapping alive while its loads are queued
     }
   }
 
-  /** z f32 [B, latentChannels, h, w], already divided by scalingFactor -> image f32 [B, outChannels, h*factor, w*factor] in about [-1, 1]. */
-  decode(z: Tensor): Tensor {
-    return this.engine.wrap(native(() => this.#native.decode(this.engine.own(z))));
+  /**
+   * A latent f32 [B, latentChannels, h, w] as the flow makes it (the decoder divides it by
+   * scalingFactor) -> image f32 [B, outChannels, h*factor, w*factor] in about [-1, 1].
+   */
+  decode(latent: Tensor): Tensor {
+    return this.engine.wrap(native(() => this.#native.decode(this.engine.own(latent))));
   }
 
   /** Frees the weights (not the engine). */

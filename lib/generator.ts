@@ -1,43 +1,20 @@
 /**
  * The generation stream (this project's checkpoint format, docs/checkpoint-format.md section 2) on
  * an engine: config checked and weights bound by the engine (native/model/generator.cc).
+ *
+ * Routing has one owner, this class: time t -> the expert group that owns it (groupOf, on the
+ * config's boundaries) -> that group's layers (layersOf); the engine runs the layer range it is given.
  */
 import path from 'node:path';
 import type { Engine } from './engine.js';
-import { native } from './errors.js';
+import { describe, ensure, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
-import { readJsonObject } from './config-file.js';
-import { loadAddon, type NativeAddon, type NativeSequence } from './native.js';
+import { loadAddon, type NativeGenerator, type NativeGeneratorConfig, type NativeSequence } from './native.js';
+import { groupOf } from './sampler.js';
 import type { Tensor } from './tensor.js';
 import type { WeightStorage } from './qwen2vl.js';
 
-export interface GeneratorConfig {
-  hiddenSize: number;
-  numLayers: number;
-  numGroups: number;
-  latentChannels: number;
-  latentSize: [number, number];
-  patchSize: number;
-  boundaries: number[];
-  guidanceScale: number;
-  /** One CFG weight per expert group (time order), the default over guidanceScale when present. */
-  guidancePerGroup: number[] | null;
-  numSteps: number;
-  sampler: 'euler' | 'heun';
-  timeShift: number;
-  promptTemplate: string;
-  nullPrompt: string;
-}
-
-interface NativeGenerator {
-  readonly config: GeneratorConfig;
-  velocity(x: unknown, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
-  velocityLayers(x: unknown, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): unknown;
-  usePrograms(on: boolean): void;
-  releasePrograms(cond: NativeSequence, nul: NativeSequence | null): void;
-  dispose(): void;
-}
-type GeneratorCtor = new (engine: unknown, ck: unknown, json: string, weights: WeightStorage, where: string) => NativeGenerator;
+export type GeneratorConfig = NativeGeneratorConfig;
 
 export class GenerationStream {
   readonly config: GeneratorConfig;
@@ -52,27 +29,47 @@ export class GenerationStream {
 
   /** Loads generator/ (config.json + safetensors) onto `engine`. E_BAD_CONFIG, E_BAD_WEIGHTS. */
   static load(dir: string, engine: Engine, weights: WeightStorage = 'f32'): GenerationStream {
-    const file = path.join(dir, 'config.json');
-    const { text } = readJsonObject(file);
+    const { NativeGenerator } = loadAddon();
+    const config = native(() => NativeGenerator.readConfig(path.join(dir, 'config.json')));
     const ck = openCheckpoint(dir);
     try {
-      const Ctor = (loadAddon() as NativeAddon & { NativeGenerator: GeneratorCtor }).NativeGenerator;
-      return new GenerationStream(engine, native(() => new Ctor(engine.handle, ck.handle, text, weights, file)));
+      return new GenerationStream(engine, native(() => new NativeGenerator(engine.handle, ck.handle, config, weights)));
     } finally {
       ck.close();
     }
   }
 
+  /** The expert group that owns time t: group k owns [b_k, b_{k+1}) of the boundaries, the last also t = 1. */
+  groupOf(t: number): number {
+    return groupOf(t, this.config.boundaries);
+  }
+
+  /** The layers [first, last) of expert group `group`: the K groups split the layers evenly, in order. */
+  layersOf(group: number): [number, number] {
+    const { numGroups: K, numLayers: L } = this.config;
+    ensure(Number.isInteger(group) && group >= 0 && group < K, `velocity: group ${describe(group)} is outside [0, ${K})`);
+    const m = L / K; // the engine refuses a config whose groups do not divide the layers
+    return [group * m, (group + 1) * m];
+  }
+
   /** The guided velocity of expert group `group` at time t (null branch only when `nul` is given). */
   velocity(x: Tensor, t: number, group: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
-    const e = this.#engine;
-    return e.wrap(native(() => this.#native.velocity(e.own(x), t, group, cond, nul, guidance)) as never);
+    const [first, last] = this.layersOf(group);
+    return this.velocityLayers(x, t, first, last, cond, nul, guidance);
   }
 
   /** The same over any consecutive layers [first, last): all of them is the full-depth baseline. */
   velocityLayers(x: Tensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
     const e = this.#engine;
-    return e.wrap(native(() => this.#native.velocityLayers(e.own(x), t, first, last, cond, nul, guidance)) as never);
+    return e.wrap(native(() => this.#native.velocityLayers(e.own(x), t, first, last, cond, nul, guidance)));
+  }
+
+  /**
+   * E_ARG unless a prompt of `tokens` tokens (template included) leaves room for the image tokens
+   * below `maxPositions` (the VLM's context): the engine checks with the rule it places them by.
+   */
+  checkPrompt(tokens: number, maxPositions: number): void {
+    native(() => this.#native.checkPrompt(tokens, maxPositions));
   }
 
   /**

@@ -17,7 +17,7 @@ import { describe, ensure, LatteError } from './errors.js';
 import { GenerationStream } from './generator.js';
 import type { NativeSequence } from './native.js';
 import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
-import { checkSchedule, groupOf, MAX_STEPS, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
+import { checkSchedule, MAX_STEPS, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
 import { Tensor } from './tensor.js';
 import type { AnswerOptions } from './answer.js';
 
@@ -202,10 +202,7 @@ export class LatteFlow implements AsyncDisposable {
       const encode = (text: string, cap: number) => {
         const ids = Int32Array.from(this.vlm.tokenizer.encode(fillPromptTemplate(g.promptTemplate, text)));
         ensure(ids.length <= cap, `the prompt is ${ids.length} tokens (with the model's template); the limit is ${cap} (maxPromptTokens)`);
-        // the generator places image token (i, j) at position P + max(i, j) after a P-token prompt
-        const grid = Math.max(g.latentSize[0], g.latentSize[1]) / g.patchSize;
-        const room = this.vlm.config.maxPositions - grid;
-        ensure(ids.length <= room, `the prompt is ${ids.length} tokens (with the model's template); this model takes at most ${room}`);
+        this.generator.checkPrompt(ids.length, this.vlm.config.maxPositions);
         queued = true;
         const s = this.vlm.encodePrompt(ids, g.numLayers);
         seqs.push(s);
@@ -218,14 +215,14 @@ export class LatteFlow implements AsyncDisposable {
       const ts = o.schedule;
       const steps = ts.length - 1;
       const velocity = (xx: Tensor, t: number) => {
-        const k = groupOf(t, g.boundaries);
+        const k = this.generator.groupOf(t);
         const w = o.guidance[k];
         const n = w === 1 ? null : nul;
         return o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, n, w) : this.generator.velocity(xx, t, k, cond, n, w);
       };
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
-        const group = o.depth === 'full' ? 0 : groupOf(ts[i], g.boundaries);
+        const group = o.depth === 'full' ? 0 : this.generator.groupOf(ts[i]);
         const ctx = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity };
         // what a step function makes stays alive to the end of the call (multistep samplers keep
         // earlier velocities); all of it is freed then, also when the step function throws
@@ -240,8 +237,7 @@ export class LatteFlow implements AsyncDisposable {
       }
       await pending;
       if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
-      const sf = this.vae.config.scalingFactor;
-      const img = own(this.vae.decode(own(e.axpby(1 / sf, x, 0, x))));
+      const img = own(this.vae.decode(x));
       const [, , H, W] = img.shape;
       return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({
         width: W,

@@ -155,6 +155,70 @@ export interface NativeQwen2VL {
   dispose(): void;
 }
 
+/** The generation stream's config fields the TypeScript side needs, as the engine parsed and checked them. */
+export interface NativeGeneratorConfig {
+  hiddenSize: number;
+  numLayers: number;
+  numGroups: number;
+  latentChannels: number;
+  latentSize: [number, number];
+  patchSize: number;
+  boundaries: number[];
+  guidanceScale: number;
+  /** One CFG weight per expert group (time order), the default over guidanceScale when present. */
+  guidancePerGroup: number[] | null;
+  numSteps: number;
+  sampler: 'euler' | 'heun';
+  timeShift: number;
+  promptTemplate: string;
+  nullPrompt: string;
+}
+
+export interface NativeGenerator {
+  readonly config: NativeGeneratorConfig;
+  /** The guided velocity of layers [first, last) at time t (null branch only with `nul`). */
+  velocityLayers(x: NativeTensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): NativeTensor;
+  /** E_ARG unless a prompt of `tokens` tokens leaves room for the image tokens below `maxPositions`. */
+  checkPrompt(tokens: number, maxPositions: number): void;
+  usePrograms(on: boolean): void;
+  releasePrograms(cond: NativeSequence, nul: NativeSequence | null): void;
+  dispose(): void;
+}
+
+/** The DC-AE config fields the TypeScript side needs, as the engine parsed and checked them. */
+export interface NativeDcaeConfig {
+  /** Channels of the latent the decoder takes. */
+  latentChannels: number;
+  /** Image side / latent side: 2^(stages - 1). */
+  factor: number;
+  /** decode() divides the latent by this. */
+  scalingFactor: number;
+  /** Channels of the image (config in_channels, usually 3). */
+  outChannels: number;
+}
+
+export interface NativeDcae {
+  readonly config: NativeDcaeConfig;
+  /** latent f32 [B, latentChannels, h, w] as the flow makes it -> image f32 [B, outChannels, h*factor, w*factor] */
+  decode(latent: NativeTensor): NativeTensor;
+  dispose(): void;
+}
+
+declare const parsedConfig: unique symbol;
+/** A config.json the engine read and checked (`readConfig`), opaque; only its own model class takes it. */
+export interface NativeParsedConfig<Model extends string> {
+  readonly [parsedConfig]: Model;
+}
+
+/**
+ * A model class of the addon: `readConfig(path)` reads and checks config.json (E_BAD_CONFIG) once,
+ * in C++; the constructor takes its result, after the engine and the checkpoint.
+ */
+export interface NativeModelClass<Model extends string, T, Rest extends unknown[]> {
+  new (engine: NativeEngine, ck: NativeCheckpoint, config: NativeParsedConfig<Model>, ...rest: Rest): T;
+  readConfig(path: string): NativeParsedConfig<Model>;
+}
+
 export interface NativeBackendInfo {
   compiled: string[];
   cuda: { compiled: boolean; available: boolean; reason: string; device: string };
@@ -174,7 +238,9 @@ export interface NativeAddon {
   NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
   NativeTensor: unknown;
   NativeSequence: new () => NativeSequence;
-  NativeQwen2VL: new (engine: NativeEngine, ck: NativeCheckpoint, configJson: string, weights: 'f32' | 'bf16', configPath?: string) => NativeQwen2VL;
+  NativeQwen2VL: NativeModelClass<'qwen2vl', NativeQwen2VL, [weights: 'f32' | 'bf16']>;
+  NativeGenerator: NativeModelClass<'generator', NativeGenerator, [weights: 'f32' | 'bf16']>;
+  NativeDcae: NativeModelClass<'dcae', NativeDcae, []>;
   backendInfo(): NativeBackendInfo;
   /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */
   openCheckpoint(path: string): NativeCheckpoint;

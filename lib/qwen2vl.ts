@@ -140,8 +140,8 @@ export class Qwen2VL {
     const weights = options.weights ?? 'f32';
     ensure(weights === 'f32' || weights === 'bf16', `weights must be 'f32' or 'bf16', got ${describe(weights)}`);
     ensure(options.engine === undefined || options.engine instanceof Engine, 'engine must be an Engine');
-    const configPath = path.join(dir, 'config.json');
-    const { text } = readJsonObject(configPath, 'E_BAD_CONFIG');
+    const { NativeQwen2VL } = loadAddon();
+    const config = native(() => NativeQwen2VL.readConfig(path.join(dir, 'config.json')));
     const tokenizer = TextTokenizer.fromFile(path.join(dir, 'tokenizer.json'));
     const chatTemplate = loadChatTemplate(dir, tokenizer.config);
     if (chatTemplate) checkTemplatePlacesImages(chatTemplate);
@@ -149,8 +149,7 @@ export class Qwen2VL {
     const engine = options.engine ?? new Engine({ backend: options.backend, threads: options.threads });
     let nat: NativeQwen2VL | undefined;
     try {
-      const { NativeQwen2VL } = loadAddon();
-      nat = native(() => new NativeQwen2VL(engine.handle, ck.handle, text, weights, configPath));
+      nat = native(() => new NativeQwen2VL(engine.handle, ck.handle, config, weights));
       const pre = preprocessorConfig(path.join(dir, 'preprocessor_config.json'), nat.config);
       for (const t of ['<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|image_pad|>', '<|vision_end|>'])
         ensure(tokenizer.id(t) < nat.config.vocabSize, `the tokenizer's ${t} is outside the model's vocabulary`, 'E_BAD_CONFIG');

@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LatteError, LatteFlow } from '../lib/index.ts';
+import { Engine, LatteError, LatteFlow, openCheckpoint } from '../lib/index.ts';
+import { native } from '../lib/errors.ts';
+import { loadAddon } from '../lib/native.ts';
 
 const tiny = fileURLToPath(new URL('./fixtures/tiny-model', import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latte-cfg-hard-'));
@@ -54,6 +56,14 @@ const cases: [string, 'vlm' | 'generator' | 'vae', (c: Json) => void, RegExp][] 
   ['generator a 100 kB prompt_template', 'generator', (c) => (c.prompt_template = `${'x'.repeat(100_000)}{prompt}`), /prompt_template/],
   ['vae scaling_factor 1e-300', 'vae', (c) => (c.scaling_factor = 1e-300), /scaling_factor/],
   ['vae scaling_factor 1e300', 'vae', (c) => (c.scaling_factor = 1e300), /scaling_factor/],
+  // ill-typed fields, through the one config reader of each part
+  ['generator num_layers a string', 'generator', (c) => (c.num_layers = '4'), /num_layers must be an integer/],
+  ['generator sampler a number', 'generator', (c) => (c.sampler = 1), /sampler must be a string/],
+  ['generator time_shift a boolean', 'generator', (c) => (c.time_shift = true), /time_shift must be a number/],
+  ['vae in_channels 3.5', 'vae', (c) => (c.in_channels = 3.5), /in_channels must be an integer/],
+  ['vae decoder_in_shortcut a number', 'vae', (c) => (c.decoder_in_shortcut = 1), /decoder_in_shortcut must be true or false/],
+  ['vlm vision_config.depth a string', 'vlm', (c) => ((c.vision_config as Json).depth = '2'), /depth must be an integer/],
+  ['vlm hidden_act a number', 'vlm', (c) => (c.hidden_act = 7), /hidden_act must be a string/],
 ];
 
 for (const [name, part, edit, field] of cases) {
@@ -63,6 +73,28 @@ for (const [name, part, edit, field] of cases) {
     t.regex(err?.message ?? '', field);
   });
 }
+
+test('fields the engine does not know are ignored in every part (real configs carry many)', async (t) => {
+  const extra = (c: Json) => Object.assign(c, { unknown_field: { nested: [1, 'x'] }, _name_or_path: 'somewhere' });
+  for (const part of ['vlm', 'generator', 'vae'] as const) {
+    const lf = await LatteFlow.load(variant(part, extra), { backend: 'cpu', threads: 1 });
+    await lf.dispose();
+    t.pass(part);
+  }
+});
+
+test('a model class takes only the config its own readConfig() returned (E_ARG otherwise)', async (t) => {
+  const { NativeDcae, NativeGenerator } = loadAddon();
+  const e = new Engine({ backend: 'cpu', threads: 1 });
+  t.teardown(() => e.dispose());
+  const ck = openCheckpoint(path.join(tiny, 'vae'));
+  t.teardown(() => ck.close());
+  const generatorConfig = NativeGenerator.readConfig(path.join(tiny, 'generator', 'config.json'));
+  for (const config of [generatorConfig, '{"latent_channels": 4}', {}]) {
+    const err = t.throws(() => native(() => new NativeDcae(e.handle, ck.handle, config as never)), { instanceOf: LatteError });
+    t.is(err?.code, 'E_ARG', err?.message);
+  }
+});
 
 test('the unchanged configs still load and generate (the checks refuse nothing real)', async (t) => {
   const lf = await LatteFlow.load(variant('generator', (c) => (c.guidance_per_group = [3, 1])), { backend: 'cpu', threads: 1 });

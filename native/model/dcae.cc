@@ -193,8 +193,11 @@ Tensor DcaeDecoder::decode(const Tensor& z, DcaeTrace* trace) {
   if (z.dtype != DType::F32 || z.shape.ndim != 4 || z.shape[1] != lat || z.shape[0] < 1 || z.shape[2] < 1 || z.shape[3] < 1)
     fail(code::kShape, "decode: the latent must be f32 [B, " + std::to_string(lat) + ", h, w], got " + z.desc());
   const int n = int(stages_.size());
-  Tensor x = g_.conv(z, conv_in_);
-  if (cfg_.in_shortcut) x = g_.add(x, g_.repeat_channels(z, cfg_.stages[size_t(n - 1)].channels / lat));
+  // the decoder's own input is x / scaling_factor; as a product with the reciprocal rounded once
+  // to float, as the TypeScript pipeline computed it before the decoder owned its scaling
+  const Tensor zs = g_.axpby(float(1.0 / double(cfg_.scaling_factor)), z, 0.f, z);
+  Tensor x = g_.conv(zs, conv_in_);
+  if (cfg_.in_shortcut) x = g_.add(x, g_.repeat_channels(zs, cfg_.stages[size_t(n - 1)].channels / lat));
   if (trace) {
     trace->conv_in = x;
     trace->stages.assign(size_t(n), Tensor{});

@@ -4,8 +4,9 @@
 // built, every name and shape checked first, and kept in f32. BatchNorm2d (inference) is folded
 // into the convolution before it at load.
 //
-// Shapes (PyTorch order): latent z [B, latent_channels, h, w] f32, already divided by
-// scaling_factor -> image [B, in_channels, h * factor, w * factor], roughly in [-1, 1].
+// Shapes (PyTorch order): latent [B, latent_channels, h, w] f32, as the flow makes it (decode
+// divides it by the config's scaling_factor) -> image [B, in_channels, h * factor, w * factor],
+// roughly in [-1, 1].
 #pragma once
 #include <map>
 #include <memory>
@@ -18,7 +19,7 @@ namespace latte::model {
 
 // Intermediate results of one decode, for parity checks.
 struct DcaeTrace {
-  Tensor conv_in;               // conv_in(z) (+ the channel-repeat shortcut)
+  Tensor conv_in;               // conv_in(x / scaling_factor) (+ the channel-repeat shortcut)
   std::vector<Tensor> stages;   // stages[i]: the output of up_blocks[i] (run deepest first)
 };
 

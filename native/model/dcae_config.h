@@ -1,6 +1,7 @@
-// DC-AE's config.json (diffusers AutoencoderDC layout), the decoder's part, parsed once and
-// checked: anything the engine cannot run is an E_BAD_CONFIG error naming the field, before any
-// weight is touched. Per-stage fields may be one string for every stage or a list per stage.
+// DC-AE's config.json (diffusers AutoencoderDC layout), the decoder's part, parsed once (by
+// model/config_reader.h) and checked: anything the engine cannot run is an E_BAD_CONFIG error
+// naming the field, before any weight is touched. Per-stage fields may be one string for every
+// stage or a list per stage.
 #pragma once
 #include <string>
 #include <vector>
@@ -28,7 +29,7 @@ struct DcaeConfig {
   bool interpolate = false;  // upsample_block_type == "interpolate" (else pixel_shuffle)
   bool in_shortcut = true;   // decoder_in_shortcut
   DcaeAct conv_act = DcaeAct::Relu;  // decoder_conv_act_fn
-  float scaling_factor = 1.f;
+  float scaling_factor = 1.f;  // decode() divides the latent by it
 
   // image side / latent side
   int factor() const { return 1 << (int(stages.size()) - 1); }

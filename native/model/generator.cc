@@ -51,14 +51,13 @@ Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t bat
   key.push_back(batch);
   // reuse the last upload only once it ran: one skipped behind a failed op would never become ready
   if (key == pos_key_ && pos_.buf && pos_.buf->ready) return pos_;
-  const int64_t gw = cfg_.latent_w / cfg_.patch_size, N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
+  const int64_t N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
   std::vector<int32_t> pos(size_t(3 * R * N));
   for (int64_t r = 0; r < R; r++) {
     const int64_t P = prompt_lens[size_t(r / batch)];
     for (int64_t n = 0; n < N; n++) {
-      pos[size_t(r * N + n)] = int32_t(P);
-      pos[size_t((R + r) * N + n)] = int32_t(P + n / gw);
-      pos[size_t((2 * R + r) * N + n)] = int32_t(P + n % gw);
+      const auto at = cfg_.image_position(P, n);
+      for (int64_t axis = 0; axis < 3; axis++) pos[size_t((axis * R + r) * N + n)] = int32_t(at[size_t(axis)]);
     }
   }
   pos_ = g_.upload_i32(pos, Shape{3, R, N});
@@ -66,13 +65,7 @@ Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t bat
   return pos_;
 }
 
-Tensor Generator::velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance) {
-  if (group < 0 || group >= cfg_.num_groups) fail(code::kArg, "velocity: group " + std::to_string(group) + " is outside [0, " + std::to_string(cfg_.num_groups) + ")");
-  const int m = cfg_.layers_per_group();
-  return velocity_layers(x, t, group * m, (group + 1) * m, cond, null, guidance);
-}
-
-Tensor Generator::velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
+Tensor Generator::velocity(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
   const GeneratorConfig& c = cfg_;
   const int64_t C = c.latent_channels, h = c.latent_h, w = c.latent_w;
   if (x.dtype != DType::F32 || x.shape.ndim != 4 || x.shape[1] != C || x.shape[2] != h || x.shape[3] != w)

@@ -1,15 +1,18 @@
 // The LaTtE-Flow generation stream (docs/model.md section 3): L layers in K expert groups; a sampling
-// step runs only the group that owns its time. velocity() is the expert-group forward: time
-// embedding -> patch embed -> the group's layers (TCRA: each layer's image-key logits feed the
-// next, none at the group's first layer) -> modulated head -> unpatchify, with the conditional and
-// null (CFG) branches batched through every linear layer and combined at the end.
+// step runs only the group that owns its time. Which group that is, and which layers it holds, is
+// decided in one place, the TypeScript GenerationStream (lib/generator.ts); velocity() runs the
+// layer range it is given: time embedding -> patch embed -> the layers (TCRA: each layer's
+// image-key logits feed the next, none at the range's first layer) -> modulated head -> unpatchify,
+// with the conditional and null (CFG) branches batched through every linear layer and combined at
+// the end.
 //
 // Each (layer range, batch, prompts, guidance) is recorded once as an engine program and replayed
 // per step with the step's latent and time features as its only inputs (a CUDA graph per expert
 // group on the GPU; on the CPU, the same ops without per-op enqueue work).
 //
 // Prompt K/V come from the frozen VLM (Qwen2VL::forward fills a KvCache); a branch's image tokens
-// sit at M-RoPE positions (P, P + i, P + j) after its P prompt tokens. Shapes: x [B, C, h, w].
+// sit at M-RoPE positions (P, P + i, P + j) after its P prompt tokens (GeneratorConfig::
+// image_position, which also bounds the prompt's length). Shapes: x [B, C, h, w].
 #pragma once
 #include <cstdint>
 #include <list>
@@ -27,16 +30,14 @@ class Generator {
   Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const GeneratorConfig& cfg, DType storage);
   const GeneratorConfig& config() const { return cfg_; }
 
-  // v(x, t) of expert group `group`. With `null`, returns null_v + guidance (cond_v - null_v).
-  Tensor velocity(const Tensor& x, double t, int group, const KvCache& cond, const KvCache* null, float guidance);
-  // Any consecutive layers [first, last) (the full-depth baseline runs all of them as one group).
-  Tensor velocity_layers(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
+  // v(x, t) of the consecutive layers [first, last): an expert group's, or all of them (the
+  // full-depth baseline). With `null`, returns null_v + guidance (cond_v - null_v).
+  Tensor velocity(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
   // Programs on (default) or off (every step enqueues its ops afresh: the reference for the tests).
   void use_programs(bool on);
   // End of a request: the programs conditioned on these prompts go, with their buffers and the
   // prompts' K/V they hold (other requests' programs stay).
   void release_programs(const KvCache& cond, const KvCache* null);
-  size_t programs_cached() const { return programs_.size(); }
 
  private:
   struct Layer : DecoderWeights {  // a VLM decoder layer's weights plus the stream's own

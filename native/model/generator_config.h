@@ -1,6 +1,9 @@
-// The generation stream's config.json (docs/checkpoint-format.md section 2), parsed and checked:
-// anything the engine cannot run is an E_BAD_CONFIG error naming the key.
+// The generation stream's config.json (docs/checkpoint-format.md section 2), parsed (by
+// model/config_reader.h) and checked: anything the engine cannot run is an E_BAD_CONFIG error
+// naming the key.
 #pragma once
+#include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,8 +25,15 @@ struct GeneratorConfig {
   std::string sampler = "euler", prompt_template, null_prompt;
 
   int head_dim() const { return hidden_size / num_heads; }
-  int layers_per_group() const { return num_layers / num_groups; }
   int tokens() const { return (latent_h / patch_size) * (latent_w / patch_size); }
+  // Image token n (row-major over the patch grid) after a P-token prompt sits at M-RoPE positions
+  // (P, P + row, P + col). Generator::positions() places the tokens with it and prompt_room()
+  // bounds prompts with it, so the check and the placement cannot drift apart.
+  std::array<int64_t, 3> image_position(int64_t prompt_len, int64_t n) const;
+  // The longest prompt whose image tokens all sit below max_positions (the VLM's context).
+  int64_t prompt_room(int64_t max_positions) const;
+  // E_ARG when a prompt of prompt_len tokens leaves no room for the image tokens.
+  void check_prompt(int64_t prompt_len, int64_t max_positions) const;
   static GeneratorConfig parse(const std::string& json_text, const std::string& where = "generator/config.json");
 };
 

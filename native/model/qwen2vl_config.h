@@ -1,6 +1,6 @@
 // Qwen2-VL's config.json (Hugging Face layout, legacy top-level text fields or transformers 5's
-// "text_config"), parsed once and checked: anything the engine cannot run is an E_BAD_CONFIG
-// error naming the field, before any weight is touched.
+// "text_config"), parsed once (by model/config_reader.h) and checked: anything the engine cannot
+// run is an E_BAD_CONFIG error naming the field, before any weight is touched.
 #pragma once
 #include <string>
 

@@ -1,5 +1,6 @@
 // Native tests of the engine core that need no Node: dtype rounding, the arena, the op layer's
-// shape checks and the stream's ordering and error rules. Prints TAP.
+// shape checks and the stream's ordering and error rules (and, in model_config_tests.cc, config
+// reading). Prints TAP.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,8 @@
 #include "runtime/program.h"
 
 using namespace latte;
+
+void model_config_tests(const std::function<void(bool, const std::string&)>& ok);  // model_config_tests.cc
 
 static int g_n = 0, g_fail = 0;
 static void ok(bool cond, const std::string& name) {
@@ -66,6 +69,8 @@ int main() {
   arena.take(8 << 20);
   arena.reset();
   ok(arena.capacity() >= (8u << 20), "arena keeps its grown capacity");
+
+  model_config_tests(ok);
 
   // the op layer rejects bad operands at enqueue, with codes
   Engine e(EngineOptions{"cpu", 1});

@@ -3,7 +3,7 @@
 // velocity, routing over schedules, a 4-step Euler run with CFG and a 2-step Heun run.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { Engine, openCheckpoint, Qwen2VL, type Tensor } from '../../lib/index.ts';
+import { Engine, LatteError, openCheckpoint, Qwen2VL, type Tensor } from '../../lib/index.ts';
 import { GenerationStream } from '../../lib/generator.ts';
 import { eulerStep, groupOf, heunStep, timeSchedule, type StepFunction } from '../../lib/sampler.ts';
 import { assertClose } from '../helpers/reference.ts';
@@ -32,11 +32,25 @@ for (const backend of BACKENDS) {
     const fx = openCheckpoint(`${fixtures}gen_group.safetensors`);
     t.is((await s.engine.load(fx, 'in.t').readFloat32())[0], Math.fround(0.7)); // the fixture's t
     const group = ((await s.engine.load(fx, 'out.group').read()) as Int32Array)[0];
-    t.is(groupOf(0.7, s.gen.config.boundaries), group);
+    t.is(s.gen.groupOf(0.7), group);
     const v = s.gen.velocity(s.engine.load(fx, 'in.x'), 0.7, group, s.cond, null, 1);
     assertClose(t, await v.readFloat32(), await s.engine.load(fx, 'out.v').readFloat32(), 1e-4, 'v');
   });
 }
+
+test('routing has one owner: GenerationStream maps t -> group (the sampler rule) -> its layers, and the engine runs those layers', async (t) => {
+  const s = await setup();
+  t.teardown(s.dispose);
+  const { numGroups: K, numLayers: L, boundaries } = s.gen.config;
+  for (const time of [0, 0.25, 0.5, 0.7, 0.999, 1]) t.is(s.gen.groupOf(time), groupOf(time, boundaries), `t = ${time}`);
+  t.deepEqual(Array.from({ length: K }, (_, k) => s.gen.layersOf(k)), Array.from({ length: K }, (_, k) => [(k * L) / K, ((k + 1) * L) / K]));
+  const x = s.engine.load(openCheckpoint(`${fixtures}gen_group.safetensors`), 'in.x');
+  const k = s.gen.groupOf(0.7);
+  const [first, last] = s.gen.layersOf(k);
+  const byGroup = await s.gen.velocity(x, 0.7, k, s.cond, s.nul, 2).readFloat32();
+  t.deepEqual(byGroup, await s.gen.velocityLayers(x, 0.7, first, last, s.cond, s.nul, 2).readFloat32());
+  for (const bad of [-1, K, 0.5, Number.NaN]) t.is(t.throws(() => s.gen.velocity(x, 0.7, bad, s.cond, null, 1), { instanceOf: LatteError })?.code, 'E_ARG', `group ${bad}`);
+});
 
 test('routing: schedules (with time shift, explicit boundaries) pick the reference groups', async (t) => {
   const e = new Engine({ backend: 'cpu', threads: 1 });

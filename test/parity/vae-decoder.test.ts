@@ -55,20 +55,36 @@ for (const backend of BACKENDS) {
     t.teardown(() => vae.dispose());
     t.deepEqual(vae.config, { latentChannels: 4, factor: 4, scalingFactor: 0.75, outChannels: 3 });
     const fx = openCheckpoint(`${fixtures}vae_decoder.safetensors`);
-    const z = e.load(fx, 'in.latent'); // the fixture decodes z itself (no scaling)
-    const img = vae.decode(z);
+    // the fixture is the decoder network's image of z itself: decode() divides by scaling_factor
+    const x = e.axpby(0.75, e.load(fx, 'in.latent'), 0, e.load(fx, 'in.latent'));
+    const img = vae.decode(x);
     t.deepEqual(img.shape, [1, 3, 16, 16]);
     assertClose(t, await img.readFloat32(), await e.load(fx, 'out.image').readFloat32(), 1e-4, 'image');
     // a batch decodes each latent alone
-    const zh = await z.readFloat32();
-    const two = new Float32Array(zh.length * 2);
-    two.set(zh);
-    two.set(zh.map((v) => -v), zh.length);
+    const xh = await x.readFloat32();
+    const two = new Float32Array(xh.length * 2);
+    two.set(xh);
+    two.set(xh.map((v) => -v), xh.length);
     const both = await vae.decode(e.tensor(two, [2, 4, 4, 4])).readFloat32();
     const one = await img.readFloat32();
     assertClose(t, both.subarray(0, one.length), one, 1e-5, 'batch item 0');
   });
 }
+
+test('decode: a raw latent decodes exactly as the network did on latent * (1 / scaling_factor), the division the pipeline used to make', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const vae = DcaeDecoder.load(vaeDir, e); // scaling_factor 0.75
+  t.teardown(() => vae.dispose());
+  const unscaled = DcaeDecoder.load(vaeCopy(t, { config: { ...tinyConfig(), scaling_factor: 1 } }), e);
+  t.teardown(() => unscaled.dispose());
+  const fx = openCheckpoint(`${fixtures}vae_decoder.safetensors`);
+  const x = e.axpby(1.7, e.load(fx, 'in.latent'), 0, e.load(fx, 'in.latent'));
+  const sf = vae.config.scalingFactor;
+  t.is(sf, 0.75);
+  const before = await unscaled.decode(e.axpby(1 / sf, x, 0, x)).readFloat32();
+  t.deepEqual(await vae.decode(x).readFloat32(), before);
+});
 
 test('decode: a latent of the wrong shape or dtype is E_SHAPE', (t) => {
   const e = cpuEngine();
