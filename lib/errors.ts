@@ -13,14 +13,18 @@ export type ErrorCode =
   | 'E_BAD_CONFIG' // a model config that is malformed or unsupported
   | 'E_BAD_IMAGE' // an image file or buffer that cannot be decoded
   | 'E_NATIVE_LOAD' // the native addon could not be loaded
+  | 'E_BUSY' // the model's request queue is full: retry after `retryAfterMs`
   | 'E_INTERNAL';
 
 export class LatteError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** E_BUSY: a hint of when a retry may be admitted, in milliseconds. */
+  readonly retryAfterMs?: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(message, options);
     this.name = 'LatteError';
     this.code = code;
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 
   /** Turns anything thrown by the native layer into a LatteError with its code. */
