@@ -2,7 +2,8 @@
 /**
  * `latte-flow`: the command line over the library. generate draws what a prompt asks for, ask
  * answers a question about an image (streamed), inspect shows the backends and the model, eval
- * scores the model (ShapesEval + VQA) in the engine. Errors are one line with their code; the exit
+ * scores the model (ShapesEval + VQA) in the engine, serve runs the HTTP API and its web page (lib/serve/)
+ * until SIGTERM or SIGINT. Errors are one line with their code; the exit
  * status is 1 for a LatteError, 2 for bad usage. Paths given (-o, ask's image) are checked before a
  * model loads; generate replaces an existing output file and says so on stderr.
  */
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { getBackendInfo, LatteError, LatteFlow, SHIPPED_MODEL, smartResize, type BackendRequest, type GeneratedImage, type PreprocessorConfig } from './index.js';
 import { imageHeader } from './image-decode.js';
+import { DEFAULT_BODY_LIMIT, DEFAULT_GRACE_MS } from './serve/limits.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The shipped shapes-world model (K = 4) and its vanilla twin (K = 1). */
@@ -262,6 +264,29 @@ export function buildProgram(): Command {
     const kinds = Object.entries(vqa.byKind).filter(([, k]) => k.questions > 0);
     console.log(`\n${se.prompts} prompts, ${se.secondsPerImage.toFixed(3)} s/image; ${vqa.questions} questions, ${vqa.secondsPerAnswer.toFixed(3)} s/answer`);
     console.log(`VQA by question: ${kinds.map(([name, k]) => `${name} ${k.right}/${k.questions}`).join(', ')}`);
+  });
+  withModelOptions(
+    program
+      .command('serve')
+      .description('serve the OpenAI-style HTTP API (/v1/images/generations, /v1/chat/completions) and a web page at /')
+      .option('--host <host>', 'the interface to listen on', '127.0.0.1')
+      .option('--port <n>', 'the port (0: any free one)', int('port', 0), 8080)
+      .option('--max-queue <n>', 'requests of each kind that may wait before the next is refused with 429 (default: the library\'s)', int('max-queue', 0))
+      .option('--max-batch <n>', 'rows one batched model step may take (default: the library\'s)', int('max-batch', 1))
+      .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1 (or set LATTE_FLOW_API_KEY)')
+      .option('--body-limit <bytes>', 'the largest request body; larger is 413', int('body-limit', 1024), DEFAULT_BODY_LIMIT)
+      .option('--grace-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may run before they are aborted', int('grace-ms', 0), DEFAULT_GRACE_MS),
+  ).action(async (o: ModelOpts & { host: string; port: number; maxQueue?: number; maxBatch?: number; apiKey?: string; bodyLimit: number; graceMs: number }) => {
+    const { serve } = await import('./serve/cli-serve.js');
+    await serve({
+      model: modelDir(o),
+      load: { backend: o.backend, threads: o.threads, maxQueue: o.maxQueue, maxBatch: o.maxBatch },
+      host: o.host,
+      port: o.port,
+      apiKey: o.apiKey ?? (process.env.LATTE_FLOW_API_KEY || undefined),
+      bodyLimit: o.bodyLimit,
+      graceMs: o.graceMs,
+    });
   });
   return program;
 }
