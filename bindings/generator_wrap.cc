@@ -13,6 +13,7 @@ using latte::code::kArg;
 Napi::Function GeneratorWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeGenerator",
                      {InstanceAccessor<&GeneratorWrap::Config>("config"), InstanceMethod<&GeneratorWrap::VelocityLayers>("velocityLayers"),
+                      InstanceMethod<&GeneratorWrap::VelocityBatch>("velocityBatch"),
                       InstanceMethod<&GeneratorWrap::CheckPrompt>("checkPrompt"), InstanceMethod<&GeneratorWrap::UsePrograms>("usePrograms"),
                       InstanceMethod<&GeneratorWrap::ReleasePrograms>("releasePrograms")});
 }
@@ -87,6 +88,31 @@ Napi::Value GeneratorWrap::VelocityLayers(const Napi::CallbackInfo& info) {
     const latte::model::KvCache* null = info[5].IsNull() || info[5].IsUndefined() ? nullptr : &SequenceWrap::Cache(info[5]);
     const float w = float(number_arg(info[6], "guidance"));
     return TensorWrap::New(env, model().velocity(x, t, first, last, cond, null, w));
+  });
+}
+
+Napi::Value GeneratorWrap::VelocityBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const latte::Tensor& x = TensorWrap::Get(info[0]);
+    const int first = int(int_arg(info[1], "first layer", 0, INT_MAX)), last = int(int_arg(info[2], "last layer", 0, INT_MAX));
+    if (!info[3].IsArray()) fail(kArg, "velocityBatch: requests must be an array");
+    Napi::Array arr = info[3].As<Napi::Array>();
+    std::vector<latte::model::VelocityRequest> reqs;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsObject()) fail(kArg, "velocityBatch: each request must be an object");
+      Napi::Object o = v.As<Napi::Object>();
+      latte::model::VelocityRequest r;
+      r.t = number_arg(o.Get("t"), "t");
+      r.cond = &SequenceWrap::Cache(o.Get("cond"));
+      Napi::Value null = o.Get("null");
+      r.null = null.IsNull() || null.IsUndefined() ? nullptr : &SequenceWrap::Cache(null);
+      r.guidance = float(number_arg(o.Get("guidance"), "guidance"));
+      r.images = int_arg(o.Get("images"), "images", 1, 1 << 20);
+      reqs.push_back(r);
+    }
+    return TensorWrap::New(env, model().velocity_batch(x, first, last, reqs));
   });
 }
 

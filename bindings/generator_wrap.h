@@ -18,6 +18,8 @@ class GeneratorWrap : public WrappedModel<GeneratorWrap, latte::model::Generator
   Napi::Value Config(const Napi::CallbackInfo& info);
   // (x, t, firstLayer, lastLayer, condSeq, nullSeq | null, guidance) -> v
   Napi::Value VelocityLayers(const Napi::CallbackInfo& info);
+  // (x, firstLayer, lastLayer, [{t, cond, null | null, guidance, images}]) -> v of every request, in order
+  Napi::Value VelocityBatch(const Napi::CallbackInfo& info);
   // (promptTokens, maxPositions): E_ARG when the image tokens would not fit after the prompt
   void CheckPrompt(const Napi::CallbackInfo& info);
   void UsePrograms(const Napi::CallbackInfo& info);

@@ -9,12 +9,13 @@ import path from 'node:path';
 import type { Engine } from './engine.js';
 import { describe, ensure, native } from './errors.js';
 import { openCheckpoint } from './checkpoint.js';
-import { loadAddon, type NativeGenerator, type NativeGeneratorConfig, type NativeSequence } from './native.js';
+import { loadAddon, type NativeGenerator, type NativeGeneratorConfig, type NativeSequence, type NativeVelocityRequest } from './native.js';
 import { groupOf } from './sampler.js';
 import type { Tensor } from './tensor.js';
 import type { WeightStorage } from './qwen2vl.js';
 
 export type GeneratorConfig = NativeGeneratorConfig;
+export type VelocityBatchRequest = NativeVelocityRequest;
 
 export class GenerationStream {
   readonly config: GeneratorConfig;
@@ -62,6 +63,18 @@ export class GenerationStream {
   velocityLayers(x: Tensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): Tensor {
     const e = this.#engine;
     return e.wrap(native(() => this.#native.velocityLayers(e.own(x), t, first, last, cond, nul, guidance)));
+  }
+
+  /**
+   * Several requests in ONE forward of expert group `group`'s layers: x holds their latents
+   * concatenated in request order (each request's `images` rows); each request brings its own time,
+   * prompts and guidance. Returns their velocities in the same order: what velocity() gives each
+   * of them, up to float rounding (the GEMMs see more rows). The scheduler's batch.
+   */
+  velocityBatch(x: Tensor, group: number, requests: readonly VelocityBatchRequest[]): Tensor {
+    const [first, last] = this.layersOf(group);
+    const e = this.#engine;
+    return e.wrap(native(() => this.#native.velocityBatch(e.own(x), first, last, requests.map((r) => ({ ...r })))));
   }
 
   /**

@@ -17,11 +17,12 @@ import { describe, ensure, LatteError } from './errors.js';
 import { GenerationStream } from './generator.js';
 import type { NativeSequence } from './native.js';
 import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
-import { checkSchedule, MAX_STEPS, STEP_FUNCTIONS, timeSchedule, type StepFunction } from './sampler.js';
+import { checkSchedule, MAX_STEPS, SAMPLER_PROGRAMS, STEP_FUNCTIONS, timeSchedule, type SamplerProgram, type StepFunction } from './sampler.js';
+import { Scheduler, VelocityBatcher, type BatchInfo, type SchedulerOptions, type SchedulerStats } from './scheduler/index.js';
 import { Tensor } from './tensor.js';
 import type { AnswerOptions } from './answer.js';
 
-export interface LatteFlowLoadOptions extends EngineOptions {
+export interface LatteFlowLoadOptions extends EngineOptions, SchedulerOptions {
   /** Weight storage for the VLM and the generation stream: 'f32' (default) or 'bf16'. */
   weights?: WeightStorage;
 }
@@ -32,6 +33,11 @@ export interface GenerateProgress {
   steps: number;
   /** The expert group that ran this step. */
   group: number;
+  /**
+   * With `previewEvery`, every that many steps (not the last): each image's current estimate of the
+   * clean image (x + (1 - t) v at the step's start), decoded.
+   */
+  previews?: GeneratedImage[];
 }
 
 export interface GenerateOptions {
@@ -56,6 +62,8 @@ export interface GenerateOptions {
   /** The longest prompt in tokens, the model's template included (default MAX_PROMPT_TOKENS); longer is E_ARG. */
   maxPromptTokens?: number;
   signal?: AbortSignal;
+  /** With onProgress: decode a preview of the images every this many steps (progress.previews). Default: none. */
+  previewEvery?: number;
   /** Called after each step has run (a returned promise is awaited). If it throws or rejects, generation stops and generateImage rejects with that error. */
   onProgress?: (p: GenerateProgress) => unknown;
 }
@@ -132,23 +140,50 @@ function readManifest(dir: string): Manifest {
   return { vlm: part('vlm'), generator: part('generator'), vae: part('vae') };
 }
 
+/** generateImage's options, checked and resolved to the model's defaults. */
+interface ValidatedGenerate {
+  prompt: string;
+  guidance: number[];
+  seed: number;
+  count: number;
+  step: StepFunction;
+  /** the built-in sampler as a program the scheduler can batch; undefined for a caller's step function */
+  program: SamplerProgram | undefined;
+  samplerName: string;
+  depth: 'group' | 'full';
+  schedule: number[];
+  maxPromptTokens: number;
+  signal: AbortSignal | undefined;
+  onProgress: GenerateOptions['onProgress'];
+  previewEvery: number;
+}
+
 export class LatteFlow implements AsyncDisposable {
   readonly engine: Engine;
   readonly vlm: Qwen2VL;
   readonly generator: GenerationStream;
   readonly vae: DcaeDecoder;
 
-  private constructor(engine: Engine, vlm: Qwen2VL, gen: GenerationStream, vae: DcaeDecoder) {
+  readonly #scheduler: Scheduler;
+  readonly #batcher: VelocityBatcher;
+  // aborts every request in flight when the model is disposed with drop
+  readonly #closing = new AbortController();
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  private constructor(engine: Engine, vlm: Qwen2VL, gen: GenerationStream, vae: DcaeDecoder, scheduler: Scheduler) {
     this.engine = engine;
     this.vlm = vlm;
     this.generator = gen;
     this.vae = vae;
+    this.#scheduler = scheduler;
+    this.#batcher = new VelocityBatcher(engine, gen, scheduler.maxBatch, scheduler.batchRan);
   }
 
   /** Loads and cross-checks the three parts. E_BAD_CONFIG, E_BAD_WEIGHTS. */
   static async load(dir: string, options: LatteFlowLoadOptions = {}): Promise<LatteFlow> {
     ensure(typeof dir === 'string' && dir.length > 0, 'the model directory must be a non-empty string');
     const m = readManifest(dir);
+    const scheduler = new Scheduler({ maxBatch: options.maxBatch, maxQueue: options.maxQueue });
     const engine = new Engine({ backend: options.backend, threads: options.threads });
     const parts: { dispose(): unknown }[] = [];
     try {
@@ -163,7 +198,7 @@ export class LatteFlow implements AsyncDisposable {
       ensure(g.numLayers <= vlm.config.layers, `the generator has ${g.numLayers} layers but the VLM only ${vlm.config.layers}`, 'E_BAD_CONFIG');
       ensure(g.latentChannels === vae.config.latentChannels, `the generator's latent_channels ${g.latentChannels} differ from the VAE's ${vae.config.latentChannels}`, 'E_BAD_CONFIG');
       await engine.fence();
-      return new LatteFlow(engine, vlm, gen, vae);
+      return new LatteFlow(engine, vlm, gen, vae, scheduler);
     } catch (e) {
       for (const p of parts.reverse()) await p.dispose();
       await engine.dispose({ drop: true });
@@ -171,11 +206,63 @@ export class LatteFlow implements AsyncDisposable {
     }
   }
 
-  answer(options: AnswerOptions): Promise<string> {
-    return this.vlm.answer(options);
+  /** Answers a question (Qwen2VL.answer), admitted by the scheduler: E_BUSY when its queue is full. */
+  async answer(options: AnswerOptions): Promise<string> {
+    return this.#admitted(this.#scheduler.answers, options?.signal, (signal) => this.vlm.answer({ ...options, signal }));
   }
-  answerStream(options: AnswerOptions): AsyncGenerator<string, void, undefined> {
-    return this.vlm.answerStream(options);
+  /** The answer as it is generated (Qwen2VL.answerStream), admitted as answer(): the first next() rejects E_BUSY when full. */
+  async *answerStream(options: AnswerOptions): AsyncGenerator<string, void, undefined> {
+    const signal = this.#signal(options?.signal);
+    const release = await this.#scheduler.answers.acquire(signal);
+    const done = this.#track();
+    try {
+      yield* this.vlm.answerStream({ ...options, signal });
+    } finally {
+      release();
+      done();
+    }
+  }
+
+  /** Requests waiting and running, per kind, and the batches run so far (for a service's metrics). */
+  schedulerStats(): SchedulerStats {
+    return this.#scheduler.stats();
+  }
+
+  /** Calls `listener` after every batch the scheduler runs; returns the unsubscribe function. */
+  onBatch(listener: (b: BatchInfo) => void): () => void {
+    return this.#scheduler.onBatch(listener);
+  }
+
+  /** The caller's signal joined with the model's own (dispose with drop aborts every request). */
+  #signal(user: AbortSignal | undefined): AbortSignal {
+    ensure(user === undefined || user instanceof AbortSignal, 'signal must be an AbortSignal');
+    return user ? AbortSignal.any([user, this.#closing.signal]) : this.#closing.signal;
+  }
+
+  /** Marks a request in flight until the returned function is called (dispose drains them). */
+  #track(): () => void {
+    let end!: () => void;
+    const p = new Promise<void>((r) => (end = r));
+    this.#inFlight.add(p);
+    return () => {
+      this.#inFlight.delete(p);
+      end();
+    };
+  }
+
+  async #admitted<T>(slots: Scheduler['images'], user: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = this.#signal(user);
+    const done = this.#track(); // from the call on: a dispose that starts now drains this request too
+    try {
+      const release = await slots.acquire(signal);
+      try {
+        return await run(signal);
+      } finally {
+        release();
+      }
+    } finally {
+      done();
+    }
   }
 
   /**
@@ -185,7 +272,11 @@ export class LatteFlow implements AsyncDisposable {
    * recorded, and onProgress is not called again.
    */
   async generateImage(options: GenerateOptions): Promise<GeneratedImage[]> {
-    const o = this.#validate(options);
+    const o = this.#validate(options); // bad input is refused before it takes a place in the queue
+    return this.#admitted(this.#scheduler.images, o.signal, (signal) => this.#generate({ ...o, signal }));
+  }
+
+  async #generate(o: ValidatedGenerate & { signal: AbortSignal }): Promise<GeneratedImage[]> {
     const e = this.engine;
     const g = this.generator.config;
     const [h, w] = g.latentSize;
@@ -214,21 +305,49 @@ export class LatteFlow implements AsyncDisposable {
       for (let i = 1; i < o.count; i++) x = own(e.concat(x, own(e.noise([1, g.latentChannels, h, w], o.seed + i)), 0));
       const ts = o.schedule;
       const steps = ts.length - 1;
+      const guidanceAt = (t: number) => o.guidance[this.generator.groupOf(t)];
       const velocity = (xx: Tensor, t: number) => {
         const k = this.generator.groupOf(t);
         const w = o.guidance[k];
         const n = w === 1 ? null : nul;
         return o.depth === 'full' ? this.generator.velocityLayers(xx, t, 0, g.numLayers, cond, n, w) : this.generator.velocity(xx, t, k, cond, n, w);
       };
+      // a built-in sampler's evaluations go through the scheduler's batcher while other image requests
+      // run (one forward for every request in the same expert group); alone, straight to the engine
+      const evaluate = async (xx: Tensor, t: number): Promise<Tensor> => {
+        if (this.#scheduler.images.active < 2) return velocity(xx, t);
+        const w = guidanceAt(t);
+        return this.#batcher.velocity({ x: xx, t, images: o.count, cond, nul: w === 1 ? null : nul, guidance: w });
+      };
       for (let i = 0; i < steps; i++) {
-        if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
+        if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
         const group = o.depth === 'full' ? 0 : this.generator.groupOf(ts[i]);
-        const ctx = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i, velocity };
-        // what a step function makes stays alive to the end of the call (multistep samplers keep
-        // earlier velocities); all of it is freed then, also when the step function throws
-        x = this.#checkStep(e.collect(() => o.step(ctx), own), x, o.samplerName, i);
+        const base = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i };
+        let start: [Tensor, number, Tensor] | undefined; // the step's first evaluation: (x, t, v), for a preview
+        if (o.program && o.depth === 'group') {
+          const it = o.program(base);
+          // what the sampler makes stays alive to the end of the call, as below
+          let r = e.collect(() => it.next(), own);
+          while (!r.done) {
+            const [xx, t] = r.value;
+            const v = own(await evaluate(xx, t));
+            start ??= [xx, t, v];
+            r = e.collect(() => it.next(v), own);
+          }
+          x = this.#checkStep(r.value, x, o.samplerName, i);
+        } else {
+          const recorded = (xx: Tensor, t: number) => {
+            const v = velocity(xx, t);
+            start ??= [xx, t, v];
+            return v;
+          };
+          // what a step function makes stays alive to the end of the call (multistep samplers keep
+          // earlier velocities); all of it is freed then, also when the step function throws
+          x = this.#checkStep(e.collect(() => o.step({ ...base, velocity: recorded }), own), x, o.samplerName, i);
+        }
+        const previews = o.previewEvery && (i + 1) % o.previewEvery === 0 && i + 1 < steps && start ? this.#preview(start, o.count, o.seed, own) : undefined;
         // an async onProgress's promise is chained in, so its rejection is the call's, never unhandled
-        const done = e.fence().then(() => (failed ? undefined : o.onProgress?.({ step: i + 1, steps, group })));
+        const done = e.fence().then(async () => (failed ? undefined : o.onProgress?.({ step: i + 1, steps, group, ...(previews ? { previews: await previews } : {}) })));
         done.catch(() => {});
         const prev = pending;
         pending = done;
@@ -236,17 +355,8 @@ export class LatteFlow implements AsyncDisposable {
         await prev;
       }
       await pending;
-      if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
-      const img = own(this.vae.decode(x));
-      const [, , H, W] = img.shape;
-      return latentToRgb(await img.readFloat32(), o.count, H, W).map((data, i) => ({
-        width: W,
-        height: H,
-        data,
-        seed: o.seed + i,
-        toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }),
-        toJPEG: (quality = 90) => encodeJpeg(W, H, data, quality),
-      }));
+      if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
+      return await this.#decode(x, o.count, o.seed, own);
     } catch (err) {
       failed = true;
       // let what is queued (a step may have failed halfway) run before its programs and tensors go:
@@ -264,6 +374,27 @@ export class LatteFlow implements AsyncDisposable {
     }
   }
 
+  /** Latents -> images (the DC-AE applies its own scaling). */
+  async #decode(x: Tensor, count: number, seed: number, own: (t: Tensor) => Tensor): Promise<GeneratedImage[]> {
+    const img = own(this.vae.decode(x));
+    const [, , H, W] = img.shape;
+    return latentToRgb(await img.readFloat32(), count, H, W).map((data, i) => ({
+      width: W,
+      height: H,
+      data,
+      seed: seed + i,
+      toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }),
+      toJPEG: (quality = 90) => encodeJpeg(W, H, data, quality),
+    }));
+  }
+
+  /** The flow's current estimate of the clean images from a step's start: x1 = x + (1 - t) v, decoded. */
+  #preview([x, t, v]: [Tensor, number, Tensor], count: number, seed: number, own: (t: Tensor) => Tensor): Promise<GeneratedImage[]> {
+    const p = this.#decode(own(this.engine.axpby(1, x, Math.fround(1 - t), v)), count, seed, own);
+    p.catch(() => {}); // awaited in the step's progress chain; a failure there is the call's
+    return p;
+  }
+
   /** A step function's result must be the next latent: a live f32 tensor of this engine shaped like x. */
   #checkStep(next: unknown, x: Tensor, name: string, step: number): Tensor {
     // an async step function's promise is refused below; observe it so its rejection is not unhandled
@@ -274,7 +405,7 @@ export class LatteFlow implements AsyncDisposable {
     return next;
   }
 
-  #validate(o: GenerateOptions) {
+  #validate(o: GenerateOptions): ValidatedGenerate {
     ensure(o && typeof o === 'object', 'generateImage options must be an object');
     ensure(typeof o.prompt === 'string' && o.prompt.trim().length > 0, 'prompt must be a non-empty string');
     ensure(o.prompt.length <= MAX_PROMPT_CHARS, `prompt is ${o.prompt.length} characters; at most ${MAX_PROMPT_CHARS} are allowed`);
@@ -310,8 +441,11 @@ export class LatteFlow implements AsyncDisposable {
     ensure(Number.isInteger(maxPromptTokens) && maxPromptTokens >= 1, `maxPromptTokens must be an integer >= 1, got ${describe(maxPromptTokens)}`);
     ensure(o.signal === undefined || o.signal instanceof AbortSignal, 'signal must be an AbortSignal');
     ensure(o.onProgress === undefined || typeof o.onProgress === 'function', 'onProgress must be a function');
+    const previewEvery = o.previewEvery ?? 0;
+    ensure(Number.isInteger(previewEvery) && previewEvery >= 0, `previewEvery must be an integer >= 1, got ${describe(o.previewEvery)}`);
     if (o.signal?.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
-    return { prompt: o.prompt, guidance, seed, count, step, samplerName, depth, schedule, maxPromptTokens, signal: o.signal, onProgress: o.onProgress };
+    const program = typeof sampler === 'string' ? SAMPLER_PROGRAMS[sampler as 'euler' | 'heun'] : undefined;
+    return { prompt: o.prompt, guidance, seed, count, step, program, samplerName, depth, schedule, maxPromptTokens, signal: o.signal, onProgress: o.onProgress, previewEvery };
   }
 
   /** A generous estimate of the engine memory one call needs (activations and the decoded images). */
@@ -326,7 +460,16 @@ export class LatteFlow implements AsyncDisposable {
     return gen + vae;
   }
 
-  async dispose(): Promise<void> {
+  /**
+   * Frees the model. By default waits for the requests in flight (drain); with `drop`, aborts them
+   * (they reject E_ABORTED). Requests waiting for a slot, and all later ones, reject E_DISPOSED.
+   */
+  async dispose(options: { drop?: boolean } = {}): Promise<void> {
+    const closed = new LatteError('E_DISPOSED', 'the model is being disposed');
+    this.#scheduler.images.close(closed);
+    this.#scheduler.answers.close(closed);
+    if (options?.drop) this.#closing.abort(closed);
+    await Promise.all(this.#inFlight);
     this.vae.dispose();
     this.generator.dispose();
     await this.vlm.dispose(); // the VLM was given the engine, so this frees only its weights

@@ -174,10 +174,21 @@ export interface NativeGeneratorConfig {
   nullPrompt: string;
 }
 
+/** One request's share of a batched velocity: its `images` latents at its own time and guidance. */
+export interface NativeVelocityRequest {
+  t: number;
+  cond: NativeSequence;
+  null: NativeSequence | null;
+  guidance: number;
+  images: number;
+}
+
 export interface NativeGenerator {
   readonly config: NativeGeneratorConfig;
   /** The guided velocity of layers [first, last) at time t (null branch only with `nul`). */
   velocityLayers(x: NativeTensor, t: number, first: number, last: number, cond: NativeSequence, nul: NativeSequence | null, guidance: number): NativeTensor;
+  /** Several requests' latents (x: theirs, concatenated in order) in one forward of layers [first, last). */
+  velocityBatch(x: NativeTensor, first: number, last: number, requests: NativeVelocityRequest[]): NativeTensor;
   /** E_ARG unless a prompt of `tokens` tokens leaves room for the image tokens below `maxPositions`. */
   checkPrompt(tokens: number, maxPositions: number): void;
   usePrograms(on: boolean): void;

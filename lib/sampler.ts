@@ -29,16 +29,40 @@ export interface StepContext {
 /** One integration step from t0 to t1: returns the new latent (enqueued, not computed yet). */
 export type StepFunction = (ctx: StepContext) => Tensor;
 
+/**
+ * A built-in sampler written once, as a generator: it yields each velocity it needs as [x, t] and
+ * receives v, then returns the next latent. Driven synchronously it is a StepFunction (eulerStep,
+ * heunStep); driven asynchronously the scheduler batches concurrent requests' evaluations.
+ */
+export type SamplerProgram = (ctx: Omit<StepContext, 'velocity'>) => Generator<[Tensor, number], Tensor, Tensor>;
+
 /** x + dt v(x, t0) */
-export const eulerStep: StepFunction = ({ engine, x, t0, dt, velocity }) => engine.axpby(1, x, dt, velocity(x, t0));
+export function* eulerProgram({ engine, x, t0, dt }: Omit<StepContext, 'velocity'>): Generator<[Tensor, number], Tensor, Tensor> {
+  const v = yield [x, t0];
+  return engine.axpby(1, x, dt, v);
+}
 
 /** Heun: v1 = v(x, t0), v2 = v(x + dt v1, t1), x + dt (v1 + v2) / 2 (every step, the last included). */
-export const heunStep: StepFunction = ({ engine, x, t0, t1, dt, velocity }) => {
-  const v1 = velocity(x, t0);
-  const v2 = velocity(engine.axpby(1, x, dt, v1), t1);
+export function* heunProgram({ engine, x, t0, t1, dt }: Omit<StepContext, 'velocity'>): Generator<[Tensor, number], Tensor, Tensor> {
+  const v1 = yield [x, t0];
+  const v2 = yield [engine.axpby(1, x, dt, v1), t1];
   return engine.axpby(1, x, dt, engine.axpby(0.5, v1, 0.5, v2));
-};
+}
 
+/** A sampler program driven by a synchronous velocity: a StepFunction. */
+export function stepFunction(program: SamplerProgram): StepFunction {
+  return (ctx) => {
+    const it = program(ctx);
+    let r = it.next();
+    while (!r.done) r = it.next(ctx.velocity(r.value[0], r.value[1]));
+    return r.value;
+  };
+}
+
+export const eulerStep: StepFunction = stepFunction(eulerProgram);
+export const heunStep: StepFunction = stepFunction(heunProgram);
+
+export const SAMPLER_PROGRAMS: Record<'euler' | 'heun', SamplerProgram> = { euler: eulerProgram, heun: heunProgram };
 export const STEP_FUNCTIONS: Record<'euler' | 'heun', StepFunction> = { euler: eulerStep, heun: heunStep };
 
 export function shiftTime(t: number, shift: number): number {

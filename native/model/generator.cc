@@ -32,7 +32,7 @@ Generator::Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Genera
 
 // DiT sinusoid of float32(time_scale * t): [cos(a_j), sin(a_j)], a_j = a * max_period^(-j/half),
 // rounded to float32 at the reference's steps (forward() then takes c = linear_2(SiLU(linear_1(.)))).
-Tensor Generator::time_features(double t) {
+std::vector<float> Generator::time_features(double t) {
   const int half = cfg_.time_embed_dim / 2;
   std::vector<float> f(size_t(cfg_.time_embed_dim));
   const float a0 = float(float(t) * cfg_.time_scale);
@@ -42,50 +42,66 @@ Tensor Generator::time_features(double t) {
     f[size_t(j)] = float(std::cos(double(a)));
     f[size_t(half + j)] = float(std::sin(double(a)));
   }
-  return g_.engine().upload(DType::F32, Shape{1, cfg_.time_embed_dim}, f.data(), f.size() * 4);
+  return f;
+}
+
+Tensor Generator::upload_features(const std::vector<double>& ts) {
+  std::vector<float> all;
+  for (double t : ts) {
+    auto f = time_features(t);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  return g_.engine().upload(DType::F32, Shape{int64_t(ts.size()), cfg_.time_embed_dim}, all.data(), all.size() * 4);
 }
 
 // M-RoPE ids [3, R, N] of every row's image grid after its own prompt: (P, P + i, P + j).
-Tensor Generator::positions(const std::vector<int64_t>& prompt_lens, int64_t batch) {
-  std::vector<int64_t> key = prompt_lens;
-  key.push_back(batch);
+Tensor Generator::positions(const std::vector<int64_t>& row_prompt_lens) {
   // reuse the last upload only once it ran: one skipped behind a failed op would never become ready
-  if (key == pos_key_ && pos_.buf && pos_.buf->ready) return pos_;
-  const int64_t N = cfg_.tokens(), R = int64_t(prompt_lens.size()) * batch;
+  if (row_prompt_lens == pos_key_ && pos_.buf && pos_.buf->ready) return pos_;
+  const int64_t N = cfg_.tokens(), R = int64_t(row_prompt_lens.size());
   std::vector<int32_t> pos(size_t(3 * R * N));
   for (int64_t r = 0; r < R; r++) {
-    const int64_t P = prompt_lens[size_t(r / batch)];
+    const int64_t P = row_prompt_lens[size_t(r)];
     for (int64_t n = 0; n < N; n++) {
       const auto at = cfg_.image_position(P, n);
       for (int64_t axis = 0; axis < 3; axis++) pos[size_t((axis * R + r) * N + n)] = int32_t(at[size_t(axis)]);
     }
   }
   pos_ = g_.upload_i32(pos, Shape{3, R, N});
-  pos_key_ = key;
+  pos_key_ = row_prompt_lens;
   return pos_;
 }
 
-Tensor Generator::velocity(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
+void Generator::check_request(const Tensor& x, int first, int last, const VelocityRequest& r) {
   const GeneratorConfig& c = cfg_;
   const int64_t C = c.latent_channels, h = c.latent_h, w = c.latent_w;
   if (x.dtype != DType::F32 || x.shape.ndim != 4 || x.shape[1] != C || x.shape[2] != h || x.shape[3] != w)
     fail(code::kShape, "velocity: the latent must be f32 [B, " + std::to_string(C) + ", " + std::to_string(h) + ", " + std::to_string(w) + "], got " + x.desc());
-  if (!(t >= 0.0 && t <= 1.0)) fail(code::kArg, "velocity: t must be in [0, 1]");
+  if (!(r.t >= 0.0 && r.t <= 1.0)) fail(code::kArg, "velocity: t must be in [0, 1]");
   if (first < 0 || last > c.num_layers || first >= last) fail(code::kArg, "velocity: bad layer range");
-  std::vector<const KvCache*> branches = {&cond};
-  if (null) branches.push_back(null);
-  for (auto* b : branches)
+  if (r.images < 1) fail(code::kArg, "velocity: a request needs at least one image");
+  if (!std::isfinite(r.guidance)) fail(code::kArg, "velocity: guidance must be finite");
+  for (const KvCache* b : {r.cond, r.null}) {
+    if (!b) continue;
     if (int(b->k.size()) < last || b->length <= 0) fail(code::kArg, "velocity: a prompt has no K/V for layer " + std::to_string(last - 1) + " (encode the prompt first)");
-  for (auto* b : branches)
     if (b->capacity) fail(code::kArg, "velocity: a prompt's K/V must come from encodePrompt, not a sequence reserved for answering");
-  Tensor feats = time_features(t);
-  if (!use_programs_) return forward(x, feats, first, last, branches, guidance);
+  }
+  if (!r.cond) fail(code::kArg, "velocity: a request needs its prompt");
+}
+
+Tensor Generator::velocity(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance) {
+  if (x.shape.ndim < 1) fail(code::kShape, "velocity: the latent must be f32 [B, C, h, w], got " + x.desc());
+  const std::vector<VelocityRequest> one = {{t, &cond, null, guidance, x.shape[0]}};
+  check_request(x, first, last, one[0]);
+  Tensor feats = upload_features({t});
+  if (!use_programs_) return forward(x, feats, first, last, one);
 
   // the program for this layer range, batch, guidance and these prompts' K/V buffers
   uint32_t gbits;
   std::memcpy(&gbits, &guidance, 4);
   std::vector<uintptr_t> key = {uintptr_t(first), uintptr_t(last), uintptr_t(x.shape[0]), gbits};
-  for (auto* b : branches) {
+  for (const KvCache* b : {&cond, null}) {
+    if (!b) continue;
     key.push_back(uintptr_t(b->length));
     for (int l = first; l < last; l++) {
       key.push_back(reinterpret_cast<uintptr_t>(b->k[size_t(l)].buf.get()));
@@ -95,15 +111,29 @@ Tensor Generator::velocity(const Tensor& x, double t, int first, int last, const
   auto it = programs_.begin();
   while (it != programs_.end() && it->key != key) ++it;
   if (it == programs_.end()) {
-    auto body = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{forward(in[0], in[1], first, last, branches, guidance)}; };
-    std::vector<const Buffer*> prompts;
-    for (auto* b : branches) prompts.push_back(b->k[size_t(first)].buf.get());
+    auto body = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{forward(in[0], in[1], first, last, one)}; };
+    std::vector<const Buffer*> prompts = {cond.k[size_t(first)].buf.get()};
+    if (null) prompts.push_back(null->k[size_t(first)].buf.get());
     programs_.push_back({key, std::move(prompts), g_.engine().record({x, feats}, body)});
     while (programs_.size() > size_t(cfg_.num_layers + cfg_.num_groups + 1)) programs_.pop_front();
   } else {
     programs_.splice(programs_.end(), programs_, it);
   }
   return g_.engine().replay(programs_.back().program, {&x, &feats})[0];
+}
+
+Tensor Generator::velocity_batch(const Tensor& x, int first, int last, const std::vector<VelocityRequest>& requests) {
+  if (requests.empty()) fail(code::kArg, "velocityBatch: no requests");
+  int64_t images = 0;
+  std::vector<double> row_times;  // the rows' order in forward(): each request's cond rows, then its null rows
+  for (const VelocityRequest& r : requests) {
+    check_request(x, first, last, r);
+    images += r.images;
+    for (int64_t n = r.null ? 2 : 1; n > 0; n--)
+      for (int64_t i = 0; i < r.images; i++) row_times.push_back(r.t);
+  }
+  if (images != x.shape[0]) fail(code::kShape, "velocityBatch: the requests have " + std::to_string(images) + " images but the latent " + x.desc());
+  return forward(x, upload_features(row_times), first, last, requests);
 }
 
 void Generator::use_programs(bool on) {
@@ -121,28 +151,44 @@ void Generator::release_programs(const KvCache& a, const KvCache* b) {
   programs_.remove_if([&](const Recorded& r) { return uses(r, a) || (b && uses(r, *b)); });
 }
 
-Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<const KvCache*>& branches, float guidance) {
+Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests) {
   const GeneratorConfig& c = cfg_;
   const int64_t C = c.latent_channels, p = c.patch_size, h = c.latent_h, w = c.latent_w, N = c.tokens();
   const int64_t D = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
-  const bool guided = branches.size() > 1;
-  std::vector<int64_t> lens;
-  for (auto* b : branches) lens.push_back(b->length);
-  const int64_t B = x.shape[0], R = B * int64_t(branches.size());
+  // the rows: each request's latents under its prompt (cond), then under the null prompt (CFG)
+  std::vector<const KvCache*> row_kv;
+  std::vector<int64_t> row_lens;
+  Tensor xx;
+  int64_t at = 0;
+  for (const VelocityRequest& r : requests) {
+    const Tensor xr = requests.size() == 1 ? x : g_.slice(x, 0, at, r.images);
+    at += r.images;
+    for (const KvCache* b : {r.cond, r.null}) {
+      if (!b) continue;
+      for (int64_t i = 0; i < r.images; i++) {
+        row_kv.push_back(b);
+        row_lens.push_back(b->length);
+      }
+      xx = xx.buf ? g_.concat(xx, xr, 0) : xr;  // [R, C, h, w]
+    }
+  }
+  const int64_t R = int64_t(row_kv.size());
+  // one time for every row: modulation [1, D] over the rows flattened [1, R*N, D]; a time per row
+  // (a batch of requests): modulation [R, D] per row of [R, N, D]
+  const bool per_row = feats.shape[0] > 1;
+  const Shape flat = per_row ? Shape{R, N, D} : Shape{1, R * N, D};
 
-  Tensor sc = g_.silu(g_.linear(g_.silu(g_.linear(feats, time_1_)), time_2_));  // SiLU(c) [1, D]
-  Tensor xx = x;
-  for (size_t i = 1; i < branches.size(); i++) xx = g_.concat(xx, x, 0);  // [R, C, h, w]: cond rows, then null rows
+  Tensor sc = g_.silu(g_.linear(g_.silu(g_.linear(feats, time_1_)), time_2_));  // SiLU(c) [1 or R, D]
   // patchify: [R, C, h/p, p, w/p, p] -> [R, h/p, w/p, C, p, p] -> tokens [R, N, C p p], features (c, py, px)
   Tensor patches = g_.permute(g_.view(xx, Shape{R, C, h / p, p, w / p, p}), {0, 2, 4, 1, 3, 5});
   Tensor hs = g_.linear(g_.view(patches, Shape{R, N, C * p * p}), patch_embed_);  // [R, N, D]
-  Tensor pos = positions(lens, B);
+  Tensor pos = positions(row_lens);
   const std::vector<int> sections(c.mrope_section, c.mrope_section + 3);
 
   std::vector<Tensor> logits(static_cast<size_t>(R));  // TCRA: per row, the previous layer's image-key logits
   for (int l = first; l < last; l++) {
     const Layer& L = layers_[size_t(l)];
-    Tensor mod = g_.linear(sc, L.modulation);  // [1, 4D]: s1, s2, b2, s3 (same t for every row)
+    Tensor mod = g_.linear(sc, L.modulation);  // [1 or R, 4D]: s1, s2, b2, s3
     Tensor s1 = g_.slice(mod, 1, 0, D), s2 = g_.slice(mod, 1, D, D), b2 = g_.slice(mod, 1, 2 * D, D), s3 = g_.slice(mod, 1, 3 * D, D);
     Tensor a = g_.rms_norm(hs, L.input_norm, c.rms_norm_eps);
     Tensor q = g_.rope(g_.view(g_.linear(a, L.q), Shape{R, N, H, d}), pos, c.rope_theta, sections, false);
@@ -150,35 +196,44 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
     Tensor v = g_.view(g_.linear(a, L.v), Shape{R, N, G, d});
     const bool residual = l > first;  // no residual at the group's first layer
     Tensor gate;
-    if (residual) gate = g_.tanh(g_.linear(sc, L.tcra_gate));  // [1, H]
+    if (residual) gate = g_.tanh(g_.linear(sc, L.tcra_gate));  // [1 or R, H]
     Tensor out;
-    for (int64_t r = 0; r < R; r++) {  // attention per row: each branch has its own prompt keys
-      const KvCache& kv = *branches[size_t(r / B)];
+    for (int64_t r = 0; r < R; r++) {  // attention per row: each row has its own prompt keys
+      const KvCache& kv = *row_kv[size_t(r)];
       Tensor qr = g_.slice(q, 0, r, 1);
       Tensor kr = g_.concat(kv.k[size_t(l)], g_.slice(k, 0, r, 1), 1);
       Tensor vr = g_.concat(kv.v[size_t(l)], g_.slice(v, 0, r, 1), 1);
-      OpAttrs at;
-      at.image_col0 = kv.length;
-      at.return_logits = true;
+      OpAttrs attrs;
+      attrs.image_col0 = kv.length;
+      attrs.return_logits = true;
+      Tensor gr;
+      if (residual) gr = per_row ? g_.slice(gate, 0, r, 1) : gate;
       const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
-      const Tensor* g = residual ? &gate : nullptr;
-      auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, g}, at);
+      auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gr : nullptr}, attrs);
       logits[size_t(r)] = res[1];
       out = r ? g_.concat(out, res[0], 0) : res[0];
     }
-    Tensor o = g_.linear(g_.view(out, Shape{1, R * N, D}), L.o);
-    Tensor h1 = g_.gated_add(g_.view(hs, Shape{1, R * N, D}), s1, g_.rms_norm(o, L.attn_out_norm, c.rms_norm_eps));
+    Tensor o = g_.linear(g_.view(out, flat), L.o);
+    Tensor h1 = g_.gated_add(g_.view(hs, flat), s1, g_.rms_norm(o, L.attn_out_norm, c.rms_norm_eps));
     Tensor y = g_.modulate(g_.rms_norm(h1, L.post_norm, c.rms_norm_eps), b2, s2);
     Tensor mlp = g_.linear(g_.swiglu(g_.linear(y, L.gate), g_.linear(y, L.up)), L.down);
     hs = g_.view(g_.gated_add(h1, s3, g_.rms_norm(mlp, L.ffn_out_norm, c.rms_norm_eps)), Shape{R, N, D});
   }
-  Tensor hm = g_.linear(sc, head_modulation_);  // [1, 2D]: shift, scale
-  Tensor y = g_.modulate(g_.rms_norm(g_.view(hs, Shape{1, R * N, D}), final_norm_, c.rms_norm_eps), g_.slice(hm, 1, 0, D), g_.slice(hm, 1, D, D));
+  Tensor hm = g_.linear(sc, head_modulation_);  // [1 or R, 2D]: shift, scale
+  Tensor y = g_.modulate(g_.rms_norm(g_.view(hs, flat), final_norm_, c.rms_norm_eps), g_.slice(hm, 1, 0, D), g_.slice(hm, 1, D, D));
   // unpatchify: [R, h/p, w/p, C, p, p] -> [R, C, h/p, p, w/p, p] -> [R, C, h, w]
   Tensor vout = g_.view(g_.permute(g_.view(g_.linear(y, proj_out_), Shape{R, h / p, w / p, C, p, p}), {0, 3, 1, 4, 2, 5}), Shape{R, C, h, w});
-  if (!guided) return vout;
-  // v_null + w (v_cond - v_null) = w v_cond + (1 - w) v_null
-  return g_.axpby(guidance, g_.slice(vout, 0, 0, B), 1.f - guidance, g_.slice(vout, 0, B, B));
+  if (requests.size() == 1 && !requests[0].null) return vout;
+  // each request: v_null + w (v_cond - v_null) = w v_cond + (1 - w) v_null, in request order
+  Tensor result;
+  int64_t row = 0;
+  for (const VelocityRequest& r : requests) {
+    Tensor vr = g_.slice(vout, 0, row, r.images);
+    if (r.null) vr = g_.axpby(r.guidance, vr, 1.f - r.guidance, g_.slice(vout, 0, row + r.images, r.images));
+    row += r.null ? 2 * r.images : r.images;
+    result = result.buf ? g_.concat(result, vr, 0) : vr;
+  }
+  return result;
 }
 
 }  // namespace latte::model

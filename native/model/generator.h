@@ -25,6 +25,16 @@
 
 namespace latte::model {
 
+// One request's share of a batched velocity (velocity_batch): its `images` latents at its own time t,
+// with its own prompt K/V (and the null prompt's, for CFG) and guidance weight.
+struct VelocityRequest {
+  double t = 0;
+  const KvCache* cond = nullptr;
+  const KvCache* null = nullptr;
+  float guidance = 1.f;
+  int64_t images = 1;
+};
+
 class Generator {
  public:
   Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const GeneratorConfig& cfg, DType storage);
@@ -33,6 +43,11 @@ class Generator {
   // v(x, t) of the consecutive layers [first, last): an expert group's, or all of them (the
   // full-depth baseline). With `null`, returns null_v + guidance (cond_v - null_v).
   Tensor velocity(const Tensor& x, double t, int first, int last, const KvCache& cond, const KvCache* null, float guidance);
+  // Several requests in ONE forward of layers [first, last) (the requests a scheduler found in the same
+  // expert group): x [sum of images, C, h, w] in request order -> their velocities, in the same order.
+  // Every row carries its own time, prompt and guidance; each request's result equals velocity()'s
+  // up to float rounding (the GEMMs see more rows). Not recorded: the set of requests changes per call.
+  Tensor velocity_batch(const Tensor& x, int first, int last, const std::vector<VelocityRequest>& requests);
   // Programs on (default) or off (every step enqueues its ops afresh: the reference for the tests).
   void use_programs(bool on);
   // End of a request: the programs conditioned on these prompts go, with their buffers and the
@@ -44,9 +59,12 @@ class Generator {
     Tensor attn_out_norm, ffn_out_norm;
     Linear modulation, tcra_gate;
   };
-  Tensor time_features(double t);  // the sinusoid [1, E], computed here and uploaded: a program input
-  Tensor forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<const KvCache*>& branches, float guidance);
-  Tensor positions(const std::vector<int64_t>& prompt_lens, int64_t batch);
+  std::vector<float> time_features(double t);  // the sinusoid [E]
+  Tensor upload_features(const std::vector<double>& ts);  // [rows, E]: a program input
+  void check_request(const Tensor& x, int first, int last, const VelocityRequest& r);
+  // feats [1, E] (every row at one time) or [rows, E] (a time per row)
+  Tensor forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests);
+  Tensor positions(const std::vector<int64_t>& row_prompt_lens);
 
   GeneratorConfig cfg_;
   Graph g_;

@@ -3,7 +3,6 @@
 // greedy and seeded-sampled tokens of the understanding loop, and bf16 weight storage.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import fs from 'node:fs';
 import { openCheckpoint, Qwen2VL, ropePositions, type Checkpoint, type Engine } from '../../lib/index.ts';
 import { patchOrder } from '../../lib/image.ts';
 import { loadAddon } from '../../lib/native.ts';
@@ -40,7 +39,8 @@ test('vision tower: image embeddings equal the reference (fp32, 1e-4 relative)',
   // engine checks the coordinates, and another order gives other embeddings
   const e = m.engine;
   const ck = openCheckpoint(modelDir);
-  const nat = new (loadAddon().NativeQwen2VL)(e.handle, ck.handle, fs.readFileSync(`${modelDir}/config.json`, 'utf8'), 'f32');
+  const { NativeQwen2VL } = loadAddon();
+  const nat = new NativeQwen2VL(e.handle, ck.handle, NativeQwen2VL.readConfig(`${modelDir}/config.json`), 'f32');
   t.teardown(() => nat.dispose());
   ck.close();
   const px = e.own(e.load(fx, 'in.pixel_values'));
