@@ -8,11 +8,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from 'fastify';
 import { LatteError } from '../errors.js';
-import type { GeneratedImage } from '../latte-flow.js';
+import type { GeneratedImage, GenerateProgress } from '../latte-flow.js';
 import { toOpenAIError } from './openai-errors.js';
 import type { RouteContext } from './route-context.js';
 import { imagesSchema, type ImagesRequest } from './schemas.js';
-import { imageSize, type PreviewProgress } from './served-model.js';
+import { imageSize } from './served-model.js';
 import { SseStream } from './sse.js';
 
 /** Previews per streamed image when the request does not say (preview_every). */
@@ -41,7 +41,7 @@ export function imagesRoute(app: FastifyInstance, ctx: RouteContext, options: Ro
     const previewEvery = body.preview_every ?? Math.max(1, Math.round(steps / PREVIEWS_PER_IMAGE));
     let sse: SseStream | undefined;
     let partials = 0;
-    const onProgress = (p: PreviewProgress) => {
+    const onProgress = (p: GenerateProgress) => {
       sse ??= new SseStream(reply);
       sse.send({ type: 'progress', step: p.step, steps: p.steps, group: p.group }, 'progress');
       if (!p.previews?.length) return;

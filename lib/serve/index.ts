@@ -10,7 +10,7 @@ import type { LatteServer, ServeOptions } from './server.js';
 
 export type { LatteFlowPluginOptions } from './plugin.js';
 export type { LatteServer, ServeOptions } from './server.js';
-export type { ServedModel, ServedGenerateOptions, PreviewProgress, ServeLoadOptions, ServeState, SchedulerStats, BatchEvent, ModelSource } from './served-model.js';
+export type { ServedModel, ServeState, ModelSource } from './served-model.js';
 
 /** A server for one model: `await server.listen({ port, host })`, `await server.close()` drains and stops. */
 export async function createServer(options: ServeOptions): Promise<LatteServer> {

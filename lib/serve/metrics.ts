@@ -4,7 +4,8 @@
  * the plugin's hooks; queue depth and batches come from the model's scheduler when it has one.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BatchEvent, ModelHolder } from './served-model.js';
+import type { BatchInfo } from '../scheduler/index.js';
+import type { ModelHolder } from './served-model.js';
 
 /** Events per second over the last minute, in one-second buckets (a gauge beside the counter: rate() needs two scrapes). */
 class RateWindow {
@@ -123,7 +124,7 @@ export class ServeMetrics {
 
   /** Starts the batch-size histogram once the model is there (when its scheduler reports batches). */
   watch(holder: ModelHolder): void {
-    this.#unsubscribe = holder.current?.onBatch?.((b: BatchEvent) => this.batchSize.observe({ kind: b.kind }, b.rows));
+    this.#unsubscribe = holder.current?.onBatch?.((b: BatchInfo) => this.batchSize.observe({ kind: b.kind }, b.rows));
   }
 
   imagesMade(n: number): void {

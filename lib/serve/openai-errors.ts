@@ -48,7 +48,9 @@ export function toOpenAIError(e: unknown): OpenAIError | null {
     // the JSON schema of the route refused the body: name the field
     const v = fe.validation[0];
     const param = v?.instancePath ? v.instancePath.slice(1).replace(/\//g, '.') : ((v?.params as { missingProperty?: string })?.missingProperty ?? null);
-    return openaiError(400, 'invalid_request_error', 'E_ARG', fe.message ?? 'invalid request', param);
+    const allowed = (v?.params as { allowedValues?: unknown[] })?.allowedValues;
+    const message = `${fe.message ?? 'invalid request'}${allowed ? `: ${allowed.map((a) => JSON.stringify(a)).join(', ')}` : ''}`;
+    return openaiError(400, 'invalid_request_error', 'E_ARG', message, param);
   }
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     const code = FASTIFY_CODES[fe.code ?? ''] ?? 'invalid_request';

@@ -8,6 +8,7 @@
  * a model the plugin loaded is disposed.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { LatteFlowLoadOptions } from '../latte-flow.js';
 import { bearerAuth } from './auth.js';
 import { chatRoute } from './chat-route.js';
 import { imagesRoute } from './images-route.js';
@@ -16,13 +17,13 @@ import { ServeMetrics } from './metrics.js';
 import { errorCodeOf, errorHandler, openaiError, sendError, type OpenAIError } from './openai-errors.js';
 import { pageHtml } from './page.js';
 import type { RouteContext } from './route-context.js';
-import { ModelHolder, type ModelSource, type ServeLoadOptions } from './served-model.js';
+import { ModelHolder, type ModelSource } from './served-model.js';
 
 export interface LatteFlowPluginOptions {
   /** A model directory (loaded in the background, disposed on close), a loaded model (yours to dispose), or a ModelHolder. */
   model: ModelSource | ModelHolder;
   /** LatteFlow.load options when `model` is a directory (backend, threads, maxBatch, maxQueue, weights). */
-  load?: ServeLoadOptions;
+  load?: LatteFlowLoadOptions;
   /** The id /v1/models lists (default: latte-flow-<the model folder's name>). */
   modelId?: string;
   /** Require `Authorization: Bearer <apiKey>` on /v1 routes. */
@@ -62,8 +63,6 @@ export const latteFlowPlugin: FastifyPluginAsync<LatteFlowPluginOptions> = async
     metrics.latency.observe({ route: routeOf(request) }, reply.elapsedTime / 1000);
     const code = errorCodeOf(reply);
     if (code) metrics.errors.inc({ code });
-    // a connection kept alive by a stream that ended after close() began would hold the shutdown
-    if (holder.state === 'draining') setImmediate(() => app.server.closeIdleConnections?.());
   });
   app.addHook('onRequestAbort', async (request) => {
     metrics.requests.inc({ route: routeOf(request), method: request.method, status: '499' });

@@ -1,55 +1,27 @@
 /**
  * What the HTTP layer needs of a model, and the server's view of it over time (loading -> ready ->
- * draining). `LatteFlow` satisfies ServedModel; tests may serve a stand-in. The scheduler's part of
- * the contract (E_BUSY, previews, schedulerStats, onBatch) is optional here, so the server also runs
- * on a model without it.
+ * draining). `LatteFlow` satisfies ServedModel; tests may serve a stand-in.
  */
 import path from 'node:path';
 import type { AnswerOptions } from '../answer.js';
 import { LatteError } from '../errors.js';
 import { InFlight } from './inflight.js';
 import { Unavailable } from './unavailable.js';
-import { LatteFlow, type GeneratedImage, type GenerateOptions, type GenerateProgress, type LatteFlowLoadOptions } from '../latte-flow.js';
-
-export interface SchedulerStats {
-  imagesQueued: number;
-  imagesActive: number;
-  answersQueued: number;
-  answersActive: number;
-  batches: number;
-  batchRows: number;
-}
-
-export interface BatchEvent {
-  kind: 'image' | 'answer';
-  rows: number;
-  group?: number;
-}
-
-/** Progress with the scheduler's previews: every `previewEvery` steps, one decoded estimate per image. */
-export interface PreviewProgress extends GenerateProgress {
-  previews?: GeneratedImage[];
-}
-
-export type ServedGenerateOptions = Omit<GenerateOptions, 'onProgress'> & {
-  previewEvery?: number;
-  onProgress?: (p: PreviewProgress) => unknown;
-};
+import { LatteFlow, type GeneratedImage, type GenerateOptions, type LatteFlowLoadOptions } from '../latte-flow.js';
+import type { BatchInfo, SchedulerStats } from '../scheduler/index.js';
 
 export interface ServedModel {
-  generateImage(options: ServedGenerateOptions): Promise<GeneratedImage[]>;
+  generateImage(options: GenerateOptions): Promise<GeneratedImage[]>;
   answer(options: AnswerOptions): Promise<string>;
   answerStream(options: AnswerOptions): AsyncGenerator<string, void, undefined>;
   /** Default: let in-flight work finish; drop: reject it with E_ABORTED. */
   dispose(options?: { drop?: boolean }): Promise<void>;
   readonly generator: { readonly config: { readonly latentSize: readonly [number, number]; readonly numSteps: number } };
   readonly vae: { readonly config: { readonly factor: number } };
+  /** The scheduler's counters (for /metrics); optional, so a stand-in model may leave them out. */
   schedulerStats?(): SchedulerStats;
-  onBatch?(listener: (b: BatchEvent) => void): () => void;
+  onBatch?(listener: (b: BatchInfo) => void): () => void;
 }
-
-/** LatteFlow.load's options with the scheduler's limits (issue 15). */
-export type ServeLoadOptions = LatteFlowLoadOptions & { maxBatch?: number; maxQueue?: number };
 
 /** A model directory to load, a loaded model, or one being loaded elsewhere. */
 export type ModelSource = string | ServedModel | Promise<ServedModel>;
@@ -79,7 +51,7 @@ export class ModelHolder {
   #model: ServedModel | undefined;
   #error: LatteError | undefined;
 
-  constructor(source: ModelSource, load: ServeLoadOptions, id?: string) {
+  constructor(source: ModelSource, load: LatteFlowLoadOptions, id?: string) {
     this.owned = typeof source === 'string';
     this.id = id ?? (typeof source === 'string' ? `latte-flow-${path.basename(path.resolve(source))}` : 'latte-flow');
     const p: Promise<ServedModel> = typeof source === 'string' ? LatteFlow.load(source, load) : Promise.resolve(source);

@@ -2,7 +2,8 @@
  * createServer(): a Fastify server of its own around the plugin (./plugin.ts). Loaded on first use
  * through ./index.ts, so that importing latte-flow does not load Fastify.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_BODY_LIMIT } from './limits.js';
 import { latteFlowPlugin, type LatteFlowPluginOptions } from './plugin.js';
 import { ModelHolder, type ModelSource } from './served-model.js';
@@ -51,6 +52,38 @@ export async function createServer(options: ServeOptions): Promise<LatteServer> 
     abortAll: () => holder.inflight.abortAll(),
   };
   app.decorate('latte', latte);
+  closeIdleConnectionsOnClose(app);
   await app.register(latteFlowPlugin, { ...options, model: holder });
   return app as unknown as LatteServer;
+}
+
+/**
+ * At close, connections with no request in flight (kept alive after one, or opened and not used yet,
+ * as browsers and fetch do) are closed at once, and the others once their response is sent. Node's
+ * server.close() leaves a connection that never sent a request open, and a client keeps an idle one
+ * for the server's keep-alive time (72 s): either would hold the shutdown that long.
+ */
+function closeIdleConnectionsOnClose(app: FastifyInstance): void {
+  const requests = new Map<Socket, number>(); // requests in flight per connection
+  let closing = false;
+  const sweep = () => {
+    for (const [socket, n] of requests) if (n === 0) socket.destroy();
+  };
+  app.server.on('connection', (socket: Socket) => {
+    requests.set(socket, 0);
+    socket.once('close', () => requests.delete(socket));
+  });
+  const add = (r: FastifyRequest, d: number) => {
+    const socket = r.raw.socket;
+    if (requests.has(socket)) requests.set(socket, requests.get(socket)! + d);
+  };
+  app.addHook('onRequest', async (r) => add(r, 1));
+  app.addHook('onResponse', async (r) => {
+    add(r, -1);
+    if (closing) setImmediate(sweep); // after Node has finished with the response
+  });
+  app.addHook('preClose', async () => {
+    closing = true;
+    sweep();
+  });
 }
