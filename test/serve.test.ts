@@ -4,8 +4,9 @@
 // (drain, and abort after the grace period), metrics, and seeded fuzzed bodies. The shipped model,
 // with few steps. The CLI and its SIGTERM are in serve-cli.test.ts; the page in serve-page.test.ts.
 import test from 'ava';
+import Fastify from 'fastify';
 import net from 'node:net';
-import { createServer, LatteError, LatteFlow, MAX_COUNT, MAX_PROMPT_CHARS, SHIPPED_MODEL, type LatteServer, type ServedModel } from '../lib/index.ts';
+import { createServer, latteFlowPlugin, LatteError, LatteFlow, MAX_COUNT, MAX_PROMPT_CHARS, SHIPPED_MODEL, type LatteServer, type ServedModel } from '../lib/index.ts';
 import type { AnswerOptions } from '../lib/answer.ts';
 import type { GenerateOptions } from '../lib/latte-flow.ts';
 import { Rng } from './fuzz/rng.ts';
@@ -499,6 +500,21 @@ test.serial('/metrics: requests, errors by code, latency, in-flight, queue depth
   t.true(value(/^latte_batch_size_count\{kind="image"\} (\d+)/m) > 0, 'batch sizes observed');
   t.true(value(/^latte_batches\{what="batches"\} (\d+)/m) > 0);
   t.regex(text, /^latte_process_cpu_seconds_total /m);
+});
+
+test.serial('latteFlowPlugin mounts the service in an existing Fastify app, under a prefix, leaving the app’s routes alone', async (t) => {
+  const host = Fastify();
+  t.teardown(() => host.close());
+  host.get('/mine', async () => ({ mine: true }));
+  await host.register(latteFlowPlugin, { model, apiKey: 'k', prefix: '/latte', log: (line) => logged.push(line) });
+  const u = await host.listen({ port: 0, host: '127.0.0.1' });
+  const auth = { headers: { authorization: 'Bearer k' } };
+  t.deepEqual(await json(await fetch(`${u}/mine`)), { mine: true }, 'the app’s route: no key needed');
+  t.is((await fetch(`${u}/latte/health`)).status, 200);
+  t.is((await fetch(`${u}/latte/v1/models`)).status, 401);
+  t.is((await post(`${u}/latte/v1/images/generations`, { prompt: PROMPT, steps: 2 }, auth)).status, 200);
+  t.regex(await (await fetch(`${u}/latte/`)).text(), /<title>latte-flow<\/title>/);
+  t.is((await fetch(`${u}/elsewhere`)).status, 404);
 });
 
 test.serial('fuzz: seeded mutations of valid bodies never crash the server; every refusal is OpenAI-shaped', async (t) => {
