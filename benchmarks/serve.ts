@@ -133,7 +133,10 @@ try {
             latencies.push(
               await timed(async () => {
                 if (kind === 'image') await post(`${server.url}/v1/images/generations`, { prompt: PROMPT, seed: i });
-                else tokens += (await post(`${server.url}/v1/chat/completions`, { ...chatBody, temperature: 0.7, seed: i })).usage?.completion_tokens ?? 0;
+                else {
+                  const r = await post(`${server.url}/v1/chat/completions`, { ...chatBody, temperature: 0.7, seed: i });
+                  tokens += r.usage?.completion_tokens ?? 0; // after the await: `tokens += await ...` would lose concurrent adds
+                }
               }),
             );
           }

@@ -31,7 +31,7 @@ function serveCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> 
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | string>((r) => child.once('exit', (code, signal) => r(code ?? signal ?? -1)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`no listening line within 120 s:\n${out}`)), 120_000);
     const onData = () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (!m) return;
@@ -45,12 +45,12 @@ function serveCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> 
 }
 
 async function ready(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 1200; i++) {
     const r = await fetch(`${url}/health`).catch(() => undefined);
     if (r?.status === 200) return;
     await new Promise((res) => setTimeout(res, 100));
   }
-  throw new Error('the server never became ready');
+  throw new Error('the server was not ready within 120 s');
 }
 
 test('serve: one line when listening, the shipped model served; SIGTERM finishes the request in flight and exits 0', async (t) => {

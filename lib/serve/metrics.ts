@@ -49,77 +49,32 @@ export class ServeMetrics {
 
   constructor(holder: ModelHolder, inFlight: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: 'latte_' });
-    const self = this;
-    new Gauge({
-      name: 'latte_http_requests_in_flight',
-      help: 'model requests (images, chat) being served',
-      registers: [this.registry],
-      collect() {
-        this.set(inFlight());
-      },
-    });
-    new Gauge({
-      name: 'latte_images_per_second',
-      help: 'images generated per second over the last minute',
-      registers: [this.registry],
-      collect() {
-        this.set(self.#imageRate.perSecond());
-      },
-    });
-    new Gauge({
-      name: 'latte_tokens_per_second',
-      help: 'answer tokens per second over the last minute',
-      registers: [this.registry],
-      collect() {
-        this.set(self.#tokenRate.perSecond());
-      },
-    });
-    new Gauge({
-      name: 'latte_model_ready',
-      help: '1 once the model is loaded and the server takes requests, 0 while loading or draining',
-      registers: [this.registry],
-      collect() {
-        this.set(holder.state === 'ready' ? 1 : 0);
-      },
-    });
-    // the scheduler's gauges; absent (no samples) on a model without a scheduler
+    // a gauge read at scrape time: `read` returns its value, or one value per label ({} for none yet)
+    const gauge = (name: string, help: string, read: () => number | Record<string, number> | undefined, label?: string) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: label ? [label] : [],
+        registers: [this.registry],
+        collect() {
+          const v = read();
+          if (typeof v === 'number') this.set(v);
+          else for (const [k, x] of Object.entries(v ?? {})) this.set({ [label!]: k }, x);
+        },
+      });
+    gauge('latte_http_requests_in_flight', 'model requests (images, chat) being served', inFlight);
+    gauge('latte_images_per_second', 'images generated per second over the last minute', () => this.#imageRate.perSecond());
+    gauge('latte_tokens_per_second', 'answer tokens per second over the last minute', () => this.#tokenRate.perSecond());
+    gauge('latte_model_ready', '1 once the model is loaded and the server takes requests, 0 while loading or draining', () => (holder.state === 'ready' ? 1 : 0));
+    // the scheduler's counters; no samples on a model without a scheduler
     const stats = () => holder.current?.schedulerStats?.();
-    new Gauge({
-      name: 'latte_queue_depth',
-      help: 'requests waiting in the model scheduler, by kind',
-      labelNames: ['kind'],
-      registers: [this.registry],
-      collect() {
-        const s = stats();
-        if (!s) return;
-        this.set({ kind: 'image' }, s.imagesQueued);
-        this.set({ kind: 'answer' }, s.answersQueued);
-      },
-    });
-    new Gauge({
-      name: 'latte_requests_active',
-      help: 'requests the model scheduler is running, by kind',
-      labelNames: ['kind'],
-      registers: [this.registry],
-      collect() {
-        const s = stats();
-        if (!s) return;
-        this.set({ kind: 'image' }, s.imagesActive);
-        this.set({ kind: 'answer' }, s.answersActive);
-      },
-    });
-    new Gauge({
-      name: 'latte_batches',
-      help: 'batched model steps run so far, and their rows (label what=batches|rows)',
-      labelNames: ['what'],
-      registers: [this.registry],
-      collect() {
-        const s = stats();
-        if (!s) return;
-        this.set({ what: 'batches' }, s.batches);
-        this.set({ what: 'rows' }, s.batchRows);
-      },
-    });
+    const per = <T>(f: (s: NonNullable<ReturnType<typeof stats>>) => T) => () => {
+      const s = stats();
+      return s && f(s);
+    };
+    gauge('latte_queue_depth', 'requests waiting in the model scheduler, by kind', per((s) => ({ image: s.imagesQueued, answer: s.answersQueued })), 'kind');
+    gauge('latte_requests_active', 'requests the model scheduler is running, by kind', per((s) => ({ image: s.imagesActive, answer: s.answersActive })), 'kind');
+    gauge('latte_batches', 'batched model steps run so far, and the rows they held', per((s) => ({ batches: s.batches, rows: s.batchRows })), 'what');
   }
 
   /** Starts the batch-size histogram once the model is there (when its scheduler reports batches). */

@@ -97,9 +97,9 @@ export const latteFlowPlugin: FastifyPluginAsync<LatteFlowPluginOptions> = async
   }));
 
   app.get('/health', async (_request: FastifyRequest, reply: FastifyReply) => {
-    const ready = holder.state === 'ready';
-    reply.code(ready ? 200 : 503);
-    return { status: holder.state === 'ready' ? 'ok' : holder.state, model: holder.id, ...(holder.error ? { error: { code: holder.error.code, message: holder.error.message } } : {}) };
+    const e = holder.error;
+    reply.code(holder.state === 'ready' ? 200 : 503);
+    return { status: holder.state === 'ready' ? 'ok' : holder.state, model: holder.id, ...(e ? { error: { code: e.code, message: e.message } } : {}) };
   });
 
   app.get('/metrics', async (_request: FastifyRequest, reply: FastifyReply) => {
