@@ -289,6 +289,7 @@ export class LatteFlow implements AsyncDisposable {
     let pending: Promise<unknown> | undefined;
     let queued = false; // anything of this call on the engine's stream
     let failed = false;
+    let leaveBatcher = () => {};
     try {
       const encode = (text: string, cap: number) => {
         const ids = Int32Array.from(this.vlm.tokenizer.encode(fillPromptTemplate(g.promptTemplate, text)));
@@ -319,6 +320,8 @@ export class LatteFlow implements AsyncDisposable {
         const w = guidanceAt(t);
         return this.#batcher.velocity({ x: xx, t, images: o.count, cond, nul: w === 1 ? null : nul, guidance: w });
       };
+      // a built-in sampler's request tells the batcher it is sampling, so ticks wait for its evaluations
+      if (o.program && o.depth === 'group') leaveBatcher = this.#batcher.enter();
       for (let i = 0; i < steps; i++) {
         if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
         const group = o.depth === 'full' ? 0 : this.generator.groupOf(ts[i]);
@@ -355,10 +358,12 @@ export class LatteFlow implements AsyncDisposable {
         await prev;
       }
       await pending;
+      leaveBatcher();
       if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
       return await this.#decode(x, o.count, o.seed, own);
     } catch (err) {
       failed = true;
+      leaveBatcher();
       // let what is queued (a step may have failed halfway) run before its programs and tensors go:
       // nothing of this call runs after it rejects
       if (queued) await e.fence().catch(() => {});

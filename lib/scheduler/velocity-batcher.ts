@@ -43,6 +43,9 @@ export class VelocityBatcher {
   readonly #onBatch: (b: BatchInfo) => void;
   readonly #waiting: Waiting[] = [];
   #running = false;
+  // requests in their sampling loop: a tick waits for all of them (or for the engine to need work)
+  #sampling = 0;
+  #allWaiting: (() => void) | null = null;
 
   constructor(engine: Engine, gen: GenerationStream, maxBatch: number, onBatch: (b: BatchInfo) => void) {
     this.#engine = engine;
@@ -51,10 +54,26 @@ export class VelocityBatcher {
     this.#onBatch = onBatch;
   }
 
+  /**
+   * A request enters its sampling loop (and leaves it with the returned function): while it is in,
+   * a tick waits for its next evaluation unless the engine runs out of work first.
+   */
+  enter(): () => void {
+    this.#sampling++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#sampling--;
+      this.#checkAllWaiting();
+    };
+  }
+
   /** v(x, t) of the expert group that owns t, once a tick has enqueued it (the tensor is not computed yet). */
   velocity(ev: Evaluation): Promise<Tensor> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ ev, group: this.#gen.groupOf(ev.t), resolve, reject });
+      this.#checkAllWaiting();
       if (!this.#running) {
         this.#running = true;
         // on the next turn: requests that arrive together meet in one tick
@@ -63,17 +82,27 @@ export class VelocityBatcher {
     });
   }
 
+  #checkAllWaiting(): void {
+    if (this.#allWaiting && this.#waiting.length >= this.#sampling) {
+      const go = this.#allWaiting;
+      this.#allWaiting = null;
+      go();
+    }
+  }
+
   async #run(): Promise<void> {
     let behind: Promise<unknown> | undefined; // the previous tick's fence
     try {
       while (this.#waiting.length) {
         this.#tick(this.#take());
         const fence = this.#engine.fence().catch(() => {}); // a failed op is each request's to report
-        // one tick of lookahead: while the engine runs this tick, wait for the previous one, then let
-        // the requests it served queue their next evaluations
+        // one tick of lookahead: while the engine runs this tick, wait for the previous one; then
+        // gather the next tick until every request in its sampling loop is waiting, or until the
+        // engine has finished this tick (it must not idle for a straggler)
         await behind;
         behind = fence;
-        await new Promise((r) => setImmediate(r));
+        await Promise.race([fence, new Promise<void>((r) => ((this.#allWaiting = r), this.#checkAllWaiting()))]);
+        this.#allWaiting = null;
       }
     } finally {
       this.#running = false;
