@@ -19,15 +19,23 @@ export interface BatchInfo {
   group?: number;
 }
 
-export abstract class TickLoop<W extends Waiter<never>> {
+/** W: a waiting item; M: the model part a tick runs (the generation stream, the VLM). */
+export abstract class TickLoop<W extends Waiter<never>, M> {
   protected readonly waiting: W[] = [];
-  readonly #engine: Engine;
+  protected readonly engine: Engine;
+  protected readonly model: M;
+  protected readonly maxBatch: number;
+  /** tells the scheduler a batch ran (its counters and listeners) */
+  protected readonly onBatch: (b: BatchInfo) => void;
   #running = false;
   #inLoop = 0; // requests in their loop: a tick waits for each one's next item
   #allWaiting: (() => void) | null = null;
 
-  constructor(engine: Engine) {
-    this.#engine = engine;
+  constructor(engine: Engine, model: M, maxBatch: number, onBatch: (b: BatchInfo) => void) {
+    this.engine = engine;
+    this.model = model;
+    this.maxBatch = maxBatch;
+    this.onBatch = onBatch;
   }
 
   /** The oldest items that go together, removed from `waiting`. */
@@ -70,7 +78,7 @@ export abstract class TickLoop<W extends Waiter<never>> {
     try {
       while (this.waiting.length) {
         this.tick(this.take());
-        const fence = this.#engine.fence().catch(() => {}); // a failed op is each request's to report
+        const fence = this.engine.fence().catch(() => {}); // a failed op is each request's to report
         await behind;
         behind = fence;
         await Promise.race([fence, new Promise<void>((r) => ((this.#allWaiting = r), this.#checkAllWaiting()))]);

@@ -6,12 +6,11 @@
  * its own time, with its own prompts and guidance. Requests at different steps share a forward as long
  * as their times fall in the same group.
  */
-import type { Engine } from '../engine.js';
 import type { GenerationStream } from '../generator.js';
 import { LatteError } from '../errors.js';
 import type { NativeSequence } from '../native.js';
 import type { Tensor } from '../tensor.js';
-import { TickLoop, type BatchInfo, type Waiter } from './tick-loop.js';
+import { TickLoop, type Waiter } from './tick-loop.js';
 
 export interface Evaluation {
   /** the request's latents [images, C, h, w] and their time */
@@ -28,23 +27,10 @@ interface Waiting extends Waiter<Tensor> {
   group: number;
 }
 
-export class VelocityBatcher extends TickLoop<Waiting> {
-  readonly #engine: Engine;
-  readonly #gen: GenerationStream;
-  readonly #maxBatch: number;
-  readonly #onBatch: (b: BatchInfo) => void;
-
-  constructor(engine: Engine, gen: GenerationStream, maxBatch: number, onBatch: (b: BatchInfo) => void) {
-    super(engine);
-    this.#engine = engine;
-    this.#gen = gen;
-    this.#maxBatch = maxBatch;
-    this.#onBatch = onBatch;
-  }
-
+export class VelocityBatcher extends TickLoop<Waiting, GenerationStream> {
   /** v(x, t) of the expert group that owns t, once a tick has enqueued it (the tensor is not computed yet). */
   velocity(ev: Evaluation): Promise<Tensor> {
-    return new Promise((resolve, reject) => this.push({ ev, group: this.#gen.groupOf(ev.t), resolve, reject }));
+    return new Promise((resolve, reject) => this.push({ ev, group: this.model.groupOf(ev.t), resolve, reject }));
   }
 
   /** The oldest waiting evaluation's group, and the evaluations in it, oldest first, up to maxBatch images. */
@@ -54,7 +40,7 @@ export class VelocityBatcher extends TickLoop<Waiting> {
     let images = 0;
     for (const w of this.waiting) {
       if (w.group !== group) continue;
-      if (taken.length > 0 && images + w.ev.images > this.#maxBatch) break;
+      if (taken.length > 0 && images + w.ev.images > this.maxBatch) break;
       taken.push(w);
       images += w.ev.images;
     }
@@ -69,12 +55,12 @@ export class VelocityBatcher extends TickLoop<Waiting> {
       if (taken.length === 1) {
         // alone: the request's own recorded forward (a CUDA graph on the GPU), exactly as unbatched
         const { ev } = taken[0];
-        taken[0].resolve(this.#gen.velocity(ev.x, ev.t, group, ev.cond, ev.nul, ev.guidance));
+        taken[0].resolve(this.model.velocity(ev.x, ev.t, group, ev.cond, ev.nul, ev.guidance));
       } else {
-        const e = this.#engine;
+        const e = this.engine;
         let x = taken[0].ev.x;
         for (const w of taken.slice(1)) made.push((x = e.concat(x, w.ev.x, 0)));
-        const v = this.#gen.velocityBatch(x, group, taken.map(({ ev }) => ({ t: ev.t, cond: ev.cond, null: ev.nul, guidance: ev.guidance, images: ev.images })));
+        const v = this.model.velocityBatch(x, group, taken.map(({ ev }) => ({ t: ev.t, cond: ev.cond, null: ev.nul, guidance: ev.guidance, images: ev.images })));
         made.push(v);
         let at = 0;
         for (const w of taken) {
@@ -82,7 +68,7 @@ export class VelocityBatcher extends TickLoop<Waiting> {
           at += w.ev.images;
         }
       }
-      this.#onBatch({ kind: 'image', rows: taken.reduce((n, w) => n + w.ev.images, 0), group });
+      this.onBatch({ kind: 'image', rows: taken.reduce((n, w) => n + w.ev.images, 0), group });
     } catch (err) {
       for (const w of taken) w.reject(LatteError.from(err));
     } finally {
