@@ -45,6 +45,7 @@ Napi::Function Qwen2VLWrap::Init(Napi::Env env) {
                      {InstanceAccessor<&Qwen2VLWrap::Config>("config"), InstanceMethod<&Qwen2VLWrap::EncodeImage>("encodeImage"),
                       InstanceMethod<&Qwen2VLWrap::NewSequence>("newSequence"), InstanceMethod<&Qwen2VLWrap::Prefill>("prefill"),
                       InstanceMethod<&Qwen2VLWrap::Sample>("sample"), InstanceMethod<&Qwen2VLWrap::Decode>("decode"),
+                      InstanceMethod<&Qwen2VLWrap::DecodeBatch>("decodeBatch"),
                       InstanceMethod<&Qwen2VLWrap::EncodePrompt>("encodePrompt"), InstanceMethod<&Qwen2VLWrap::UsePrograms>("usePrograms")});
 }
 
@@ -124,6 +125,17 @@ Napi::Value Qwen2VLWrap::Sample(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     latte::model::KvCache& seq = SequenceWrap::Get(info[0]);
     return TensorWrap::New(env, model().sample(seq, TensorWrap::Get(info[1])));
+  });
+}
+
+Napi::Value Qwen2VLWrap::DecodeBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsArray()) fail(kArg, "decodeBatch: sequences must be an array");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<latte::model::KvCache*> seqs;
+    for (uint32_t i = 0; i < arr.Length(); i++) seqs.push_back(&SequenceWrap::Get(arr.Get(i)));
+    return TensorWrap::New(env, model().decode_batch(seqs, TensorWrap::Get(info[1])));
   });
 }
 

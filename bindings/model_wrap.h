@@ -38,6 +38,7 @@ class Qwen2VLWrap : public WrappedModel<Qwen2VLWrap, latte::model::Qwen2VL, latt
   Napi::Value Prefill(const Napi::CallbackInfo& info);  // (seq, ids Int32Array, images[], positions Int32Array, allRows) -> logits
   Napi::Value Sample(const Napi::CallbackInfo& info);   // (seq, logits [1, V]) -> the sequence's next token
   Napi::Value Decode(const Napi::CallbackInfo& info);   // (seq, token, withLogits?) -> next token (and logits [1, V])
+  Napi::Value DecodeBatch(const Napi::CallbackInfo& info);  // ([seq...], tokens i32 [M]) -> each one's next token, i32 [M]
   Napi::Value EncodePrompt(const Napi::CallbackInfo& info);  // (seq, ids, positions Int32Array, layers) -> hidden
   void UsePrograms(const Napi::CallbackInfo& info);         // (on): decode replays one recorded step
 };

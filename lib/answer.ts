@@ -10,6 +10,7 @@ import { checkMessages, IMAGE_PAD, imageTokenCount, renderChat, type ChatMessage
 import { describe, ensure, LatteError } from './errors.js';
 import { imageToPixels, type ImageLimits, type RgbImage } from './image.js';
 import { ropePositions } from './positions.js';
+import type { NativeSequence } from './native.js';
 import type { Qwen2VL } from './qwen2vl.js';
 import type { Tensor } from './tensor.js';
 
@@ -234,7 +235,15 @@ function aborted(signal: AbortSignal): LatteError {
  * Streams the answer as pieces of text. Errors (a bad option, an engine failure, an exception
  * thrown by onToken, an abort) reject the iteration; nothing is left running or unobserved.
  */
-export async function* answerStream(model: Qwen2VL, options: AnswerOptions): AsyncGenerator<string, void, undefined> {
+/** How a scheduler takes part in an answer's decode loop (LatteFlow's continuous batching). */
+export interface DecodeHooks {
+  /** The sequence's next token after `token` (default: model.decode, one recorded step). */
+  decode(seq: NativeSequence, token: Tensor): Tensor | Promise<Tensor>;
+  /** The answer enters its decode loop; it leaves with the returned function. */
+  enter(): () => void;
+}
+
+export async function* answerStream(model: Qwen2VL, options: AnswerOptions, hooks?: DecodeHooks): AsyncGenerator<string, void, undefined> {
   const req = await prepare(model, options); // validates signal too, before it is trusted
   const signal = options.signal;
   if (signal?.aborted) throw aborted(signal);
@@ -246,6 +255,7 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
   const seq = model.newSequence(req.ids.length + Math.min(req.maxTokens, 512), req.sampling);
   let token: Tensor | undefined;
   let next: Tensor | undefined;
+  let leave = () => {};
   try {
     const embeds = req.images.map((im) => keep(model.encodeImage(keep(e.tensor(im.pixels, im.shape)), im.grid)));
     const { positions } = ropePositions(req.ids, req.images.map((im) => im.grid), model.config);
@@ -257,9 +267,10 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
     }
     const streamer = model.tokenizer.streamer();
     const scanner = new StopScanner(options.stop ?? []);
+    if (hooks) leave = hooks.enter();
     for (let step = 0; token !== undefined; step++) {
       // enqueue step + 1 before waiting for this token (at most one step is wasted at the end)
-      next = step + 1 < req.maxTokens ? model.decode(seq, token) : undefined;
+      next = step + 1 < req.maxTokens ? await (hooks ? hooks.decode(seq, token) : model.decode(seq, token)) : undefined;
       const id = ((await token.read()) as Int32Array)[0];
       token.dispose();
       [token, next] = [next, undefined];
@@ -276,6 +287,7 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
     }
   } finally {
     // release everything even when one release fails (the model may have been disposed meanwhile)
+    leave();
     for (const release of [() => token?.dispose(), () => next?.dispose(), () => seq.release(), ...owned.map((t) => () => t.dispose())])
       try {
         release();
@@ -286,8 +298,8 @@ export async function* answerStream(model: Qwen2VL, options: AnswerOptions): Asy
 }
 
 /** Resolves to the whole answer. */
-export async function answer(model: Qwen2VL, options: AnswerOptions): Promise<string> {
+export async function answer(model: Qwen2VL, options: AnswerOptions, hooks?: DecodeHooks): Promise<string> {
   let text = '';
-  for await (const piece of answerStream(model, options)) text += piece;
+  for await (const piece of answerStream(model, options, hooks)) text += piece;
   return text;
 }

@@ -38,6 +38,11 @@ export interface AttentionOptions {
    * captured graphs, where nothing can throw).
    */
   past?: Tensor;
+  /**
+   * Rows whose prompts were padded to one length: i32 [B], row b's real prompt length; its keys
+   * [promptLen[b], imageCol0) are padding and never attended to. Needs imageCol0.
+   */
+  promptLen?: Tensor;
 }
 
 export interface RopeOptions {
@@ -177,8 +182,8 @@ export class Engine implements AsyncDisposable {
   }
   /** q [B,Sq,H,d], k/v [B,Skv,G,d] -> out [B,Sq,H,d] (and logits [B,H,Sq,Ni] with returnLogits). */
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; logits?: Tensor } {
-    const { residual, gate, past, ...attrs } = opts;
-    const outs = this.#op('attention', [q, k, v, residual ?? null, gate ?? null, past ?? null], attrs);
+    const { residual, gate, past, promptLen, ...attrs } = opts;
+    const outs = this.#op('attention', [q, k, v, residual ?? null, gate ?? null, past ?? null, promptLen ?? null], attrs);
     return { out: outs[0], logits: outs[1] };
   }
   softmax(x: Tensor): Tensor {

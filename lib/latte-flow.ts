@@ -18,9 +18,9 @@ import { encodeRgbPng } from './image-png.js';
 import type { NativeSequence } from './native.js';
 import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
 import { checkSchedule, MAX_STEPS, SAMPLER_PROGRAMS, STEP_FUNCTIONS, timeSchedule, type SamplerProgram, type StepFunction } from './sampler.js';
-import { Scheduler, VelocityBatcher, type BatchInfo, type SchedulerOptions, type SchedulerStats } from './scheduler/index.js';
+import { DecodeBatcher, Scheduler, VelocityBatcher, type BatchInfo, type SchedulerOptions, type SchedulerStats } from './scheduler/index.js';
 import { Tensor } from './tensor.js';
-import type { AnswerOptions } from './answer.js';
+import { answer, answerStream, type AnswerOptions, type DecodeHooks } from './answer.js';
 
 export interface LatteFlowLoadOptions extends EngineOptions, SchedulerOptions {
   /** Weight storage for the VLM and the generation stream: 'f32' (default) or 'bf16'. */
@@ -166,6 +166,9 @@ export class LatteFlow implements AsyncDisposable {
 
   readonly #scheduler: Scheduler;
   readonly #batcher: VelocityBatcher;
+  readonly #decoder: DecodeBatcher;
+  // answers' decode steps: through the batcher while other answers run, else the sequence's own step
+  readonly #decodeHooks: DecodeHooks;
   // aborts every request in flight when the model is disposed with drop
   readonly #closing = new AbortController();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -177,6 +180,11 @@ export class LatteFlow implements AsyncDisposable {
     this.vae = vae;
     this.#scheduler = scheduler;
     this.#batcher = new VelocityBatcher(engine, gen, scheduler.maxBatch, scheduler.batchRan);
+    this.#decoder = new DecodeBatcher(engine, vlm, scheduler.maxBatch, scheduler.batchRan);
+    this.#decodeHooks = {
+      decode: (seq, token) => (scheduler.answers.active < 2 ? vlm.decode(seq, token) : this.#decoder.decode(seq, token)),
+      enter: () => this.#decoder.enter(),
+    };
   }
 
   /** Loads and cross-checks the three parts. E_BAD_CONFIG, E_BAD_WEIGHTS. */
@@ -208,7 +216,7 @@ export class LatteFlow implements AsyncDisposable {
 
   /** Answers a question (Qwen2VL.answer), admitted by the scheduler: E_BUSY when its queue is full. */
   async answer(options: AnswerOptions): Promise<string> {
-    return this.#admitted(this.#scheduler.answers, options?.signal, (signal) => this.vlm.answer({ ...options, signal }));
+    return this.#admitted(this.#scheduler.answers, options?.signal, (signal) => answer(this.vlm, { ...options, signal }, this.#decodeHooks));
   }
   /** The answer as it is generated (Qwen2VL.answerStream), admitted as answer(): the first next() rejects E_BUSY when full. */
   async *answerStream(options: AnswerOptions): AsyncGenerator<string, void, undefined> {
@@ -216,7 +224,7 @@ export class LatteFlow implements AsyncDisposable {
     const release = await this.#scheduler.answers.acquire(signal);
     const done = this.#track();
     try {
-      yield* this.vlm.answerStream({ ...options, signal });
+      yield* answerStream(this.vlm, { ...options, signal }, this.#decodeHooks);
     } finally {
       release();
       done();
@@ -289,6 +297,7 @@ export class LatteFlow implements AsyncDisposable {
     let pending: Promise<unknown> | undefined;
     let queued = false; // anything of this call on the engine's stream
     let failed = false;
+    let leaveBatcher = () => {};
     try {
       const encode = (text: string, cap: number) => {
         const ids = Int32Array.from(this.vlm.tokenizer.encode(fillPromptTemplate(g.promptTemplate, text)));
@@ -319,6 +328,8 @@ export class LatteFlow implements AsyncDisposable {
         const w = guidanceAt(t);
         return this.#batcher.velocity({ x: xx, t, images: o.count, cond, nul: w === 1 ? null : nul, guidance: w });
       };
+      // a built-in sampler's request tells the batcher it is sampling, so ticks wait for its evaluations
+      if (o.program && o.depth === 'group') leaveBatcher = this.#batcher.enter();
       for (let i = 0; i < steps; i++) {
         if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
         const group = o.depth === 'full' ? 0 : this.generator.groupOf(ts[i]);
@@ -355,10 +366,12 @@ export class LatteFlow implements AsyncDisposable {
         await prev;
       }
       await pending;
+      leaveBatcher();
       if (o.signal.aborted) throw new LatteError('E_ABORTED', 'image generation was aborted', { cause: o.signal.reason });
       return await this.#decode(x, o.count, o.seed, own);
     } catch (err) {
       failed = true;
+      leaveBatcher();
       // let what is queued (a step may have failed halfway) run before its programs and tensors go:
       // nothing of this call runs after it rejects
       if (queued) await e.fence().catch(() => {});

@@ -150,6 +150,8 @@ export interface NativeQwen2VL {
   /** One token (an i32 [1] engine tensor) at the sequence's next position -> the next token id drawn from its logits (and those logits [1, V]). */
   decode(seq: NativeSequence, token: NativeTensor, withLogits?: false): NativeTensor;
   decode(seq: NativeSequence, token: NativeTensor, withLogits: true): [NativeTensor, NativeTensor];
+  /** One decode step for several reserved sequences: tokens i32 [M], one each -> each one's next token, i32 [M]. */
+  decodeBatch(seqs: NativeSequence[], tokens: NativeTensor): NativeTensor;
   /** A text prompt's K/V at positions [3, S] for the first `layers` decoder layers (no LM head) -> the last hidden state. */
   encodePrompt(seq: NativeSequence, ids: Int32Array, positions: Int32Array, layers: number): NativeTensor;
   dispose(): void;

@@ -221,6 +221,15 @@ export class Qwen2VL {
     return this.engine.wrap(native(() => this.#native.decode(seq, this.engine.own(token))));
   }
 
+  /**
+   * One decode step for several reserved sequences at once (continuous batching): tokens i32 [M], one
+   * per sequence -> the next token of each, i32 [M]. Each sequence's tokens equal decode()'s (up to
+   * float rounding in the batched GEMMs: greedy tokens but for near ties).
+   */
+  decodeBatch(seqs: NativeSequence[], tokens: Tensor): Tensor {
+    return this.engine.wrap(native(() => this.#native.decodeBatch(seqs, this.engine.own(tokens))));
+  }
+
   /** decode(), also returning the logits [1, V] the token was drawn from (parity tests, benchmarks). */
   decodeWithLogits(seq: NativeSequence, token: Tensor): { token: Tensor; logits: Tensor } {
     const [next, logits] = native(() => this.#native.decode(seq, this.engine.own(token), true));

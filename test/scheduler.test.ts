@@ -160,3 +160,32 @@ test('scheduler options and previewEvery are checked (E_ARG)', async (t) => {
   await t.throwsAsync(lf.generateImage({ prompt: 'a red circle', previewEvery: -1 }), { instanceOf: LatteError, code: 'E_ARG' } as never);
   t.throws(() => lf.onBatch(5 as never), { instanceOf: LatteError });
 });
+
+test('concurrent answers share batched decode steps and give the solo answers (greedy and seeded)', async (t) => {
+  const { examples } = await import('../lib/shapes/world.ts');
+  const lf = await LatteFlow.load(shipped, { backend: 'cpu', threads: 2, maxBatch: 6 });
+  t.teardown(() => lf.dispose());
+  const asks = examples(777, 0, 6).map((ex, i) => ({
+    image: { width: 64, height: 64, data: ex.image },
+    question: i % 2 ? 'describe the image.' : ex.qa[0][0],
+    maxTokens: 4 + i * 3, // answers of different lengths: sequences leave the batch at different steps
+    ...(i === 5 ? { temperature: 0.8, seed: 3 } : {}),
+  }));
+  const solo: string[] = [];
+  for (const a of asks) solo.push(await lf.answer(a));
+  const rows: number[] = [];
+  const off = lf.onBatch((b) => b.kind === 'answer' && rows.push(b.rows));
+  const streamed: string[] = asks.map(() => '');
+  const together = await Promise.all(
+    asks.map(async (a, i) => {
+      if (i !== 2) return lf.answer(a);
+      for await (const piece of lf.answerStream(a)) streamed[i] += piece;
+      return streamed[i];
+    }),
+  );
+  off();
+  t.true(rows.some((r) => r > 1), `decode steps held several answers (sizes ${rows.join(',')})`);
+  t.true(Math.max(...rows) <= 6);
+  t.deepEqual(together, solo);
+  t.like(lf.schedulerStats(), { answersActive: 0, answersQueued: 0 });
+});

@@ -4,11 +4,13 @@
  * concurrent answers' decode steps (decode-batcher.ts), and the counters a service reports.
  */
 import { ensure, describe } from '../errors.js';
-import type { BatchInfo } from './velocity-batcher.js';
+import type { BatchInfo } from './tick-loop.js';
 import { Slots } from './slots.js';
 
 export { Slots } from './slots.js';
-export { VelocityBatcher, type BatchInfo, type Evaluation } from './velocity-batcher.js';
+export { VelocityBatcher, type Evaluation } from './velocity-batcher.js';
+export { DecodeBatcher } from './decode-batcher.js';
+export type { BatchInfo } from './tick-loop.js';
 
 export interface SchedulerOptions {
   /** Requests of a kind that run (and batch) at once: images per velocity batch, answers per decode step (default 8). */

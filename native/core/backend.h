@@ -29,6 +29,9 @@ struct AttentionArgs {
   // the queries are the last Sq of those. One recorded decode step (a CUDA graph) then serves every
   // length. No image block with it.
   const Tensor* past = nullptr;
+  // Prompts padded to one length (a batch of requests, each row with its own prompt): i32 [B], row
+  // b's real prompt length; keys [prompt_len[b], image_col0) are padding, never attended to
+  const Tensor* prompt_len = nullptr;
 };
 
 struct RopeArgs {

@@ -20,7 +20,7 @@
   X(RmsNorm, "rms_norm", 1, 3, rms_norm, rms_norm, 0)                                          \
   X(LayerNorm, "layer_norm", 1, 3, layer_norm, layer_norm, 0)                                  \
   X(Rope, "rope", 2, 2, rope, rope, 0)                                                         \
-  X(Attention, "attention", 3, 6, attention, attention, 0)                                     \
+  X(Attention, "attention", 3, 7, attention, attention, 0)                                     \
   X(Softmax, "softmax", 1, 1, same_f32, softmax, 0)                                            \
   X(Silu, "silu", 1, 1, same_f32, silu, 0)                                                     \
   X(Relu, "relu", 1, 1, same_f32, relu, 0)                                                     \

@@ -141,13 +141,16 @@ void run_rope(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpA
 }
 
 // ---- attention ------------------------------------------------------------------------------
-// Inputs: q, k, v, residual?, gate?, past?. Outputs: o, and the image-key logits when asked for.
-// past (i32 [1], read when the op runs): only keys [0, past + Sq) exist, as in a preallocated cache.
+// Inputs: q, k, v, residual?, gate?, past?, prompt_len?. Outputs: o, and the image-key logits when
+// asked for. past (i32 [1], read when the op runs): only keys [0, past + Sq) exist, as in a
+// preallocated cache. prompt_len (i32 [B], read when it runs): row b's keys [prompt_len[b],
+// image_col0) are padding (rows of a batch whose prompts differ in length); values clamp to [0, image_col0].
 Outs infer_attention(const Inputs& in, const OpAttrs& a) {
   const Tensor *q = in[0], *k = in[1], *v = in[2];
   const Tensor* res = in.size() > 3 ? in[3] : nullptr;
   const Tensor* gate = in.size() > 4 ? in[4] : nullptr;
   const Tensor* past = in.size() > 5 ? in[5] : nullptr;
+  const Tensor* prompt_len = in.size() > 6 ? in[6] : nullptr;
   for (auto* t : {q, k, v}) {
     need_f32("attention", "q/k/v", t);
     need_ndim("attention", "q/k/v", t, 4, 4);
@@ -183,6 +186,11 @@ Outs infer_attention(const Inputs& in, const OpAttrs& a) {
     if (has_image) fail(code::kArg, "attention: past cannot be combined with an image block");
     if (a.mask == int(Mask::PrefixCausal)) fail(code::kArg, "attention: past works with the none and causal masks");
   }
+  if (prompt_len) {
+    need_dtype("attention", "prompt_len", prompt_len, {DType::I32});
+    need_shape("attention", "prompt_len", prompt_len, Shape{B});
+    if (!has_image) fail(code::kArg, "attention: prompt_len needs image_col0 (the padding lies before the image block)");
+  }
   Outs o{{DType::F32, q->shape}};
   if (a.return_logits) o.push_back({DType::F32, lshape});
   return o;
@@ -201,6 +209,7 @@ void run_attention(Backend& be, const Inputs& in, std::vector<Tensor>& out, cons
   args.prefix_len = a.prefix_len;
   args.image_col0 = a.image_col0 < 0 ? in[1]->shape[1] : a.image_col0;
   args.past = in.size() > 5 ? in[5] : nullptr;
+  args.prompt_len = in.size() > 6 ? in[6] : nullptr;
   be.attention(args);
 }
 

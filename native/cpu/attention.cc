@@ -110,6 +110,7 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
   const float *qs = q.f32(), *ks = k.f32(), *vs = v.f32();
   const float* res = a.residual ? a.residual->f32() : nullptr;
   const float* gate = a.gate ? a.gate->f32() : nullptr;
+  const int32_t* plen = a.prompt_len ? a.prompt_len->ptr<int32_t>() : nullptr;
   float* logits = a.logits ? a.logits->f32() : nullptr;
   float* out = a.out->f32();
   const int nthreads = omp_get_max_threads();
@@ -156,6 +157,10 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
             for (int64_t e = 0; e < d; e++) dot += qi[e] * kj[e];
             s[j] = dot * a.scale;
           }
+        }
+        if (plen) {  // padding between this row's prompt and the image block: never attended to
+          const int64_t p0 = std::min<int64_t>(std::max<int32_t>(plen[b], 0), c0);
+          for (int64_t j = p0; j < std::min(c0, visible); j++) s[j] = -INFINITY;
         }
         if (res && c0 < visible) {
           const float gh = gate[b * H + h];

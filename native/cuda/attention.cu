@@ -20,6 +20,7 @@ struct Params {
   const float *q, *k, *v, *res, *gate;
   float *out, *logits;
   const int32_t* past;  // AttentionArgs::past, read on the device; null: Skv keys
+  const int32_t* prompt_len;  // AttentionArgs::prompt_len [B]: keys [prompt_len[b], c0) are padding
   int64_t B, Sq, H, d, Skv, cap, G, rep, c0, Ni, prefix_len;  // cap: k/v rows (their stride)
   float scale;
   int mask;
@@ -54,6 +55,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
   const int64_t i_last = min(i0 + BQ, p.Sq) - 1;
   const int64_t kend = p.logits ? Skv : visible(p, Skv, Skv - p.Sq + i_last);
   const float gate = p.res ? p.gate[b * p.H + h] : 0.f;
+  // this row's padding between its prompt and the image block (none without prompt_len)
+  const int64_t pad0 = p.prompt_len ? min(max(int64_t(p.prompt_len[b]), int64_t(0)), p.c0) : p.c0;
 
   float m[QW], l[QW], o[QW][DT];
 #pragma unroll
@@ -92,7 +95,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
           if (p.res) sv += gate * p.res[li];
           if (p.logits) p.logits[li] = j < vis ? sv : -INFINITY;
         }
-        if (j < vis) s = sv;
+        if (j < vis && !(j >= pad0 && j < p.c0)) s = sv;
       }
       const float mnew = fmaxf(m[qq], warp_max(s));
       if (mnew == -INFINITY) continue;  // nothing visible to this query yet (uniform after the reduce)
@@ -159,6 +162,7 @@ void attention(Context& c, const AttentionArgs& a) {
   p.Skv = a.k->shape[1];
   p.cap = a.k->shape[1];
   p.past = a.past ? a.past->ptr<int32_t>() : nullptr;
+  p.prompt_len = a.prompt_len ? a.prompt_len->ptr<int32_t>() : nullptr;
   p.G = a.k->shape[2];
   p.rep = p.H / p.G;
   p.c0 = a.image_col0;

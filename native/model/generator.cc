@@ -1,5 +1,6 @@
 #include "model/generator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -133,7 +134,74 @@ Tensor Generator::velocity_batch(const Tensor& x, int first, int last, const std
       for (int64_t i = 0; i < r.images; i++) row_times.push_back(r.t);
   }
   if (images != x.shape[0]) fail(code::kShape, "velocityBatch: the requests have " + std::to_string(images) + " images but the latent " + x.desc());
-  return forward(x, upload_features(row_times), first, last, requests);
+
+  // every prompt of the batch in the bank: grown (and emptied) when one is longer than its slots or
+  // the batch has more prompts than slots
+  batches_++;
+  std::vector<const KvCache*> prompts;
+  int64_t longest = 0;
+  for (const VelocityRequest& r : requests)
+    for (const KvCache* b : {r.cond, r.null})
+      if (b) {
+        prompts.push_back(b);
+        longest = std::max(longest, b->length);
+      }
+  if (longest > bank_.cap || prompts.size() > bank_.holder.size()) {
+    const GeneratorConfig& c = cfg_;
+    const int64_t slots = std::max<int64_t>(int64_t(prompts.size()), 2 * int64_t(bank_.holder.size()));
+    bank_ = PromptBank{};
+    bank_.cap = (std::max(longest, int64_t(16)) + 15) / 16 * 16;  // room for similar prompts later
+    for (int l = 0; l < c.num_layers; l++) {
+      bank_.k.push_back(g_.zeros(Shape{slots, bank_.cap * c.num_kv_heads * c.head_dim()}));
+      bank_.v.push_back(g_.zeros(Shape{slots, bank_.cap * c.num_kv_heads * c.head_dim()}));
+    }
+    bank_.holder.resize(size_t(slots));
+    bank_.used.assign(size_t(slots), 0);
+  }
+  std::vector<int32_t> slot_of_row, len_of_row;
+  for (const VelocityRequest& r : requests)
+    for (const KvCache* b : {r.cond, r.null})
+      if (b) {
+        const int slot = bank_slot(*b);
+        for (int64_t i = 0; i < r.images; i++) {
+          slot_of_row.push_back(slot);
+          len_of_row.push_back(int32_t(b->length));
+        }
+      }
+  const int64_t R = int64_t(slot_of_row.size());
+  Banked banked{g_.upload_i32(slot_of_row, Shape{R}), g_.upload_i32(len_of_row, Shape{R})};
+  return forward(x, upload_features(row_times), first, last, requests, &banked);
+}
+
+int Generator::bank_slot(const KvCache& prompt) {
+  Buffer* key = prompt.k[0].buf.get();
+  // free slots first, then the least recently used; never one this batch already uses
+  auto better = [&](size_t s, int p) {
+    if (p < 0) return true;
+    const bool free_s = !bank_.holder[s], free_p = !bank_.holder[size_t(p)];
+    return free_s != free_p ? free_s : bank_.used[s] < bank_.used[size_t(p)];
+  };
+  int pick = -1;
+  for (size_t s = 0; s < bank_.holder.size(); s++) {
+    if (bank_.holder[s].get() == key) {
+      bank_.used[s] = batches_;
+      return int(s);
+    }
+    if (bank_.used[s] != batches_ && better(s, pick)) pick = int(s);
+  }
+  if (pick < 0) fail(code::kInternal, "velocityBatch: no free prompt slot");  // the bank has a slot per prompt of the batch
+  const GeneratorConfig& c = cfg_;
+  const int64_t slots = int64_t(bank_.holder.size()), G = c.num_kv_heads, d = c.head_dim();
+  Tensor at = g_.upload_i32({int32_t(int64_t(pick) * bank_.cap)}, Shape{1});
+  for (int l = 0; l < c.num_layers; l++) {
+    Tensor k = g_.view(bank_.k[size_t(l)], Shape{1, slots * bank_.cap, G, d});
+    Tensor v = g_.view(bank_.v[size_t(l)], Shape{1, slots * bank_.cap, G, d});
+    g_.write_rows(k, prompt.k[size_t(l)], at);
+    g_.write_rows(v, prompt.v[size_t(l)], at);
+  }
+  bank_.holder[size_t(pick)] = prompt.k[0].buf;
+  bank_.used[size_t(pick)] = batches_;
+  return pick;
 }
 
 void Generator::use_programs(bool on) {
@@ -149,9 +217,11 @@ void Generator::release_programs(const KvCache& a, const KvCache* b) {
     return false;
   };
   programs_.remove_if([&](const Recorded& r) { return uses(r, a) || (b && uses(r, *b)); });
+  for (auto& h : bank_.holder)
+    if (h && (h.get() == a.k[0].buf.get() || (b && h.get() == b->k[0].buf.get()))) h.reset();
 }
 
-Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests) {
+Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests, const Banked* banked) {
   const GeneratorConfig& c = cfg_;
   const int64_t C = c.latent_channels, p = c.patch_size, h = c.latent_h, w = c.latent_w, N = c.tokens();
   const int64_t D = c.hidden_size, H = c.num_heads, G = c.num_kv_heads, d = c.head_dim();
@@ -198,20 +268,35 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
     Tensor gate;
     if (residual) gate = g_.tanh(g_.linear(sc, L.tcra_gate));  // [1 or R, H]
     Tensor out;
-    for (int64_t r = 0; r < R; r++) {  // attention per row: each row has its own prompt keys
-      const KvCache& kv = *row_kv[size_t(r)];
-      Tensor qr = g_.slice(q, 0, r, 1);
-      Tensor kr = g_.concat(kv.k[size_t(l)], g_.slice(k, 0, r, 1), 1);
-      Tensor vr = g_.concat(kv.v[size_t(l)], g_.slice(v, 0, r, 1), 1);
+    if (banked) {
+      // one attention for every row: its prompt's keys gathered from the bank (padded to the bank's
+      // length, the padding masked by prompt_len), then its image keys
+      const int64_t cap = bank_.cap;
+      Tensor kr = g_.concat(g_.view(g_.embedding(bank_.k[size_t(l)], banked->slots), Shape{R, cap, G, d}), k, 1);
+      Tensor vr = g_.concat(g_.view(g_.embedding(bank_.v[size_t(l)], banked->slots), Shape{R, cap, G, d}), v, 1);
       OpAttrs attrs;
-      attrs.image_col0 = kv.length;
+      attrs.image_col0 = cap;
       attrs.return_logits = true;
-      Tensor gr;
-      if (residual) gr = per_row ? g_.slice(gate, 0, r, 1) : gate;
-      const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
-      auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gr : nullptr}, attrs);
-      logits[size_t(r)] = res[1];
-      out = r ? g_.concat(out, res[0], 0) : res[0];
+      const Tensor* prev = residual ? &logits[0] : nullptr;
+      auto res = g_.engine().enqueue(Op::Attention, {&q, &kr, &vr, prev, residual ? &gate : nullptr, nullptr, &banked->prompt_len}, attrs);
+      out = res[0];
+      logits[0] = res[1];  // [R, H, N, N]
+    } else {
+      for (int64_t r = 0; r < R; r++) {  // attention per row: each row has its own prompt keys
+        const KvCache& kv = *row_kv[size_t(r)];
+        Tensor qr = g_.slice(q, 0, r, 1);
+        Tensor kr = g_.concat(kv.k[size_t(l)], g_.slice(k, 0, r, 1), 1);
+        Tensor vr = g_.concat(kv.v[size_t(l)], g_.slice(v, 0, r, 1), 1);
+        OpAttrs attrs;
+        attrs.image_col0 = kv.length;
+        attrs.return_logits = true;
+        Tensor gr;
+        if (residual) gr = per_row ? g_.slice(gate, 0, r, 1) : gate;
+        const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
+        auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gr : nullptr}, attrs);
+        logits[size_t(r)] = res[1];
+        out = r ? g_.concat(out, res[0], 0) : res[0];
+      }
     }
     Tensor o = g_.linear(g_.view(out, flat), L.o);
     Tensor h1 = g_.gated_add(g_.view(hs, flat), s1, g_.rms_norm(o, L.attn_out_norm, c.rms_norm_eps));

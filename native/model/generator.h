@@ -62,8 +62,15 @@ class Generator {
   std::vector<float> time_features(double t);  // the sinusoid [E]
   Tensor upload_features(const std::vector<double>& ts);  // [rows, E]: a program input
   void check_request(const Tensor& x, int first, int last, const VelocityRequest& r);
-  // feats [1, E] (every row at one time) or [rows, E] (a time per row)
-  Tensor forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests);
+  // A batch's prompts, packed: the rows' bank slots and real prompt lengths (i32 [R] each)
+  struct Banked {
+    Tensor slots, prompt_len;
+  };
+  // feats [1, E] (every row at one time) or [rows, E] (a time per row). banked: the rows' prompt K/V
+  // come from the bank (one attention for all rows); else each row attends to its own prompt's cache
+  Tensor forward(const Tensor& x, const Tensor& feats, int first, int last, const std::vector<VelocityRequest>& requests, const Banked* banked = nullptr);
+  // The bank slot of `prompt`, stored there on its first use (the slot least recently used goes).
+  int bank_slot(const KvCache& prompt);
   Tensor positions(const std::vector<int64_t>& row_prompt_lens);
 
   GeneratorConfig cfg_;
@@ -84,6 +91,17 @@ class Generator {
   };
   std::list<Recorded> programs_;
   bool use_programs_ = true;
+  // Prompt K/V of batched requests (velocity_batch), packed so that one gather per layer serves a
+  // batch instead of one attention per row: per layer K and V [slots, cap * G * d], a prompt per slot,
+  // its rows [0, length) filled (the rest is masked by the attention's prompt_len). A slot holds its
+  // prompt's layer-0 K buffer: that buffer is the slot's key, and holding it keeps the address unique.
+  struct PromptBank {
+    int64_t cap = 0;
+    std::vector<Tensor> k, v;
+    std::vector<std::shared_ptr<Buffer>> holder;
+    std::vector<uint64_t> used;  // the batch that used the slot last
+  } bank_;
+  uint64_t batches_ = 0;
 };
 
 }  // namespace latte::model

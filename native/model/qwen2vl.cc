@@ -287,6 +287,60 @@ Qwen2VL::Decoded Qwen2VL::decode(KvCache& cache, const Tensor& token) {
   return {out[0], out[1]};
 }
 
+Tensor Qwen2VL::decode_batch(const std::vector<KvCache*>& caches, const Tensor& tokens) {
+  const TextConfig& tc = cfg_.text;
+  const int64_t M = int64_t(caches.size()), D = tc.hidden_size, H = tc.num_heads, G = tc.num_kv_heads, d = tc.head_dim();
+  if (M == 0) fail(code::kArg, "decodeBatch: no sequences");
+  if (tokens.dtype != DType::I32 || tokens.shape != Shape{M}) fail(code::kShape, "decodeBatch: expected " + std::to_string(M) + " i32 token ids, got " + tokens.desc());
+  std::vector<int32_t> pos(size_t(3 * M));
+  for (int64_t r = 0; r < M; r++) {
+    KvCache& c = *caches[size_t(r)];
+    for (int64_t o = 0; o < r; o++)
+      if (caches[size_t(o)] == &c) fail(code::kArg, "decodeBatch: a sequence appears twice");
+    if (c.length == 0) fail(code::kArg, "decodeBatch: a sequence has no prefill");
+    if (!c.capacity) fail(code::kArg, "decodeBatch: every sequence must be reserved (newSequence with a capacity)");
+    if (c.length + 1 > tc.max_positions) fail(code::kArg, "decodeBatch: " + std::to_string(c.length + 1) + " tokens exceed max_position_embeddings " + std::to_string(tc.max_positions));
+    const int64_t position = c.next_position();
+    if (position < 0 || position > INT32_MAX) fail(code::kArg, "decodeBatch: position " + std::to_string(position) + " is out of range");
+    for (int a = 0; a < 3; a++) pos[size_t(a * M + r)] = int32_t(position);
+  }
+  for (KvCache* c : caches) make_room(*c, 1);
+  Tensor positions = g_.upload_i32(pos, Shape{3, M, 1});
+  const std::vector<int> sections(tc.mrope_section, tc.mrope_section + 3);
+  Tensor h = g_.view(g_.embedding(embed_table_, tokens), Shape{M, 1, D});
+  for (size_t l = 0; l < layers_.size(); l++) {
+    const DecoderLayer& L = layers_[l];
+    Tensor a = g_.rms_norm(h, L.input_norm, tc.rms_norm_eps);
+    Tensor q = g_.rope(g_.view(g_.linear(a, L.q), Shape{M, 1, H, d}), positions, tc.rope_theta, sections, false);
+    Tensor k = g_.rope(g_.view(g_.linear(a, L.k), Shape{M, 1, G, d}), positions, tc.rope_theta, sections, false);
+    Tensor v = g_.view(g_.linear(a, L.v), Shape{M, 1, G, d});
+    Tensor out;
+    for (int64_t r = 0; r < M; r++) {  // each sequence writes and reads its own cache at its own length
+      KvCache& c = *caches[size_t(r)];
+      g_.write_rows(c.k[l], g_.slice(k, 0, r, 1), c.len);
+      g_.write_rows(c.v[l], g_.slice(v, 0, r, 1), c.len);
+      Tensor o = g_.attention_cached(g_.slice(q, 0, r, 1), c.k[l], c.v[l], c.len);
+      out = r ? g_.concat(out, o, 0) : o;
+    }
+    h = g_.add(h, g_.linear(g_.view(out, Shape{M, 1, D}), L.o));
+    Tensor mlp_in = g_.rms_norm(h, L.post_norm, tc.rms_norm_eps);
+    h = g_.add(h, g_.linear(g_.swiglu(g_.linear(mlp_in, L.gate), g_.linear(mlp_in, L.up)), L.down));
+  }
+  Tensor logits = head(g_.view(h, Shape{M, D}));  // [M, V]
+  Tensor next;
+  for (int64_t r = 0; r < M; r++) {
+    KvCache& c = *caches[size_t(r)];
+    Tensor row = g_.slice(logits, 0, r, 1);
+    const Sampling& s = c.sampling;
+    Tensor& drawn = draws(c);
+    Tensor t = g_.sample(row, s.temperature, s.top_k, s.top_p, s.seed, drawn);
+    c.draws = g_.advance(drawn, t, 1);
+    c.added(1, g_.advance(c.len, row, 1));
+    next = r ? g_.concat(next, t, 0) : t;
+  }
+  return next;
+}
+
 Tensor Qwen2VL::run_layers(KvCache& cache, const Tensor& x, const Tensor& positions, int n_layers) {
   const TextConfig& tc = cfg_.text;
   const int64_t D = tc.hidden_size;

@@ -122,6 +122,12 @@ class Qwen2VL {
     Tensor token, logits;
   };
   Decoded decode(KvCache& cache, const Tensor& token);
+  // One decode step for several reserved sequences at once (continuous batching): tokens i32 [M],
+  // one per sequence -> the next token of each, i32 [M]. The linear layers and the head see all M
+  // rows; attention, the cache writes and the draw stay per sequence (each its own length, position
+  // and sampling). Each sequence's tokens equal decode()'s up to float rounding (greedy: the same
+  // tokens but for near ties). Not recorded: the set of sequences changes from step to step.
+  Tensor decode_batch(const std::vector<KvCache*>& caches, const Tensor& tokens);
   // false: decode() enqueues its ops one by one (the reference for the recorded step)
   void use_programs(bool on) { use_programs_ = on; }
   // A prompt's per-layer keys/values only (what the generation stream attends to): the first

@@ -5,7 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import type { Engine } from '../../lib/index.ts';
 import { assertBaseline, assertSame, cudaTest, Pair } from '../helpers/cuda.ts';
-import { attentionInputs, attentionRef, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -101,4 +101,27 @@ cudaTest('attention: a zero gate leaves the output bit-identical; logits chain t
   const one = e.attention(q, k, v, { imageCol0: c0, returnLogits: true, residual: first.logits, gate: e.tensor(new Float32Array(B * H).fill(1), [B, H]) });
   const l1 = await first.logits!.readFloat32();
   assertSame(t, await one.logits!.readFloat32(), Array.from(l1, (x) => Math.fround(x + x)), 'chained logits (2x, exact)');
+});
+
+cudaTest('attention with promptLen (a batch of requests, prompts padded to one length): each row equals itself alone', async (t) => {
+  const p = new Pair();
+  t.teardown(() => p.dispose());
+  for (const [lens, d] of [[[5, 9, 1, 9], 16], [[40, 3, 70], 128]] as [number[], number][]) {
+    const [N, H, G] = [16, 4, 2];
+    const { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits } = paddedPromptCase(lens, N, H, G, d, 7);
+    const B = lens.length;
+    const run = (e: Engine) =>
+      e.attention(e.tensor(q, [B, N, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
+        imageCol0: pmax, returnLogits: true, residual: e.tensor(res, [B, H, N, N]), gate: e.tensor(gate, [B, H]), promptLen: e.tensor(new Int32Array(lens), [B], 'i32'),
+      });
+    const a = run(p.cpu);
+    const b = run(p.cuda);
+    const [ao, bo, al, bl] = [await a.out.readFloat32(), await b.out.readFloat32(), await a.logits!.readFloat32(), await b.logits!.readFloat32()];
+    for (let r = 0; r < B; r++) {
+      const o = (x: Float32Array) => x.subarray(r * N * H * d, (r + 1) * N * H * d);
+      const l = (x: Float32Array) => x.subarray(r * H * N * N, (r + 1) * H * N * N);
+      compare(t, o(bo), o(ao), rowOut[r], `out row ${r} of ${JSON.stringify(lens)}`);
+      compare(t, l(bl), l(al), rowLogits[r], `logits row ${r}`);
+    }
+  }
 });

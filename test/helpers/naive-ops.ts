@@ -115,3 +115,36 @@ export function conv2dRef(x: Float32Array, w: Float32Array, b: Float32Array | nu
     }
   return { y, shape: [N, Cout, Ho, Wo] };
 }
+
+/**
+ * A batch of rows whose prompts differ in length, padded to one: each row b has lens[b] prompt keys,
+ * then padding up to pmax (random values: they must never be attended to), then N image keys. Returns
+ * the padded q/k/v/res/gate and, per row, the reference out and logits of that row alone, unpadded.
+ */
+export function paddedPromptCase(lens: number[], N: number, H: number, G: number, d: number, seed: number) {
+  const B = lens.length;
+  const pmax = Math.max(...lens);
+  const Skv = pmax + N;
+  const q = randn(B * N * H * d, seed++);
+  const k = randn(B * Skv * G * d, seed++);
+  const v = randn(B * Skv * G * d, seed++);
+  const res = randn(B * H * N * N, seed++, 3);
+  const gate = randn(B * H, seed++);
+  const rowOut: Float64Array[] = [];
+  const rowLogits: Float64Array[] = [];
+  for (let b = 0; b < B; b++) {
+    const n = lens[b] + N;
+    const keep = (x: Float32Array) => {
+      const r = new Float32Array(n * G * d);
+      const row = x.subarray(b * Skv * G * d, (b + 1) * Skv * G * d);
+      r.set(row.subarray(0, lens[b] * G * d), 0); // the prompt
+      r.set(row.subarray(pmax * G * d), lens[b] * G * d); // the image keys
+      return r;
+    };
+    const c: AttentionCase = { B: 1, Sq: N, Skv: n, H, G, d, mask: 'none', imageCol0: lens[b], residual: true };
+    const want = attentionRef(c, q.subarray(b * N * H * d, (b + 1) * N * H * d), keep(k), keep(v), res.subarray(b * H * N * N, (b + 1) * H * N * N), gate.subarray(b * H, (b + 1) * H));
+    rowOut.push(want.out);
+    rowLogits.push(want.logits);
+  }
+  return { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits };
+}

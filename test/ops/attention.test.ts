@@ -1,7 +1,7 @@
 import test from 'ava';
 import { LatteError } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
-import { attentionInputs, attentionRef, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { assertClose, randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -107,4 +107,31 @@ test('attention validates operands', (t) => {
   t.is(code(() => e.attention(q, k1, k1, { past: e.tensor(Int32Array.from([0, 0]), [2], 'i32') })), 'E_SHAPE');
   t.is(code(() => e.attention(q, k1, k1, { past, imageCol0: 1 })), 'E_ARG'); // no image block with a cache
   t.is(code(() => e.attention(q, k1, k1, { past, mask: 'prefix_causal', prefixLen: 1 })), 'E_ARG');
+});
+
+test('attention with promptLen: rows with prompts padded to one length equal each row alone, unpadded', async (t) => {
+  const e = cpuEngine();
+  t.teardown(() => e.dispose());
+  const lens = [5, 9, 1, 9];
+  const [N, H, G, d] = [16, 4, 2, 16];
+  const { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits } = paddedPromptCase(lens, N, H, G, d, 41);
+  const B = lens.length;
+  const { out, logits } = e.attention(e.tensor(q, [B, N, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
+    imageCol0: pmax,
+    returnLogits: true,
+    residual: e.tensor(res, [B, H, N, N]),
+    gate: e.tensor(gate, [B, H]),
+    promptLen: e.tensor(new Int32Array(lens), [B], 'i32'),
+  });
+  const o = await out.readFloat32();
+  const l = await logits!.readFloat32();
+  for (let b = 0; b < B; b++) {
+    assertClose(t, o.subarray(b * N * H * d, (b + 1) * N * H * d), rowOut[b], 2e-6, `out row ${b} (prompt ${lens[b]})`);
+    assertClose(t, l.subarray(b * H * N * N, (b + 1) * H * N * N), rowLogits[b], 2e-6, `logits row ${b}`);
+  }
+  // checked operands: i32 [B], and only with an image block
+  const x = e.tensor(q, [B, N, H, d]);
+  const kk = e.tensor(k, [B, Skv, G, d]);
+  t.throws(() => e.attention(x, kk, kk, { imageCol0: pmax, promptLen: e.tensor(new Int32Array(lens.slice(1)), [B - 1], 'i32') }), { instanceOf: LatteError, message: /prompt_len/ });
+  t.throws(() => e.attention(x, kk, kk, { promptLen: e.tensor(new Int32Array(lens), [B], 'i32') }), { instanceOf: LatteError, message: /needs image_col0/ });
 });
