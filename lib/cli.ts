@@ -158,6 +158,12 @@ function withModelOptions(c: Command): Command {
     .option('--threads <n>', 'CPU threads (default: all cores)', int('threads', 1));
 }
 
+/** Lock and stalled-check periods from LATTE_QUEUE_LOCK_MS / LATTE_QUEUE_STALLED_MS (tests shorten them; default BullMQ's 30 s). */
+function workerTimings(): { lockDuration?: number; stalledInterval?: number } {
+  const ms = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  return { lockDuration: ms('LATTE_QUEUE_LOCK_MS'), stalledInterval: ms('LATTE_QUEUE_STALLED_MS') };
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -275,18 +281,44 @@ export function buildProgram(): Command {
       .option('--max-batch <n>', 'rows one batched model step may take (default: the library\'s)', int('max-batch', 1))
       .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1 (or set LATTE_FLOW_API_KEY)')
       .option('--body-limit <bytes>', 'the largest request body; larger is 413', int('body-limit', 1024), DEFAULT_BODY_LIMIT)
-      .option('--grace-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may run before they are aborted', int('grace-ms', 0), DEFAULT_GRACE_MS),
-  ).action(async (o: ModelOpts & { host: string; port: number; maxQueue?: number; maxBatch?: number; apiKey?: string; bodyLimit: number; graceMs: number }) => {
+      .option('--grace-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may run before they are aborted', int('grace-ms', 0), DEFAULT_GRACE_MS)
+      .option('--redis <url>', 'serve through a job queue on Redis (redis://host:port): `latte-flow worker`s run the model, this server only enqueues'),
+  ).action(async (o: ModelOpts & { host: string; port: number; maxQueue?: number; maxBatch?: number; apiKey?: string; bodyLimit: number; graceMs: number; redis?: string }) => {
     const { serve } = await import('./serve/cli-serve.js');
-    await serve({
-      model: modelDir(o),
-      load: { backend: o.backend, threads: o.threads, maxQueue: o.maxQueue, maxBatch: o.maxBatch },
-      host: o.host,
-      port: o.port,
-      apiKey: o.apiKey ?? (process.env.LATTE_FLOW_API_KEY || undefined),
-      bodyLimit: o.bodyLimit,
-      graceMs: o.graceMs,
+    // --redis: the model is the queue, ready once a worker has announced itself (until then /health is 503)
+    const client = o.redis ? await (await import('./queue/index.js')).createQueueClient({ redis: o.redis }) : undefined;
+    try {
+      await serve({
+        model: client ? client.ready() : modelDir(o),
+        modelId: client ? `latte-flow-${path.basename(path.resolve(modelDir(o)))}` : undefined, // the name the workers' model has by default
+        load: { backend: o.backend, threads: o.threads, maxQueue: o.maxQueue, maxBatch: o.maxBatch },
+        host: o.host,
+        port: o.port,
+        apiKey: o.apiKey ?? (process.env.LATTE_FLOW_API_KEY || undefined),
+        bodyLimit: o.bodyLimit,
+        graceMs: o.graceMs,
+      });
+    } finally {
+      await client?.close();
+    }
+  });
+  withModelOptions(
+    program
+      .command('worker')
+      .description('run jobs from the job queue on Redis (images and answers for `latte-flow serve --redis`) on this machine\'s model')
+      .requiredOption('--redis <url>', 'the Redis the API servers use (redis://host:port)')
+      .option('--concurrency <n>', 'jobs of each kind run (and batched) at once', int('concurrency', 1), 4),
+  ).action(async (o: ModelOpts & { redis: string; concurrency: number }) => {
+    const { createWorker } = await import('./queue/index.js');
+    const log = (line: string) => console.error(`latte-flow worker: ${line}`);
+    const worker = await createWorker({ redis: o.redis, model: modelDir(o), load: { backend: o.backend, threads: o.threads }, concurrency: o.concurrency, ...workerTimings() });
+    console.log(`latte-flow worker: taking jobs from ${o.redis} (concurrency ${o.concurrency})`);
+    const name = await new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
     });
+    log(`${name}: finishing the jobs in hand, taking no new ones`);
+    await worker.close();
   });
   return program;
 }

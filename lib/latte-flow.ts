@@ -90,7 +90,8 @@ export const MAX_PROMPT_TOKENS = 512;
 export const MAX_COUNT = 64;
 export { MAX_STEPS };
 
-function encodeJpeg(width: number, height: number, rgb: Uint8Array, quality: number): Uint8Array {
+/** RGB pixels -> a baseline JPEG (the queue client makes its images' toJPEG with it too). */
+export function encodeJpeg(width: number, height: number, rgb: Uint8Array, quality: number): Uint8Array {
   ensure(Number.isInteger(quality) && quality >= 1 && quality <= 100, `JPEG quality must be an integer in [1, 100], got ${describe(quality)}`);
   const rgba = new Uint8Array(width * height * 4);
   for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
