@@ -9,12 +9,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { encode as encodePng } from 'fast-png';
 import { encode as encodeJpegRgba } from 'jpeg-js';
 import { DcaeDecoder, latentToRgb } from './dcae.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { describe, ensure, LatteError } from './errors.js';
 import { GenerationStream } from './generator.js';
-import { encodeRgbPng } from './image-png.js';
 import type { NativeSequence } from './native.js';
 import { Qwen2VL, type WeightStorage } from './qwen2vl.js';
 import { checkSchedule, MAX_STEPS, SAMPLER_PROGRAMS, STEP_FUNCTIONS, timeSchedule, type SamplerProgram, type StepFunction } from './sampler.js';
@@ -397,7 +397,7 @@ export class LatteFlow implements AsyncDisposable {
       height: H,
       data,
       seed: seed + i,
-      toPNG: () => encodeRgbPng(W, H, data),
+      toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }),
       toJPEG: (quality = 90) => encodeJpeg(W, H, data, quality),
     }));
   }

@@ -6,7 +6,6 @@ import zlib from 'node:zlib';
 import { decode as fastPngDecode } from 'fast-png';
 import { LatteError } from '../lib/errors.ts';
 import { decodeImage } from '../lib/image.ts';
-import { encodeRgbPng } from '../lib/image-png.ts';
 import { PNG_SIGNATURE, pngChunk } from './helpers/png.ts';
 
 const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
@@ -150,16 +149,4 @@ test('PNG bombs and broken PNGs are E_BAD_IMAGE', async (t) => {
   t.is(await code(badFilter, /filter 9/), 'E_BAD_IMAGE');
   t.is(await code(png({ ...s, colorType: 3, depth: 8, samples: [] }), /PLTE/), 'E_BAD_IMAGE');
   t.is(await code(png({ ...s, depth: 4 }), /colour type 2 with bit depth 4/), 'E_BAD_IMAGE');
-});
-
-test('encodeRgbPng (what GeneratedImage.toPNG writes): fast-png and our decoder read back the same pixels, at any size', async (t) => {
-  for (const [w, h, seed] of [[1, 1, 1], [3, 5, 2], [64, 64, 3], [67, 13, 4]]) {
-    const rgb = Uint8Array.from(randomSamples(w * h * 3, 8, seed));
-    if (seed === 3) rgb.fill(200, 0, w * 3 * 20); // flat rows, as the shapes world draws
-    const bytes = encodeRgbPng(w, h, rgb);
-    const viaFastPng = fastPngDecode(bytes);
-    t.deepEqual([viaFastPng.width, viaFastPng.height, viaFastPng.channels, viaFastPng.depth], [w, h, 3, 8]);
-    t.deepEqual(Array.from(viaFastPng.data), Array.from(rgb), `${w}x${h} via fast-png`);
-    t.deepEqual(Array.from((await decodeImage(bytes)).data), Array.from(rgb), `${w}x${h} via decodeImage`);
-  }
 });
