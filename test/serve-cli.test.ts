@@ -104,11 +104,16 @@ test('serve --api-key (or LATTE_FLOW_API_KEY), --max-queue and --max-batch reach
   // one running (a long stream), none may wait: the next is 429
   const ac = new AbortController();
   const long = await post(`${s.url}/v1/images/generations`, { prompt: 'x', steps: 10_000, stream: true }, { ...auth, signal: ac.signal });
-  await readSse(long, (m) => m.event === 'progress');
+  // keep reading: a reader that stopped would disconnect, and the server would free the slot
+  let running!: () => void;
+  const progressing = new Promise<void>((r) => (running = r));
+  const reading = readSse(long, (m) => void (m.event === 'progress' && running())).catch(() => {});
+  await progressing;
   const busy = await post(`${s.url}/v1/images/generations`, { prompt: 'x', steps: 2 }, auth);
   t.is(busy.status, 429);
   t.like(await json(busy), { error: { code: 'E_BUSY' } });
   ac.abort();
+  await reading;
   s.child.kill('SIGINT');
   t.is(await s.exited, 0);
 });
