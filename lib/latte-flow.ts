@@ -324,8 +324,10 @@ export class LatteFlow implements AsyncDisposable {
       };
       // a built-in sampler's evaluations go through the scheduler's batcher while other image requests
       // run (one forward for every request in the same expert group); alone, straight to the engine
+      let batched = false; // this step went through the batcher, whose ticks keep the engine one ahead
       const evaluate = async (xx: Tensor, t: number): Promise<Tensor> => {
         if (this.#scheduler.images.active < 2) return velocity(xx, t);
+        batched = true;
         const w = guidanceAt(t);
         return this.#batcher.velocity({ x: xx, t, images: o.count, cond, nul: w === 1 ? null : nul, guidance: w });
       };
@@ -336,6 +338,7 @@ export class LatteFlow implements AsyncDisposable {
         const group = o.depth === 'full' ? 0 : this.generator.groupOf(ts[i]);
         const base = { engine: e, x, t0: ts[i], t1: ts[i + 1], dt: Math.fround(ts[i + 1] - ts[i]), step: i };
         let start: [Tensor, number, Tensor] | undefined; // the step's first evaluation: (x, t, v), for a preview
+        batched = false;
         if (o.program && o.depth === 'group') {
           const it = o.program(base);
           // what the sampler makes stays alive to the end of the call, as below
@@ -358,6 +361,9 @@ export class LatteFlow implements AsyncDisposable {
           x = this.#checkStep(e.collect(() => o.step({ ...base, velocity: recorded }), own), x, o.samplerName, i);
         }
         const previews = o.previewEvery && (i + 1) % o.previewEvery === 0 && i + 1 < steps && start ? this.#preview(start, o.count, o.seed, own) : undefined;
+        // batched and nobody to tell: no fence of its own (the batcher's ticks already keep the engine
+        // one tick ahead, and a fence per request per step cost more than the batch saved)
+        if (batched && !o.onProgress && !previews) continue;
         // an async onProgress's promise is chained in, so its rejection is the call's, never unhandled
         const done = e.fence().then(async () => (failed ? undefined : o.onProgress?.({ step: i + 1, steps, group, ...(previews ? { previews: await previews } : {}) })));
         done.catch(() => {});
