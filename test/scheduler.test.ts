@@ -189,3 +189,29 @@ test('concurrent answers share batched decode steps and give the solo answers (g
   t.deepEqual(together, solo);
   t.like(lf.schedulerStats(), { answersActive: 0, answersQueued: 0 });
 });
+
+test('the batched native steps check their callers: velocityBatch and decodeBatch refuse bad requests with codes', async (t) => {
+  const lf = await LatteFlow.load(tiny, { backend: 'cpu', threads: 2 });
+  t.teardown(() => lf.dispose());
+  const e = lf.engine;
+  const g = lf.generator.config;
+  const [h, w] = g.latentSize;
+  const ids = Int32Array.from(lf.vlm.tokenizer.encode('a red circle'));
+  const cond = lf.vlm.encodePrompt(ids, g.numLayers);
+  t.teardown(() => cond.release());
+  const x = e.noise([2, g.latentChannels, h, w], 1);
+  const code = (f: () => unknown) => (t.throws(f) as LatteError | undefined)?.code;
+  t.is(code(() => lf.generator.velocityBatch(x, 0, [])), 'E_ARG', 'no requests');
+  t.is(code(() => lf.generator.velocityBatch(x, 0, [{ t: 0.5, cond, null: null, guidance: 1, images: 1 }])), 'E_SHAPE', 'images do not add up to the latent');
+  t.is(code(() => lf.generator.velocityBatch(x, 0, [{ t: 2, cond, null: null, guidance: 1, images: 2 }])), 'E_ARG', 't outside [0, 1]');
+  t.is(code(() => lf.generator.velocityBatch(x, 0, [{ t: 0.5, cond, null: null, guidance: 1, images: 0 }, { t: 0.5, cond, null: null, guidance: 1, images: 2 }])), 'E_ARG', 'zero images');
+  const seq = lf.vlm.newSequence(16);
+  t.teardown(() => seq.release());
+  const tok = e.tensor(new Int32Array([1, 2]), [2], 'i32');
+  t.is(code(() => lf.vlm.decodeBatch([], e.tensor(new Int32Array([1]), [1], 'i32'))), 'E_ARG', 'no sequences');
+  t.is(code(() => lf.vlm.decodeBatch([seq, seq], tok)), 'E_ARG', 'a sequence twice');
+  t.is(code(() => lf.vlm.decodeBatch([seq, cond], tok)), 'E_ARG', 'no prefill / not reserved');
+  t.is(code(() => lf.vlm.decodeBatch([seq], tok)), 'E_SHAPE', 'tokens do not match the sequences');
+  // the model goes on working
+  t.is((await lf.generateImage({ prompt: 'a red circle', steps: 2 })).length, 1);
+});
