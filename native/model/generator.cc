@@ -290,10 +290,9 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
         OpAttrs attrs;
         attrs.image_col0 = kv.length;
         attrs.return_logits = true;
-        Tensor gr;
-        if (residual) gr = per_row ? g_.slice(gate, 0, r, 1) : gate;
+        // one time for every row here (a batch with a time per row takes the banked path): gate [1, H]
         const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
-        auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gr : nullptr}, attrs);
+        auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gate : nullptr}, attrs);
         logits[size_t(r)] = res[1];
         out = r ? g_.concat(out, res[0], 0) : res[0];
       }
