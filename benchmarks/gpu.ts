@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { Engine, GenerationStream, getBackendInfo, Qwen2VL, timeSchedule, type Tensor } from '../lib/index.ts';
 import { loadAddon, type NativeSequence } from '../lib/native.ts';
 import type { AttentionCase } from '../test/helpers/naive-ops.ts';
-import { REAL_SCALE, writeRandomGenerator } from '../test/helpers/random-generator.ts';
-import { writeRandomQwen2VLIfMissing } from '../test/helpers/random-qwen2vl.ts';
+import { REAL_SCALE, writeRandomGenerator } from '../lib/bench/random-generator.ts';
+import { writeRandomQwen2VLIfMissing } from '../lib/bench/random-qwen2vl.ts';
 import { decodeMsPerToken, machineInfo, median, nowMs, randn, type Row } from './common.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
