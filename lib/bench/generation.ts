@@ -18,14 +18,13 @@ export interface SteppableGenerator {
   dispose(): Promise<void>;
 }
 
-/** The heads are not in the engine's config: they come from the checkpoint's config.json. */
-function randomPrompt(e: Engine, gen: GenerationStream, heads: { H: number; G: number }, P: number, seed: number): NativeSequence {
-  const { numLayers, hiddenSize: D } = gen.config;
-  const { H, G } = heads;
-  const d = D / H;
+/** Random prompt K/V for every layer (P tokens) assigned to a new sequence: conditioning without a VLM. */
+export function randomPrompt(e: Engine, shape: { layers: number; hidden: number; heads: number; kvHeads: number }, P: number, seed: number): NativeSequence {
+  const d = shape.hidden / shape.heads;
+  const G = shape.kvHeads;
   const ks = [];
   const vs = [];
-  for (let l = 0; l < numLayers; l++) {
+  for (let l = 0; l < shape.layers; l++) {
     ks.push(e.own(e.tensor(randn(P * G * d, seed + 2 * l), [1, P, G, d])));
     vs.push(e.own(e.tensor(randn(P * G * d, seed + 2 * l + 1), [1, P, G, d])));
   }
@@ -40,10 +39,11 @@ export async function openGenerator(dir: string, o: { threads: number; weights: 
   const e = new Engine({ backend: o.backend ?? 'cpu', threads: o.threads });
   const gen = GenerationStream.load(dir, e, o.weights);
   await e.fence();
+  // the heads are not in the engine's config: they come from the checkpoint's config.json
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { num_attention_heads: number; num_key_value_heads: number };
-  const heads = { H: cfg.num_attention_heads, G: cfg.num_key_value_heads };
-  const cond = randomPrompt(e, gen, heads, 16, 100);
-  const nul = randomPrompt(e, gen, heads, 4, 200);
+  const shape = { layers: gen.config.numLayers, hidden: gen.config.hiddenSize, heads: cfg.num_attention_heads, kvHeads: cfg.num_key_value_heads };
+  const cond = randomPrompt(e, shape, 16, 100);
+  const nul = randomPrompt(e, shape, 4, 200);
   return {
     e,
     gen,
