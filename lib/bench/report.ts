@@ -103,7 +103,10 @@ export function writeReport(dir: string, report: Report): { md: string; json: st
   const files = { md: path.join(dir, 'bench-report.md'), json: path.join(dir, 'bench-report.json'), svg: path.join(dir, 'bench-ratios.svg') };
   const m = report.machine;
   fs.writeFileSync(files.json, JSON.stringify(report, null, 1) + '\n');
-  fs.writeFileSync(files.svg, ratioChart(ratioBars(report.results), `${m.cpu}, ${report.options.threads} threads; ${report.date}${report.options.quick ? ' (--quick)' : ''}`));
+  const t = report.options.threads;
+  const busy = (m.otherLoadCores ?? 0) > 0.2 ? `; other processes busy on ${m.otherLoadCores!.toFixed(1)} of ${m.cores} cores` : '';
+  const subtitle = `${m.cpu}, ${t} thread${t > 1 ? 's' : ''}${busy}; ${report.date.slice(0, 10)}${report.options.quick ? ' (--quick)' : ''}`;
+  fs.writeFileSync(files.svg, ratioChart(ratioBars(report.results), subtitle));
   fs.writeFileSync(files.md, markdown(report, path.basename(files.svg)));
   return files;
 }
