@@ -77,7 +77,7 @@ export async function runBench(o: BenchCommandOptions): Promise<void> {
   };
   const log = (line: string) => process.stderr.write(`latte-flow bench: ${line}\n`);
   const machine = machineInfo();
-  log(`${measures.length} measures on ${bks.join(' + ')}, ${options.threads} threads, ${options.reps} repetitions${options.quick ? ' (quick)' : ''}; ${machine.cpu}`);
+  log(`${measures.length} measure${measures.length > 1 ? 's' : ''} on ${bks.join(' + ')}, ${options.threads} thread${options.threads > 1 ? 's' : ''}, ${options.reps} repetitions${options.quick ? ' (quick)' : ''}; ${machine.cpu}`);
   const peers = [pytorchPeer(o.python), await onnxruntimePeer(), await llamaPeer(o.gguf)];
   for (const p of peers) log(`peer ${p.title}: ${p.status.available ? p.status.version : `${p.status.reason} (${p.status.install})`}`);
 

@@ -16,12 +16,13 @@ export async function onnxruntimePeer(): Promise<Peer> {
   try {
     ort = await import('onnxruntime-node');
   } catch (e) {
-    why = (e as Error).message.split('\n')[0];
+    // absent is the ordinary case; anything else (a binary that does not load) is worth its message
+    why = (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' ? '' : ` (${(e as Error).message.split('\n')[0]})`;
   }
   return {
     id: 'onnxruntime',
     title: 'onnxruntime-node',
-    status: ort ? { available: true, version: `onnxruntime-node ${packageVersion('onnxruntime-node') ?? '?'}` } : { available: false, reason: `not installed (${why})`, install: 'npm install onnxruntime-node' },
+    status: ort ? { available: true, version: `onnxruntime-node ${packageVersion('onnxruntime-node') ?? '?'}` } : { available: false, reason: `not installed${why}`, install: 'npm install onnxruntime-node' },
     async prepare(measure: Measure, ctx: BenchContext): Promise<Timed> {
       if (!ort) throw new Error('onnxruntime-node is not installed');
       if (!measure.id.startsWith('layer.')) throw new Error(`onnxruntime has no ${measure.id}`);
