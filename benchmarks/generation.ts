@@ -16,10 +16,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine, GenerationStream, LatteFlow, timeSchedule, type Tensor } from '../lib/index.ts';
-import { loadAddon, type NativeSequence } from '../lib/native.ts';
-import { REAL_SCALE, writeRandomGenerator, type RandomGeneratorOptions } from '../test/helpers/random-generator.ts';
-import { median, nowMs, randn, runAsScript, type Row } from './common.ts';
+import { LatteFlow, timeSchedule } from '../lib/index.ts';
+import { openGenerator, stepMs, type SteppableGenerator as Model } from '../lib/bench/generation.ts';
+import { REAL_SCALE, type RandomGeneratorOptions } from '../lib/bench/random-generator.ts';
+import { median, nowMs, runAsScript, type Row } from './common.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -27,59 +27,8 @@ const skip = new Set((args[args.indexOf('--skip') + 1] ?? '').split(','));
 
 const SMALL: Omit<RandomGeneratorOptions, 'layers' | 'groups'> = { hidden: 256, heads: 4, kvHeads: 2, intermediate: 704, latentChannels: 4, latentSize: [8, 8], mropeSection: [8, 12, 12] };
 
-function randomPrompt(e: Engine, gen: GenerationStream, o: Omit<RandomGeneratorOptions, 'layers' | 'groups'>, P: number, seed: number): NativeSequence {
-  const d = o.hidden / o.heads;
-  const ks = [];
-  const vs = [];
-  for (let l = 0; l < gen.config.numLayers; l++) {
-    ks.push(e.own(e.tensor(randn(P * o.kvHeads * d, seed + 2 * l), [1, P, o.kvHeads, d])));
-    vs.push(e.own(e.tensor(randn(P * o.kvHeads * d, seed + 2 * l + 1), [1, P, o.kvHeads, d])));
-  }
-  const seq = new (loadAddon().NativeSequence)();
-  seq.assign(ks, vs);
-  return seq;
-}
-
-interface Model {
-  e: Engine;
-  gen: GenerationStream;
-  cond: NativeSequence;
-  nul: NativeSequence;
-  dispose(): Promise<void>;
-}
-
-async function makeModel(dir: string, o: RandomGeneratorOptions, threads: number, weights: 'f32' | 'bf16'): Promise<Model> {
-  await writeRandomGenerator(dir, o);
-  const e = new Engine({ backend: 'cpu', threads });
-  const gen = GenerationStream.load(dir, e, weights);
-  await e.fence();
-  const cond = randomPrompt(e, gen, o, 16, 100);
-  const nul = randomPrompt(e, gen, o, 4, 200);
-  return {
-    e,
-    gen,
-    cond,
-    nul,
-    dispose: async () => {
-      cond.release();
-      nul.release();
-      gen.dispose();
-      await e.dispose();
-    },
-  };
-}
-
-/** One Euler step over layers [first, last) with CFG, waited for: ms. */
-async function stepMs(m: Model, x: Tensor, t: number, first: number, last: number): Promise<number> {
-  const t0 = nowMs();
-  const v = m.gen.velocityLayers(x, t, first, last, m.cond, m.nul, 2);
-  const y = m.e.axpby(1, x, 0.025, v);
-  await m.e.fence();
-  const ms = nowMs() - t0;
-  v.dispose();
-  y.dispose();
-  return ms;
-}
+/** The random generator in `dir`, written first (lib/bench/generation.ts, shared with `latte-flow bench`). */
+const makeModel = (dir: string, o: RandomGeneratorOptions, threads: number, weights: 'f32' | 'bf16'): Promise<Model> => openGenerator(dir, { threads, weights, write: o });
 
 async function ratios(threads: number, quick: boolean): Promise<Row[]> {
   const rows: Row[] = [];

@@ -24,10 +24,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine, GenerationStream, getBackendInfo, Qwen2VL, timeSchedule, type Tensor } from '../lib/index.ts';
-import { loadAddon, type NativeSequence } from '../lib/native.ts';
+import { randomPrompt } from '../lib/bench/generation.ts';
 import type { AttentionCase } from '../test/helpers/naive-ops.ts';
-import { REAL_SCALE, writeRandomGenerator } from '../test/helpers/random-generator.ts';
-import { writeRandomQwen2VLIfMissing } from '../test/helpers/random-qwen2vl.ts';
+import { REAL_SCALE, writeRandomGenerator } from '../lib/bench/random-generator.ts';
+import { writeRandomQwen2VLIfMissing } from '../lib/bench/random-qwen2vl.ts';
 import { decodeMsPerToken, machineInfo, median, nowMs, randn, type Row } from './common.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -144,26 +144,12 @@ async function attention(cuda: Engine, cpu: Engine, torch: TorchResult | null): 
 }
 
 // ---- 3. generation step at real scale ------------------------------------------------------------
-function randomPrompt(e: Engine, layers: number, P: number, seed: number): NativeSequence {
-  const d = REAL_SCALE.hidden / REAL_SCALE.heads;
-  const G = REAL_SCALE.kvHeads;
-  const ks = [];
-  const vs = [];
-  for (let l = 0; l < layers; l++) {
-    ks.push(e.own(e.tensor(randn(P * G * d, seed + 2 * l), [1, P, G, d])));
-    vs.push(e.own(e.tensor(randn(P * G * d, seed + 2 * l + 1), [1, P, G, d])));
-  }
-  const seq = new (loadAddon().NativeSequence)();
-  seq.assign(ks, vs);
-  return seq;
-}
-
 async function loadGen(e: Engine, layers: number, groups: number) {
   const dir = path.join(os.tmpdir(), `latte-flow-gpu-gen-${layers}-${groups}`);
   if (!fs.existsSync(path.join(dir, 'config.json'))) await writeRandomGenerator(dir, { ...REAL_SCALE, layers, groups, dtype: 'bf16' });
   const gen = GenerationStream.load(dir, e, 'bf16');
   await e.fence();
-  return { gen, cond: randomPrompt(e, layers, 16, 100), nul: randomPrompt(e, layers, 4, 200) };
+  return { gen, cond: randomPrompt(e, { ...REAL_SCALE, layers }, 16, 100), nul: randomPrompt(e, { ...REAL_SCALE, layers }, 4, 200) };
 }
 
 async function generation(cuda: Engine, cpu: Engine): Promise<Row[]> {

@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../lib/index.ts';
-import { GraphBuilder } from './onnx.ts';
+import { GraphBuilder } from '../lib/bench/onnx.ts';
 import { maxRelErr, median, nowMs, randn, runAsScript, type Row } from './common.ts';
 
 const SHAPES: [number, number, number][] = [

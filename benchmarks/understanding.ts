@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expandImagePads, Engine, preprocessImage, Qwen2VL, renderChat, ropePositions, type Tensor } from '../lib/index.ts';
-import { writeRandomQwen2VLIfMissing } from '../test/helpers/random-qwen2vl.ts';
+import { writeRandomQwen2VLIfMissing } from '../lib/bench/random-qwen2vl.ts';
 import { median, nowMs, runAsScript, type Row } from './common.ts';
 import { measureMembw } from './membw.ts';
 import { referenceVlm } from './reference.ts';

@@ -3,7 +3,7 @@
  * `latte-flow`: the command line over the library. generate draws what a prompt asks for, ask
  * answers a question about an image (streamed), inspect shows the backends and the model, eval
  * scores the model (ShapesEval + VQA) in the engine, serve runs the HTTP API and its web page (lib/serve/)
- * until SIGTERM or SIGINT. Errors are one line with their code; the exit
+ * until SIGTERM or SIGINT, bench times the engine against its peers on this machine (lib/bench/). Errors are one line with their code; the exit
  * status is 1 for a LatteError, 2 for bad usage. Paths given (-o, ask's image) are checked before a
  * model loads; generate replaces an existing output file and says so on stderr.
  */
@@ -14,6 +14,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { getBackendInfo, LatteError, LatteFlow, SHIPPED_MODEL, smartResize, type BackendRequest, type GeneratedImage, type PreprocessorConfig } from './index.js';
 import { imageHeader } from './image-decode.js';
 import { DEFAULT_BODY_LIMIT, DEFAULT_GRACE_MS } from './serve/limits.js';
+import { MEASURES, selectMeasures } from './bench/measures.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The shipped shapes-world model (K = 4) and its vanilla twin (K = 1). */
@@ -116,6 +117,22 @@ const weights = (name: string) => (v: string) => {
   const ws = v.split('/').map(Number);
   if (!ws.every(Number.isFinite)) throw new InvalidArgumentError(`${name} must be a number or numbers joined by / (one per expert group)`);
   return ws.length === 1 ? ws[0] : ws;
+};
+const intRange = (name: string, min: number, max: number) => (v: string) => {
+  const n = int(name, min)(v);
+  if (n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+  return n;
+};
+const choice = (name: string, values: string[]) => (v: string) => {
+  if (!values.includes(v)) throw new InvalidArgumentError(`${name} must be ${values.join(' or ')}`);
+  return v;
+};
+// more threads than cores only time-slice (the engine refuses them too): say so before anything runs
+const threadCount = (v: string) => intRange('threads', 1, getBackendInfo().cpu.cores)(v);
+const measureFilter = (v: string) => {
+  const { unknown } = selectMeasures(v);
+  if (unknown.length || !v.trim()) throw new InvalidArgumentError(`no measure matches ${unknown.join(', ') || '""'} (measures: ${MEASURES.map((m) => m.id).join(', ')})`);
+  return v;
 };
 const backend = (v: string): BackendRequest => {
   if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InvalidArgumentError("backend must be auto, cpu or cuda");
@@ -302,6 +319,24 @@ export function buildProgram(): Command {
       await client?.close();
     }
   });
+  program
+    .command('bench')
+    .description('time the engine on this machine (shipped model, a random 2B-shaped checkpoint) against the peers installed; writes bench-report.md, .json and a chart')
+    .option('--quick', 'small workloads and 2 repetitions (a smoke run: figures not comparable with a full run)')
+    .option('--filter <ids>', `measures, comma-separated ids or groups (${MEASURES.map((m) => m.id).join(', ')})`, measureFilter)
+    .option('--threads <n>', 'CPU threads for us and every peer (default: all cores)', threadCount)
+    .option('--layers <n>', 'decoder layers / vision blocks of the random 2B-shaped checkpoint (and per expert group of the generator)', intRange('layers', 1, 28), 2)
+    .option('--reps <n>', 'timed repetitions per side (default 5; --quick 2)', int('reps', 1))
+    .option('--warmup <n>', 'untimed runs per side first', int('warmup', 0), 1)
+    .option('--dtype <t>', 'weights of the random checkpoints: bf16 | f32 (the PyTorch peer uses the same)', choice('dtype', ['bf16', 'f32']), 'bf16')
+    .option('--backend <name>', 'auto (the CPU, and CUDA where present) | cpu | cuda', backend, 'auto')
+    .option('--python <path>', 'a Python with torch and transformers: the PyTorch peer')
+    .option('--gguf <file>', 'a GGUF of Qwen2-VL-2B\'s text decoder for the node-llama-cpp peer (use with --layers 28)')
+    .option('-o, --out <dir>', 'where the report goes (made if missing)', 'bench-report')
+    .action(async (o: { quick?: boolean; filter?: string; threads?: number; layers: number; reps?: number; warmup: number; dtype: 'bf16' | 'f32'; backend: BackendRequest; python?: string; gguf?: string; out: string }) => {
+      const { runBench } = await import('./bench/command.js');
+      await runBench({ ...o, version: packageVersion() });
+    });
   withModelOptions(
     program
       .command('worker')

@@ -6,7 +6,7 @@ import test from 'ava';
 import os from 'node:os';
 import path from 'node:path';
 import { Qwen2VL } from '../lib/index.ts';
-import { writeRandomQwen2VLIfMissing } from './helpers/random-qwen2vl.ts';
+import { writeRandomQwen2VLIfMissing } from '../lib/bench/random-qwen2vl.ts';
 
 const dir = path.join(os.tmpdir(), 'latte-flow-real-shape-2l');
 

@@ -7,11 +7,15 @@
  * come from a per-tensor deterministic PRNG (seeded from opts.seed and the tensor's name, so a model
  * with more layers shares its first layers with one with fewer), generated in chunks into two reused
  * buffers so that generation overlaps the writes. Never more than ~8 MB is held in memory.
+ *
+ * It lives under lib/ (not test/) because `latte-flow bench` ships it: the tokenizer and preprocessor
+ * are therefore the shipped model's (models/shapes/vlm), whose ids (< 409) index valid rows of any
+ * vocabulary this writer accepts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeRandomSafetensors, type Spec } from './random-safetensors.ts';
+import { writeRandomSafetensors, type Spec } from './random-safetensors.js';
 
 export interface RandomQwen2VLOptions {
   layers: number;
@@ -21,7 +25,8 @@ export interface RandomQwen2VLOptions {
   vocabSize?: number;
 }
 
-const TINY_DIR = fileURLToPath(new URL('../fixtures/tiny-model/vlm/', import.meta.url));
+// from dist/bench/ or lib/bench/ alike: two levels up is the package root
+const TOKENIZER_DIR = fileURLToPath(new URL('../../models/shapes/vlm/', import.meta.url));
 
 /** Qwen2-VL-2B-Instruct dimensions. */
 const HIDDEN = 1536;
@@ -34,9 +39,15 @@ const V_EMBED = 1280;
 const V_HEADS = 16;
 const V_MLP_RATIO = 4;
 const IN_CH = 3;
-const PATCH = 14;
+export const PATCH = 14;
 const T_PATCH = 2;
-const MERGE = 2;
+export const MERGE = 2;
+/** Qwen2-VL-2B-Instruct's pixel budget. */
+export const MIN_PIXELS = 56 * 56;
+export const MAX_PIXELS = 28 * 28 * 1280;
+
+/** The shipped tokenizer's ids are all below this. */
+export const MIN_VOCAB = 409;
 
 const W_STD = 0.02; // linear weights, biases and embeddings (HF's initializer_range)
 const NORM_NOISE = 0.01; // norm weights: 1 + small noise
@@ -93,7 +104,7 @@ function tensorSpecs(layers: number, visionDepth: number, vocab: number): Spec[]
 
 function tokenId(tokenizer: { added_tokens?: { id: number; content: string }[] }, content: string): number {
   const t = tokenizer.added_tokens?.find((a) => a.content === content);
-  if (!t) throw new Error(`tiny tokenizer has no added token ${content}`);
+  if (!t) throw new Error(`the shipped tokenizer has no added token ${content}`);
   return t.id;
 }
 
@@ -112,8 +123,8 @@ function buildConfig(opts: RandomQwen2VLOptions, vocab: number, tokenizer: Param
     num_attention_heads: HEADS,
     num_key_value_heads: KV_HEADS,
     intermediate_size: INTERMEDIATE,
-    // The vocabulary (embedding rows, logits) is real-sized, but the tokenizer is the tiny fixture's
-    // (its ids are all < 303, so they index valid rows). The special ids below therefore come from
+    // The vocabulary (embedding rows, logits) is real-sized, but the tokenizer is the shipped model's
+    // (its ids are all < 409, so they index valid rows). The special ids below therefore come from
     // that tokenizer's added_tokens, not Qwen2-VL's 151652..151656: the prompt the tokenizer produces
     // must carry the same ids the model looks for.
     vocab_size: vocab,
@@ -145,8 +156,8 @@ function checkOptions(opts: RandomQwen2VLOptions): void {
   const int = (v: unknown, min: number): boolean => Number.isInteger(v) && (v as number) >= min;
   if (!int(opts.layers, 1)) throw new Error(`layers must be an integer >= 1, got ${opts.layers}`);
   if (!int(opts.visionDepth, 1)) throw new Error(`visionDepth must be an integer >= 1, got ${opts.visionDepth}`);
-  if (opts.vocabSize !== undefined && !int(opts.vocabSize, 303))
-    throw new Error(`vocabSize must be an integer >= 303 (the tiny tokenizer's ids), got ${opts.vocabSize}`);
+  if (opts.vocabSize !== undefined && !int(opts.vocabSize, MIN_VOCAB))
+    throw new Error(`vocabSize must be an integer >= ${MIN_VOCAB} (the shipped tokenizer's ids), got ${opts.vocabSize}`);
   if (opts.dtype !== undefined && opts.dtype !== 'bf16' && opts.dtype !== 'f32') throw new Error(`bad dtype ${opts.dtype}`);
 }
 
@@ -158,13 +169,12 @@ export async function writeRandomQwen2VL(dir: string, opts: RandomQwen2VLOptions
   const vocab = opts.vocabSize ?? VOCAB;
   await fs.promises.mkdir(dir, { recursive: true });
 
-  const tokenizerText = await fs.promises.readFile(path.join(TINY_DIR, 'tokenizer.json'), 'utf8');
+  const tokenizerText = await fs.promises.readFile(path.join(TOKENIZER_DIR, 'tokenizer.json'), 'utf8');
   const config = buildConfig(opts, vocab, JSON.parse(tokenizerText));
-  const pre = JSON.parse(await fs.promises.readFile(path.join(TINY_DIR, 'preprocessor_config.json'), 'utf8'));
-  if (pre.patch_size !== PATCH || pre.temporal_patch_size !== T_PATCH || pre.merge_size !== MERGE)
-    throw new Error('tiny preprocessor_config.json does not match Qwen2-VL patch/merge sizes 14/2/2');
-  // Qwen2-VL-2B-Instruct's own pixel budget (the tiny model's is far smaller)
-  Object.assign(pre, { min_pixels: 56 * 56, max_pixels: 28 * 28 * 1280 });
+  const pre = JSON.parse(await fs.promises.readFile(path.join(TOKENIZER_DIR, 'preprocessor_config.json'), 'utf8'));
+  // Qwen2-VL-2B-Instruct's own patch and pixel budget (the shipped model's are far smaller)
+  Object.assign(pre, { patch_size: PATCH, temporal_patch_size: T_PATCH, merge_size: MERGE });
+  Object.assign(pre, { min_pixels: MIN_PIXELS, max_pixels: MAX_PIXELS });
 
   // Header: offsets first, padded with spaces to a multiple of 8 (as HF does) so data is aligned.
   const specs = tensorSpecs(opts.layers, opts.visionDepth, vocab);
@@ -189,7 +199,7 @@ export async function writeRandomQwen2VLIfMissing(dir: string, opts: RandomQwen2
     dtype: opts.dtype ?? 'bf16',
     seed: (opts.seed ?? 0) >>> 0,
     vocabSize: opts.vocabSize ?? VOCAB,
-    version: 3,
+    version: 4, // 4: the shipped tokenizer
   };
   const stampPath = path.join(dir, STAMP);
   try {

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeRandomSafetensors, type Spec } from './random-safetensors.ts';
+import { writeRandomSafetensors, type Spec } from './random-safetensors.js';
 
 export interface RandomGeneratorOptions {
   hidden: number;
