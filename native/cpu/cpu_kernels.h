@@ -37,8 +37,11 @@ struct Q8Weights {
   size_t bytes() const { return q.size() + d.size() * 2; }
 };
 Q8Weights pack_q8(const float* w, int64_t n, int64_t k);  // quantises f32 rows [n, k]
-// W as plain rows [n, k], f32 (out32) or bf16 (out16): the weights q * d the GEMV uses
-void dequantise_q8(const Q8Weights& w, float* out32, uint16_t* out16);
+// W as plain f32 rows [n, k]: the weights q * d the GEMV uses
+void dequantise_q8(const Q8Weights& w, float* out);
+// W straight into oneDNN's blocked matmul layout for f32 (BA16a64b) or bf16 (BA16a64b2a: 32 k a tile), dims [k, n]
+// padded to kpad, npad with zeros; false (nothing written) for padding it does not handle
+bool dequantise_q8_blocked(const Q8Weights& w, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad);
 // y [m, n] = x [m, k] W^T + b, x quantised per block of 32 (scratch from `arena`)
 void gemv_q8(const float* x, int64_t m, const Q8Weights& w, const float* b, float* y, const CpuFeatures& f, Arena& arena);
 void convert_rows(const Tensor& src, float* dst);  // any float dtype -> f32

@@ -15,8 +15,10 @@
 // 32-bit lane j of a dot then belongs to block A for even j and B for odd j, so one register of
 // scales [dA, dB, dA, dB, ...] (a broadcast of the two f16 scales) scales both blocks at once.
 // Scales go in their own stream: [group][pair][row][2] f16.
-// GCC 12's _mm512_cvtph_ps starts from _mm512_undefined_ps(), which -Wmaybe-uninitialized flags
+// GCC 12's _mm512_cvtph_ps / _mm512_reduce_add_ps start from _mm512_undefined_*(), which its
+// uninitialized-use warnings flag
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cmath>
@@ -163,7 +165,7 @@ Q8Weights pack_q8(const float* w, int64_t n, int64_t k) {
   return p;
 }
 
-void dequantise_q8(const Q8Weights& p, float* out32, uint16_t* out16) {
+void dequantise_q8(const Q8Weights& p, float* out) {
   // element e of a pair sits at byte pair_pos(e); the pair's scales are [dA, dB]
   int pos[kPair];
   for (int e = 0; e < kPair; e++) pos[e] = pair_pos(e);
@@ -176,11 +178,41 @@ void dequantise_q8(const Q8Weights& p, float* out32, uint16_t* out16) {
       const float d[2] = {f16_to_f32(p.d[size_t(at * 2)]), f16_to_f32(p.d[size_t(at * 2 + 1)])};
       float v[kPair];
       for (int e = 0; e < kPair; e++) v[e] = float(int(q[pos[e]]) - 128) * d[e / kQ8Block];
-      if (out32) std::memcpy(out32 + r * p.k + c0, v, size_t(len) * 4);
-      else
-        for (int64_t e = 0; e < len; e++) out16[r * p.k + c0 + e] = f32_to_bf16(v[e]);
+      std::memcpy(out + r * p.k + c0, v, size_t(len) * 4);
     }
   }
+}
+
+bool dequantise_q8_blocked(const Q8Weights& p, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad) {
+  // oneDNN's brgemm weights [k, n] in tiles of kt k x 64 n at (k / kt) * strides[0] + (n / 64) * strides[1]:
+  // f32 BA16a64b (kt = 16, n fastest), bf16 BA16a64b2a (kt = 32, pairs of k innermost)
+  const int kt = bf16 ? 32 : 16;
+  if (kpad % kt || npad % 64) return false;
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int64_t nb = 0; nb < npad / 64; nb++)
+    for (int64_t kb = 0; kb < kpad / kt; kb++) {
+      const int64_t tile = kb * strides[0] + nb * strides[1];
+      for (int64_t nn = 0; nn < 64; nn++) {
+        const int64_t r = nb * 64 + nn, c0 = kb * kt;
+        float v[32] = {};
+        if (r < p.n && c0 < p.k) {
+          // kt consecutive k of one block: 4-byte groups, 8 bytes apart in the pair's interleave
+          const int64_t at = ((r / kRows) * p.pairs + c0 / kPair) * kRows + r % kRows;
+          const int e0 = int(c0 % kPair);
+          const uint8_t* q = p.q.data() + at * kPair + pair_pos(e0);
+          const float d = f16_to_f32(p.d[size_t(at * 2 + e0 / kQ8Block)]);
+          for (int j = 0; j < kt; j++) v[j] = c0 + j < p.k ? float(int(q[8 * (j / 4) + j % 4]) - 128) * d : 0.f;
+        }
+        if (bf16) {
+          uint16_t* t = static_cast<uint16_t*>(out) + tile;
+          for (int j = 0; j < kt; j++) t[(j / 2) * 128 + nn * 2 + j % 2] = f32_to_bf16(v[j]);
+        } else {
+          float* t = static_cast<float*>(out) + tile;
+          for (int j = 0; j < kt; j++) t[j * 64 + nn] = v[j];
+        }
+      }
+    }
+  return true;
 }
 
 void gemv_q8(const float* x, int64_t m, const Q8Weights& w, const float* b, float* y, const CpuFeatures& f, Arena& arena) {

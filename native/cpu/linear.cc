@@ -3,8 +3,11 @@
 // f32 otherwise). Rows M = 1 with 16-bit weights go to our own GEMV: decode is bound by weight
 // bandwidth and oneDNN gains nothing there.
 // 8-bit weights (compute Q8, core/quant.h) keep only their int8 blocks (gemv_q8.cc): up to
-// kQ8GemvRows rows go to the int8 GEMV; more rows dequantise W into a scratch panel (bf16 where
-// oneDNN has native bf16 kernels, as a bf16 weight would compute, else f32) for the same matmul.
+// kQ8GemvRows rows go to the int8 GEMV; more rows dequantise W into scratch in the layout oneDNN's
+// matmul wants and run it as a bf16 weight would (bf16 where oneDNN has native bf16 kernels, so W
+// and x round to bf16 there, else f32). oneDNN ran ~4x slower from plain rows than from its own
+// blocked layout at 128 rows, so the known blocked layouts are written directly
+// (dequantise_q8_blocked), any other through plain f32 rows and a reorder.
 #include <dnnl.hpp>
 
 #include <cstring>
@@ -56,17 +59,26 @@ bool native_bf16_matmul(int64_t k, int64_t n) {
 }
 
 // A [k, n] view of nn.Linear's [n, k] weight: format 'ba' reads it transposed with no copy.
-memory::desc plain_weight_desc(int64_t n, int64_t k, dt type) { return memory::desc({k, n}, type, tag::ba); }
 memory plain_weight(const float* w, int64_t n, int64_t k) {
-  return memory(plain_weight_desc(n, k, dt::f32), eng(), const_cast<float*>(w));
+  return memory(memory::desc({k, n}, dt::f32, tag::ba), eng(), const_cast<float*>(w));
 }
 
-// q8 with many rows: W dequantised into scratch, in the panel type pack_linear chose
+// q8 with many rows: W dequantised into scratch in the matmul's layout (pack_linear chose it)
 memory q8_panel(const PackedLinear& p, Arena& arena) {
+  memory panel(p.wdesc, eng(), arena.take(p.wdesc.get_size()));
+  const auto& d = p.wdesc.data;
+  const auto& blk = d.format_desc.blocking;
   const bool bf16 = p.wdesc.data_type() == dt::bf16;
-  void* panel = arena.take(size_t(p.n * p.k) * (bf16 ? 2 : 4));
-  dequantise_q8(p.q8, bf16 ? nullptr : static_cast<float*>(panel), bf16 ? static_cast<uint16_t*>(panel) : nullptr);
-  return memory(p.wdesc, eng(), panel);
+  const bool tiles = d.format_kind == dnnl_blocked && blk.inner_nblks == (bf16 ? 3 : 2) && blk.inner_blks[0] == 16 &&
+                     blk.inner_idxs[0] == 0 && blk.inner_blks[1] == 64 && blk.inner_idxs[1] == 1 &&
+                     (!bf16 || (blk.inner_blks[2] == 2 && blk.inner_idxs[2] == 0));
+  const int64_t strides[2] = {blk.strides[0], blk.strides[1]};
+  if (tiles && dequantise_q8_blocked(p.q8, panel.get_data_handle(), bf16, strides, d.padded_dims[0], d.padded_dims[1])) return panel;
+  float* plain = arena.take_n<float>(size_t(p.n * p.k));
+  dequantise_q8(p.q8, plain);
+  memory src = plain_weight(plain, p.n, p.k);
+  dnnl::reorder(src, panel).execute(strm(), src, panel);
+  return panel;
 }
 
 }  // namespace
@@ -102,7 +114,9 @@ std::shared_ptr<Packed> pack_linear(Context& ctx, const Tensor& w, DType compute
     convert_rows(w, w32.data());
     p->q8 = pack_q8(w32.data(), p->n, p->k);
     p->compute = DType::Q8;
-    p->wdesc = plain_weight_desc(p->n, p->k, native_bf16_matmul(p->k, p->n) ? dt::bf16 : dt::f32);
+    const dt pdt = native_bf16_matmul(p->k, p->n) ? dt::bf16 : dt::f32;
+    memory::desc any({p->k, p->n}, pdt, tag::any);
+    p->wdesc = make_pd(kNominalRows, p->k, p->n, pdt, any, false).weights_desc();
     return p;
   }
   bool want_bf16 = compute == DType::BF16 || w.dtype != DType::F32;

@@ -1,7 +1,8 @@
 // 8-bit weights (packLinear(w, 'q8'), native/core/quant.h) against the format's own reference
 // (test/helpers/q8-reference.ts): the weights are the reference's q * d exactly, and the products
 // stay within bounds derived from what each path rounds: the int8 GEMV (up to 8 rows) quantises x
-// per block of 32, the many-row path rounds W (and x) to bf16 where oneDNN has native bf16 kernels.
+// per block of 32; the many-row path (q * d into oneDNN's matmul) rounds W and x to bf16 where
+// oneDNN has native bf16 kernels (as bf16 weights compute), else only sums in f32.
 import test from 'ava';
 import { GenerationStream, LatteError, Qwen2VL } from '../../lib/index.ts';
 import { cpuEngine, cpuRoundsBf16Activations } from '../helpers/engine.ts';
@@ -49,7 +50,6 @@ test('q8 linear equals x . (q d) within the bound of what each path rounds', asy
       const act = q8ActivationBound(x, wq, m, k, n);
       bound = (i) => act[i] * 1.001 + f32(i);
     } else {
-      // the panel in bf16 and x rounded to bf16 (native bf16 kernels), else f32 throughout
       bound = cpuRoundsBf16Activations() ? (i) => 2 ** -8 * 1.01 * abs[i] + f32(i) : f32;
     }
     const { ratio, at } = worstOver(y, ref, bound);
