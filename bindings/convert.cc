@@ -33,7 +33,7 @@ Napi::Array from_shape(Napi::Env env, const latte::Shape& s) {
 latte::DType to_dtype(const Napi::Value& v) {
   latte::DType t;
   if (!v.IsString() || !latte::dtype_from_name(v.As<Napi::String>().Utf8Value(), &t))
-    fail(latte::code::kDType, "dtype must be 'f32', 'bf16', 'f16' or 'i32'");
+    fail(latte::code::kDType, "dtype must be 'f32', 'bf16', 'f16', 'i32' or (a packed weight) 'q8'");
   return t;
 }
 

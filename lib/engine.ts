@@ -159,8 +159,11 @@ export class Engine implements AsyncDisposable {
   }
 
   // ---- ops ---------------------------------------------------------------------------------
-  /** Packs an nn.Linear weight [out, in] once into the backend's GEMM layout (compute f32 or bf16). */
-  packLinear(w: Tensor, compute: 'f32' | 'bf16' = 'f32'): Tensor {
+  /**
+   * Packs an nn.Linear weight [out, in] once into the backend's layout: compute f32, bf16, or q8
+   * (quantised per block of 32 along `in`, docs/quantization.md).
+   */
+  packLinear(w: Tensor, compute: 'f32' | 'bf16' | 'q8' = 'f32'): Tensor {
     return this.#op1('pack_linear', [w], { dtype: compute });
   }
   /** y = x W^T + b, W [out, in] plain or packed. */

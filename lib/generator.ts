@@ -12,7 +12,7 @@ import { openCheckpoint } from './checkpoint.js';
 import { loadAddon, type NativeGenerator, type NativeGeneratorConfig, type NativeSequence, type NativeVelocityRequest } from './native.js';
 import { groupOf } from './sampler.js';
 import type { Tensor } from './tensor.js';
-import type { WeightStorage } from './qwen2vl.js';
+import { checkWeightStorage, type WeightStorage } from './qwen2vl.js';
 
 export type GeneratorConfig = NativeGeneratorConfig;
 export type VelocityBatchRequest = NativeVelocityRequest;
@@ -28,8 +28,9 @@ export class GenerationStream {
     this.config = nat.config;
   }
 
-  /** Loads generator/ (config.json + safetensors) onto `engine`. E_BAD_CONFIG, E_BAD_WEIGHTS. */
+  /** Loads generator/ (config.json + safetensors) onto `engine`. E_ARG, E_BAD_CONFIG, E_BAD_WEIGHTS. */
   static load(dir: string, engine: Engine, weights: WeightStorage = 'f32'): GenerationStream {
+    checkWeightStorage(weights);
     const { NativeGenerator } = loadAddon();
     const config = native(() => NativeGenerator.readConfig(path.join(dir, 'config.json')));
     const ck = openCheckpoint(dir);

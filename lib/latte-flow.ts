@@ -23,7 +23,7 @@ import { Tensor } from './tensor.js';
 import { answer, answerStream, type AnswerOptions, type DecodeHooks } from './answer.js';
 
 export interface LatteFlowLoadOptions extends EngineOptions, SchedulerOptions {
-  /** Weight storage for the VLM and the generation stream: 'f32' (default) or 'bf16'. */
+  /** Weight storage for the VLM's and the generation stream's linear layers: 'f32' (default), 'bf16' or 'q8'. */
   weights?: WeightStorage;
 }
 

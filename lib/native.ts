@@ -28,7 +28,7 @@ export interface NativeAttrs {
   factor?: number;
   gelu?: GeluName;
   channels?: boolean;
-  dtype?: DTypeName;
+  dtype?: DTypeName | 'q8';
   axis?: number;
   start?: number;
   alpha?: number;
@@ -58,7 +58,7 @@ export type OpName = (typeof OP_NAMES)[number];
 
 export interface NativeTensor {
   readonly shape: number[];
-  readonly dtype: DTypeName;
+  readonly dtype: DTypeName | 'q8'; // q8: a packed weight only (packLinear)
   readonly disposed: boolean;
   dispose(): void;
 }
@@ -251,8 +251,8 @@ export interface NativeAddon {
   NativeEngine: new (opts: { backend: string; threads: number }) => NativeEngine;
   NativeTensor: unknown;
   NativeSequence: new () => NativeSequence;
-  NativeQwen2VL: NativeModelClass<'qwen2vl', NativeQwen2VL, [weights: 'f32' | 'bf16']>;
-  NativeGenerator: NativeModelClass<'generator', NativeGenerator, [weights: 'f32' | 'bf16']>;
+  NativeQwen2VL: NativeModelClass<'qwen2vl', NativeQwen2VL, [weights: 'f32' | 'bf16' | 'q8']>;
+  NativeGenerator: NativeModelClass<'generator', NativeGenerator, [weights: 'f32' | 'bf16' | 'q8']>;
   NativeDcae: NativeModelClass<'dcae', NativeDcae, []>;
   backendInfo(): NativeBackendInfo;
   /** Memory-maps a .safetensors file, a directory of them, or an *.index.json; checks every header. */

@@ -19,10 +19,20 @@ import { ropePositions } from './positions.js';
 import { Tensor } from './tensor.js';
 import { answer, answerStream, type AnswerOptions } from './answer.js';
 
-export type WeightStorage = 'f32' | 'bf16';
+/**
+ * How linear weights are stored: 'f32', 'bf16' (half the bytes; activations stay f32) or 'q8'
+ * (int8 blocks of 32 with an f16 scale each, 1.06 bytes a weight; docs/quantization.md).
+ */
+export type WeightStorage = 'f32' | 'bf16' | 'q8';
+const WEIGHT_STORAGES: readonly unknown[] = ['f32', 'bf16', 'q8'];
+
+/** Throws E_ARG unless `weights` is a WeightStorage. */
+export function checkWeightStorage(weights: unknown): asserts weights is WeightStorage {
+  ensure(WEIGHT_STORAGES.includes(weights), `weights must be 'f32', 'bf16' or 'q8', got ${describe(weights)}`);
+}
 
 export interface Qwen2VLLoadOptions extends EngineOptions {
-  /** Weight storage: 'f32' (default) or 'bf16' (half the memory traffic; activations stay f32). */
+  /** Weight storage: 'f32' (default), 'bf16' or 'q8' (see WeightStorage). */
   weights?: WeightStorage;
   /** Run on an existing engine (not disposed with the model) instead of a new one. */
   engine?: Engine;
@@ -138,7 +148,7 @@ export class Qwen2VL {
   static async load(dir: string, options: Qwen2VLLoadOptions = {}): Promise<Qwen2VL> {
     ensure(typeof dir === 'string' && dir.length > 0, 'the model directory must be a non-empty string');
     const weights = options.weights ?? 'f32';
-    ensure(weights === 'f32' || weights === 'bf16', `weights must be 'f32' or 'bf16', got ${describe(weights)}`);
+    checkWeightStorage(weights);
     ensure(options.engine === undefined || options.engine instanceof Engine, 'engine must be an Engine');
     const { NativeQwen2VL } = loadAddon();
     const config = native(() => NativeQwen2VL.readConfig(path.join(dir, 'config.json')));

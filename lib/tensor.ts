@@ -19,7 +19,7 @@ export class Tensor {
   get shape(): number[] {
     return this.handle.shape;
   }
-  get dtype(): DTypeName {
+  get dtype(): DTypeName | 'q8' {
     return this.handle.dtype;
   }
   get disposed(): boolean {

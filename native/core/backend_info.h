@@ -12,6 +12,7 @@ class Backend;
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, avx512f = false, avx512_bf16 = false, amx_bf16 = false;
+  bool f16c = false, avx512_vnni = false;  // q8 weights: scale conversion, int8 dot products
   bool amx_permitted = false;  // the kernel granted AMX tile state to this process
 };
 

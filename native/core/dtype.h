@@ -1,5 +1,7 @@
 // Element types the engine stores. Compute is fp32 everywhere; bf16/f16 are storage formats
-// (weights, caches) converted on load into registers. I32 carries ids and positions.
+// (weights, caches) converted on load into registers. I32 carries ids and positions. Q8 is a
+// packing format only (core/quant.h: int8 blocks of 32 with a scale each): pack_linear's output
+// may carry it, no plain tensor does (upload, load and convert refuse it).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,9 +12,10 @@
 
 namespace latte {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8 = 4 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 || t == DType::F16 ? 2 : 4; }
+// Q8's size is nominal (a packed weight has no plain data; its Packed reports its bytes).
+inline size_t dtype_size(DType t) { return t == DType::Q8 ? 1 : t == DType::BF16 || t == DType::F16 ? 2 : 4; }
 const char* dtype_name(DType t);
 bool dtype_from_name(const std::string& s, DType* out);
 

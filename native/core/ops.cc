@@ -40,7 +40,7 @@ Shape with_last(Shape s, int64_t last) {
 Outs infer_pack_linear(const Inputs& in, const OpAttrs& a) {
   need_dtype("pack_linear", "weight", in[0], {DType::F32, DType::BF16, DType::F16});
   need_ndim("pack_linear", "weight", in[0], 2, 2);
-  if (a.dtype != DType::F32 && a.dtype != DType::BF16) fail(code::kArg, "pack_linear: compute dtype must be f32 or bf16");
+  if (a.dtype != DType::F32 && a.dtype != DType::BF16 && a.dtype != DType::Q8) fail(code::kArg, "pack_linear: compute dtype must be f32, bf16 or q8");
   return {{a.dtype, in[0]->shape, true}};
 }
 void run_pack_linear(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs& a) {
@@ -53,8 +53,9 @@ Outs infer_linear(const Inputs& in, const OpAttrs&) {
   const Tensor *x = in[0], *w = in[1], *b = in[2];
   need_f32("linear", "input", x);
   need_ndim("linear", "input", x, 1, kMaxDims);
-  need_dtype("linear", "weight", w, {DType::F32, DType::BF16, DType::F16});
+  need_dtype("linear", "weight", w, {DType::F32, DType::BF16, DType::F16, DType::Q8});
   need_ndim("linear", "weight", w, 2, 2);
+  if (w->dtype == DType::Q8 && !w->buf->is_packed) fail(code::kDType, "linear: a q8 weight must come from pack_linear");
   if (w->shape[1] != x->shape[-1])
     fail(code::kShape, "linear: input " + x->shape.str() + " does not match weight " + w->shape.str());
   if (b) need_vec("linear", "bias", b, w->shape[0]);
@@ -299,7 +300,7 @@ void run_gated_add(Backend& be, const Inputs& in, std::vector<Tensor>& out, cons
 
 Outs infer_convert(const Inputs& in, const OpAttrs& a) {
   need_dtype("convert", "input", in[0], {DType::F32, DType::BF16, DType::F16});
-  if (a.dtype == DType::I32) fail(code::kArg, "convert: target must be f32, bf16 or f16");
+  if (a.dtype == DType::I32 || a.dtype == DType::Q8) fail(code::kArg, "convert: target must be f32, bf16 or f16");
   return {{a.dtype, in[0]->shape}};
 }
 void run_convert(Backend& be, const Inputs& in, std::vector<Tensor>& out, const OpAttrs&) { be.convert(*in[0], out[0]); }

@@ -29,6 +29,21 @@ void gemv_bf16(const float* x, const uint16_t* w, const float* b, float* y, int6
 std::vector<uint16_t, HostAllocator<uint16_t>> pack_gemv_bf16(const uint16_t* rows, int64_t n, int64_t k);  // gemv.cc's streaming layout
 void gemv_bf16_packed(const float* x, const uint16_t* w, const float* b, float* y, int64_t n, int64_t k, const CpuFeatures& f);
 void gemv_f32(const float* x, const float* w, bool transposed, const float* b, float* y, int64_t n, int64_t k);
+// gemv_q8.cc: 8-bit weights (core/quant.h) in the GEMV's layout (described there)
+struct Q8Weights {
+  int64_t n = 0, k = 0, pairs = 0;                   // pairs: k / 64 rounded up
+  std::vector<uint8_t, HostAllocator<uint8_t>> q;    // biased int8 (q + 128)
+  std::vector<uint16_t, HostAllocator<uint16_t>> d;  // f16 scales, one per block of 32
+  size_t bytes() const { return q.size() + d.size() * 2; }
+};
+Q8Weights pack_q8(const float* w, int64_t n, int64_t k);  // quantises f32 rows [n, k]
+// W as plain f32 rows [n, k]: the weights q * d the GEMV uses
+void dequantise_q8(const Q8Weights& w, float* out);
+// W straight into oneDNN's blocked matmul layout for f32 (BA16a64b) or bf16 (BA16a64b2a: 32 k a tile), dims [k, n]
+// padded to kpad, npad with zeros; false (nothing written) for padding it does not handle
+bool dequantise_q8_blocked(const Q8Weights& w, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad);
+// y [m, n] = x [m, k] W^T + b, x quantised per block of 32 (scratch from `arena`)
+void gemv_q8(const float* x, int64_t m, const Q8Weights& w, const float* b, float* y, const CpuFeatures& f, Arena& arena);
 void convert_rows(const Tensor& src, float* dst);  // any float dtype -> f32
 std::string onednn_version();
 

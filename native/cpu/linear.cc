@@ -2,6 +2,12 @@
 // pack_linear reorders W once into the layout oneDNN's matmul wants (bf16 on AMX / AVX512-BF16,
 // f32 otherwise). Rows M = 1 with 16-bit weights go to our own GEMV: decode is bound by weight
 // bandwidth and oneDNN gains nothing there.
+// 8-bit weights (compute Q8, core/quant.h) keep only their int8 blocks (gemv_q8.cc): up to
+// kQ8GemvRows rows go to the int8 GEMV; more rows dequantise W into scratch in the layout oneDNN's
+// matmul wants and run it as a bf16 weight would (bf16 where oneDNN has native bf16 kernels, so W
+// and x round to bf16 there, else f32). oneDNN ran ~4x slower from plain rows than from its own
+// blocked layout at 128 rows, so the known blocked layouts are written directly
+// (dequantise_q8_blocked), any other through plain f32 rows and a reorder.
 #include <dnnl.hpp>
 
 #include <cstring>
@@ -17,6 +23,7 @@ namespace {
 using namespace onednn;
 
 constexpr int64_t kNominalRows = 128;  // the generator's image-token count; packing is chosen for it
+constexpr int64_t kQ8GemvRows = 8;      // q8: rows the GEMV takes (it reads W once for all of them)
 
 struct PackedLinear final : Packed {
   int64_t n = 0, k = 0;
@@ -26,7 +33,8 @@ struct PackedLinear final : Packed {
   std::vector<uint16_t, HostAllocator<uint16_t>> bf16_rows;  // bf16 copy in gemv.cc's streaming layout, for M = 1 (16-bit weights only)
   std::map<std::pair<int64_t, bool>, dnnl::matmul> prims;  // (rows, has_bias) -> primitive
   int plain = 0;                    // packed layout is plain f32: 1 = [k, n] (ab), 2 = [n, k] (ba)
-  size_t bytes() const override { return wdesc.get_size() + bf16_rows.size() * 2; }
+  Q8Weights q8;                     // compute Q8: the only copy of W; wdesc is then the panel's plain [n, k]
+  size_t bytes() const override { return compute == DType::Q8 ? q8.bytes() : wdesc.get_size() + bf16_rows.size() * 2; }
 };
 
 dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dt src_dt, const memory::desc& wd, bool bias) {
@@ -53,6 +61,24 @@ bool native_bf16_matmul(int64_t k, int64_t n) {
 // A [k, n] view of nn.Linear's [n, k] weight: format 'ba' reads it transposed with no copy.
 memory plain_weight(const float* w, int64_t n, int64_t k) {
   return memory(memory::desc({k, n}, dt::f32, tag::ba), eng(), const_cast<float*>(w));
+}
+
+// q8 with many rows: W dequantised into scratch in the matmul's layout (pack_linear chose it)
+memory q8_panel(const PackedLinear& p, Arena& arena) {
+  memory panel(p.wdesc, eng(), arena.take(p.wdesc.get_size()));
+  const auto& d = p.wdesc.data;
+  const auto& blk = d.format_desc.blocking;
+  const bool bf16 = p.wdesc.data_type() == dt::bf16;
+  const bool tiles = d.format_kind == dnnl_blocked && blk.inner_nblks == (bf16 ? 3 : 2) && blk.inner_blks[0] == 16 &&
+                     blk.inner_idxs[0] == 0 && blk.inner_blks[1] == 64 && blk.inner_idxs[1] == 1 &&
+                     (!bf16 || (blk.inner_blks[2] == 2 && blk.inner_idxs[2] == 0));
+  const int64_t strides[2] = {blk.strides[0], blk.strides[1]};
+  if (tiles && dequantise_q8_blocked(p.q8, panel.get_data_handle(), bf16, strides, d.padded_dims[0], d.padded_dims[1])) return panel;
+  float* plain = arena.take_n<float>(size_t(p.n * p.k));
+  dequantise_q8(p.q8, plain);
+  memory src = plain_weight(plain, p.n, p.k);
+  dnnl::reorder(src, panel).execute(strm(), src, panel);
+  return panel;
 }
 
 }  // namespace
@@ -83,6 +109,16 @@ std::shared_ptr<Packed> pack_linear(Context& ctx, const Tensor& w, DType compute
   auto p = std::make_shared<PackedLinear>();
   p->n = w.shape[0];
   p->k = w.shape[1];
+  if (compute == DType::Q8) {
+    std::vector<float> w32(size_t(p->n * p->k));
+    convert_rows(w, w32.data());
+    p->q8 = pack_q8(w32.data(), p->n, p->k);
+    p->compute = DType::Q8;
+    const dt pdt = native_bf16_matmul(p->k, p->n) ? dt::bf16 : dt::f32;
+    memory::desc any({p->k, p->n}, pdt, tag::any);
+    p->wdesc = make_pd(kNominalRows, p->k, p->n, pdt, any, false).weights_desc();
+    return p;
+  }
   bool want_bf16 = compute == DType::BF16 || w.dtype != DType::F32;
   p->compute = compute == DType::BF16 && native_bf16_matmul(p->k, p->n) ? DType::BF16 : DType::F32;
   dt wdt = p->compute == DType::BF16 ? dt::bf16 : dt::f32;
@@ -124,6 +160,10 @@ void linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, Ten
   const float* bias = b ? b->f32() : nullptr;
   auto* packed = dynamic_cast<PackedLinear*>(w.buf->packed.get());
 
+  if (packed && packed->compute == DType::Q8 && m <= kQ8GemvRows) {
+    gemv_q8(x.f32(), m, packed->q8, bias, y.f32(), f, arena);
+    return;
+  }
   // M = 1 with 16-bit weights: our GEMV streams half the bytes of an f32 GEMV.
   if (m == 1 && packed && !packed->bf16_rows.empty()) {
     gemv_bf16_packed(x.f32(), packed->bf16_rows.data(), bias, y.f32(), n, k, f);
@@ -148,13 +188,13 @@ void linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, Ten
   dt src_dt = dt::f32;
   dnnl::matmul prim;
   if (packed) {
-    src_dt = packed->compute == DType::BF16 ? dt::bf16 : dt::f32;
+    src_dt = packed->compute == DType::Q8 ? packed->wdesc.data_type() : packed->compute == DType::BF16 ? dt::bf16 : dt::f32;
     auto key = std::make_pair(m, bias != nullptr);
     auto it = packed->prims.find(key);
     if (it == packed->prims.end())
       it = packed->prims.emplace(key, dnnl::matmul(make_pd(m, k, n, src_dt, packed->wdesc, bias))).first;
     prim = it->second;
-    wmem = packed->wmem;
+    wmem = packed->compute == DType::Q8 ? q8_panel(*packed, arena) : packed->wmem;
   } else {
     // An unpacked weight: read f32 in place, convert 16-bit ones into scratch. Primitives are
     // cached by shape: the same layers are called again and again.

@@ -4,8 +4,12 @@
 //   M <= 8                      -> gemv.cu (weight-streaming, f32 activations)
 //   packed bf16, compute bf16   -> gemm_bf16.cu (tensor cores; activations round to bf16, like AMX)
 //   everything else             -> the SIMT fp32 GEMM below (16-bit weights widen on load)
+// q8 (core/quant.h): quantised with the CPU's rule and stored dequantised as f32, so the GPU computes
+// with exactly the CPU's q8 weights. That is q8's accuracy, not yet its memory or speed: a native
+// int8 GEMV is future work (docs/quantization.md).
 #include <algorithm>
 
+#include "core/quant.h"
 #include "cuda/cuda_common.cuh"
 
 namespace latte::cuda {
@@ -22,6 +26,21 @@ __global__ void pack_kernel(const typename W::T* src, void* dst, bool to_bf16, i
       static_cast<uint16_t*>(dst)[i] = f32_to_bf16_d(v);
     else
       static_cast<float*>(dst)[i] = v;
+  }
+}
+
+// dst [n, ldw] f32 (zero padded past k): each thread quantises one block of 32 and writes q * d
+template <class W>
+__global__ void pack_q8_kernel(const typename W::T* src, float* dst, int64_t n, int64_t k, int64_t ldw) {
+  const int64_t per_row = (k + kQ8Block - 1) / kQ8Block;
+  LATTE_GRID_STRIDE(i, n * per_row) {
+    const int64_t r = i / per_row, c0 = (i % per_row) * kQ8Block;
+    const int len = int(k - c0 < kQ8Block ? k - c0 : kQ8Block);
+    float v[kQ8Block];
+    int8_t q[kQ8Block];
+    for (int j = 0; j < len; j++) v[j] = W::get(src, r * k + c0 + j);
+    const float d = f16_to_f32(q8_quantise_block(v, len, q));
+    for (int j = 0; j < kQ8Block && c0 + j < ldw; j++) dst[r * ldw + c0 + j] = float(q[j]) * d;
   }
 }
 
@@ -95,13 +114,26 @@ std::shared_ptr<Packed> pack_linear(Context& c, const Tensor& w, DType compute) 
   p->n = w.shape[0];
   p->k = w.shape[1];
   p->ldw = (p->k + 7) / 8 * 8;
-  const bool to_bf16 = compute == DType::BF16 || w.dtype != DType::F32;  // as cpu/linear.cc
+  const bool q8 = compute == DType::Q8;
+  const bool to_bf16 = !q8 && (compute == DType::BF16 || w.dtype != DType::F32);  // as cpu/linear.cc
   p->storage = to_bf16 ? DType::BF16 : DType::F32;
   p->tensor_cores = compute == DType::BF16;
   p->nbytes = size_t(p->n * p->ldw) * (to_bf16 ? 2 : 4);
   check_cuda(cudaMalloc(&p->data, p->nbytes), "packed weight allocation");
   const int64_t total = p->n * p->ldw;
   const unsigned grid = grid_for(total, 256, c.sms);
+  if (q8) {
+    const unsigned qgrid = grid_for(p->n * ((p->k + kQ8Block - 1) / kQ8Block), 256, c.sms);
+    float* dst = static_cast<float*>(p->data);
+    switch (w.dtype) {
+      case DType::F32: pack_q8_kernel<WF32><<<qgrid, 256, 0, c.stream>>>(w.f32(), dst, p->n, p->k, p->ldw); break;
+      case DType::BF16: pack_q8_kernel<WBF16><<<qgrid, 256, 0, c.stream>>>(w.ptr<uint16_t>(), dst, p->n, p->k, p->ldw); break;
+      case DType::F16: pack_q8_kernel<WF16><<<qgrid, 256, 0, c.stream>>>(w.ptr<uint16_t>(), dst, p->n, p->k, p->ldw); break;
+      default: fail(code::kDType, "pack_linear: unsupported weight dtype");
+    }
+    check_launch("pack_linear (q8)");
+    return p;
+  }
   switch (w.dtype) {
     case DType::F32: pack_kernel<WF32><<<grid, 256, 0, c.stream>>>(w.f32(), p->data, to_bf16, p->n, p->k, p->ldw); break;
     case DType::BF16: pack_kernel<WBF16><<<grid, 256, 0, c.stream>>>(w.ptr<uint16_t>(), p->data, to_bf16, p->n, p->k, p->ldw); break;

@@ -103,6 +103,7 @@ MappedFile::~MappedFile() {
 
 bool convertible(StDType from, DType to) {
   bool is_float = from == StDType::F64 || from == StDType::F32 || from == StDType::F16 || from == StDType::BF16;
+  if (to == DType::Q8) return false;  // q8 is made by pack_linear, never loaded as such
   return to == DType::I32 ? !is_float && from != StDType::BOOL : is_float;
 }
 

@@ -94,7 +94,8 @@ struct KvCache {
 
 class Qwen2VL {
  public:
-  // storage: F32 or BF16 (weights converted on load; activations and accumulation stay f32)
+  // storage: F32, BF16 or Q8 (weights converted on load; activations and accumulation stay f32;
+  // Q8 quantises the linear layers, core/quant.h)
   Qwen2VL(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Qwen2VLConfig& cfg, DType storage);
   const Qwen2VLConfig& config() const { return cfg_; }
 

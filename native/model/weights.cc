@@ -6,7 +6,7 @@ namespace latte::model {
 
 WeightBinder::WeightBinder(Engine& e, std::shared_ptr<io::Checkpoint> ck, DType storage, std::vector<std::pair<std::string, std::string>> aliases)
     : e_(e), ck_(std::move(ck)), storage_(storage), aliases_(std::move(aliases)) {
-  if (storage_ != DType::F32 && storage_ != DType::BF16) fail(code::kDType, "weights can be stored as f32 or bf16");
+  if (storage_ != DType::F32 && storage_ != DType::BF16 && storage_ != DType::Q8) fail(code::kDType, "weights can be stored as f32, bf16 or q8");
 }
 
 std::string WeightBinder::resolve(const std::string& name) const {
@@ -39,19 +39,21 @@ Tensor WeightBinder::load(const std::string& name, const Shape& shape, DType as)
 }
 
 // Norm weights and biases are stored like every other weight (so a bf16 model is the bf16-rounded
-// model throughout) but kernels read them as f32: they are tiny, so convert once.
+// model throughout) but kernels read them as f32: they are tiny, so convert once. q8 quantises the
+// linear layers only: norms and biases stay f32, tables (embeddings) are bf16.
 Tensor WeightBinder::small(const std::string& name, const Shape& shape) {
-  if (storage_ == DType::F32) return load(name, shape, DType::F32);
+  if (storage_ != DType::BF16) return load(name, shape, DType::F32);
   Tensor t = load(name, shape, storage_);
   OpAttrs a;
   a.dtype = DType::F32;
   return e_.enqueue(Op::Convert, {&t}, a)[0];
 }
-Tensor WeightBinder::big(const std::string& name, const Shape& shape) { return load(name, shape, storage_); }
+Tensor WeightBinder::big(const std::string& name, const Shape& shape) { return load(name, shape, table_dtype()); }
+DType WeightBinder::table_dtype() const { return storage_ == DType::Q8 ? DType::BF16 : storage_; }
 
 Linear WeightBinder::pack(const Tensor& w, const Tensor* b) {
   OpAttrs a;
-  a.dtype = storage_ == DType::F32 ? DType::F32 : DType::BF16;
+  a.dtype = storage_;
   Linear l;
   l.w = e_.enqueue(Op::PackLinear, {&w}, a)[0];
   if (b) l.b = *b;
@@ -59,7 +61,8 @@ Linear WeightBinder::pack(const Tensor& w, const Tensor* b) {
 }
 
 Linear WeightBinder::linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
-  Tensor w = big(prefix + ".weight", Shape{out, in});
+  // q8 quantises the checkpoint's own values (f32 here); the f32 copy goes once packed
+  Tensor w = load(prefix + ".weight", Shape{out, in}, storage_ == DType::Q8 ? DType::F32 : storage_);
   Tensor b;
   if (bias) b = small(prefix + ".bias", Shape{out});
   return pack(w, bias ? &b : nullptr);

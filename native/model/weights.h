@@ -39,11 +39,12 @@ class WeightBinder {
   WeightBinder(Engine& e, std::shared_ptr<io::Checkpoint> ck, DType storage, std::vector<std::pair<std::string, std::string>> aliases = {});
 
   Tensor small(const std::string& name, const Shape& shape);  // norms and biases: read as f32
-  Tensor big(const std::string& name, const Shape& shape);    // tables: the storage dtype
+  Tensor big(const std::string& name, const Shape& shape);    // tables: the storage dtype (bf16 for q8)
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias);
   Linear pack(const Tensor& w, const Tensor* b);  // an already-loaded [out, in] weight
   bool has(const std::string& name) const;
   DType storage() const { return storage_; }
+  DType table_dtype() const;
 
  private:
   std::string resolve(const std::string& name) const;

@@ -111,6 +111,7 @@ std::vector<Tensor> Engine::enqueue(Op id, const std::vector<const Tensor*>& inp
 
 Tensor Engine::upload(DType dtype, const Shape& shape, const void* data, size_t bytes) {
   check_live();
+  if (dtype == DType::Q8) fail(code::kDType, "q8 tensors come only from pack_linear; upload f32 or bf16 weights and pack them");
   Tensor t;
   t.dtype = dtype;
   t.shape = shape;
