@@ -111,26 +111,19 @@ AttentionDims attention_dims(const AttentionArgs& a) {
   return m;
 }
 
-float* transpose_keys(Arena& arena, const float* ks, const AttentionDims& m, int64_t ldk) {
-  const int64_t B = m.B, G = m.G, d = m.d;
-  float* kt = arena.take_n<float>(size_t(B * G * d * ldk));
+void transpose_keys(const float* ks, const AttentionDims& m, int64_t ldk, int64_t b, int64_t g, float* dst) {
+  const int64_t G = m.G, d = m.d;
+  const float* src = ks + (b * m.cap * G + g) * d;
   // 16 keys at a time, so each write fills a cache line: one key at a time wrote d lines 4 KiB apart
   // (one L1 set) per key, a sixth of the tiled kernel's time at 1024 keys
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t g = 0; g < G; g++) {
-      float* dst = kt + (b * G + g) * d * ldk;
-      const float* src = ks + (b * m.cap * G + g) * d;
-      for (int64_t j0 = 0; j0 < ldk; j0 += 16) {
-        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(16, m.Skv - j0));
-        for (int64_t e = 0; e < d; e++) {
-          float* de = dst + e * ldk + j0;
-          for (int64_t j = 0; j < n; j++) de[j] = src[(j0 + j) * G * d + e];
-          for (int64_t j = n; j < 16; j++) de[j] = 0.f;
-        }
-      }
+  for (int64_t j0 = 0; j0 < ldk; j0 += 16) {
+    const int64_t n = std::max<int64_t>(0, std::min<int64_t>(16, m.Skv - j0));
+    for (int64_t e = 0; e < d; e++) {
+      float* de = dst + e * ldk + j0;
+      for (int64_t j = 0; j < n; j++) de[j] = src[(j0 + j) * G * d + e];
+      for (int64_t j = n; j < 16; j++) de[j] = 0.f;
     }
-  return kt;
+  }
 }
 
 LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
@@ -156,7 +149,13 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
   // their time in those sums). One decode row reads K directly: a transpose would double its memory
   // traffic.
   const bool transposed = Sq >= 4;
-  const float* kt = transposed ? transpose_keys(arena, ks, m, ldk) : nullptr;
+  float* kt = nullptr;
+  if (transposed) {
+    kt = arena.take_n<float>(size_t(B * G * d * ldk));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t g = 0; g < G; g++) transpose_keys(ks, m, ldk, b, g, kt + (b * G + g) * d * ldk);
+  }
 
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t b = 0; b < B; b++)

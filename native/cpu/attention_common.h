@@ -33,9 +33,10 @@ inline int64_t prompt_end(const int32_t* plen, const AttentionDims& m, int64_t b
   return p < m.c0 ? p : m.c0;
 }
 
-// K as [B*G][d][ldk] from the arena, zero from Skv to ldk: score loops then run over keys, 8 wide,
-// with no horizontal sum per dot product, and every tile is whole. ldk is a multiple of 16.
-float* transpose_keys(Arena& arena, const float* k, const AttentionDims& m, int64_t ldk);
+// K of (batch b, kv head g) as [d][ldk] at dst, zero from Skv to ldk: score loops then run over
+// keys, 8 wide, with no horizontal sum per dot product, and every tile is whole. ldk is a multiple
+// of 16.
+void transpose_keys(const float* k, const AttentionDims& m, int64_t ldk, int64_t b, int64_t g, float* dst);
 
 // The tiled path: handles any call whose d is a multiple of 8.
 void flash_attention(Context& ctx, const AttentionArgs& a, const AttentionDims& m);

@@ -52,15 +52,17 @@ template <int MR, int NV, bool Accumulate>
     for (int c = 0; c < NV; c++) __builtin_memcpy(C + r * ldc + 8 * c, &acc[r][c], sizeof(v8f));
 }
 
-// C[M][N] (=|+=) A B over whole MR-row groups (M a multiple of MR) and N a multiple of 8: columns in
-// chunks of NV vectors, then the narrower tail chunks.
-template <int MR, int NV, bool Accumulate>
-[[gnu::always_inline]] inline void block_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+// O += P V for one key block: `groups` MR-row groups, group i over its own first k[i] keys (rows of
+// V), N = d a multiple of 8. Columns outer, so a chunk of V stays in L1 for every group; chunks of
+// NV vectors, then the narrower tails.
+template <int MR, int NV>
+[[gnu::always_inline]] inline void accumulate_pv(int64_t groups, int64_t N, const int64_t* k, const float* P, int64_t ldp, const float* V, int64_t ldv, float* O, int64_t ldo) {
   int64_t c0 = 0;
   for (; c0 + 8 * NV <= N; c0 += 8 * NV)
-    for (int64_t r = 0; r < M; r += MR) tile<MR, NV, Accumulate>(A + r * lda, lda, B + c0, ldb, K, C + r * ldc + c0, ldc);
+    for (int64_t i = 0; i < groups; i++)
+      if (k[i] > 0) tile<MR, NV, true>(P + i * MR * ldp, ldp, V + c0, ldv, k[i], O + i * MR * ldo + c0, ldo);
   if constexpr (NV > 1) {
-    if (c0 < N) block_gemm<MR, NV / 2, Accumulate>(M, N - c0, K, A, lda, B + c0, ldb, C + c0, ldc);
+    if (c0 < N) accumulate_pv<MR, NV / 2>(groups, N - c0, k, P, ldp, V + c0, ldv, O + c0, ldo);
   }
 }
 
@@ -87,18 +89,6 @@ template <int MR, int NV, bool Accumulate>
 inline int64_t odd_lines(int64_t width) {
   const int64_t w = (width + 15) & ~int64_t(15);
   return (w / 16) % 2 ? w : w + 16;
-}
-
-// V as [B*G][Skv][ldv] (ldv = odd_lines(d)): V's own rows are G*d apart, a multiple of 4 KiB for 16
-// heads of 64.
-float* pack_values(Arena& arena, const float* vs, const AttentionDims& m, int64_t ldv) {
-  float* vp = arena.take_n<float>(size_t(m.B * m.G * m.Skv * ldv));
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < m.B; b++)
-    for (int64_t g = 0; g < m.G; g++)
-      for (int64_t j = 0; j < m.Skv; j++)
-        __builtin_memcpy(vp + ((b * m.G + g) * m.Skv + j) * ldv, vs + ((b * m.cap + j) * m.G + g) * m.d, size_t(m.d) * sizeof(float));
-  return vp;
 }
 
 // Per-thread state of one query block.
@@ -173,17 +163,31 @@ template <int MR, int NV>
     w.m[r] = -INFINITY;
     w.l[r] = 0.f;
   }
-  int64_t kv_end = 0;  // keys any row of the block sees: later key blocks are skipped
-  for (int64_t r = 0; r < mq; r++) kv_end = std::max(kv_end, visible_keys(a, m, i0 + r));
+  // Keys each MR-row group sees (its rows' largest visible count): under a causal mask a group's
+  // tiles stop at its own diagonal, not the block's (a 48-row block computed its whole square).
+  int64_t group_end[kRows / MR], kv_end = 0;
+  for (int64_t r0 = 0; r0 < mp; r0 += MR) {
+    int64_t e = 0;
+    for (int64_t r = r0; r < std::min(r0 + MR, mq); r++) e = std::max(e, visible_keys(a, m, i0 + r));
+    group_end[r0 / MR] = e;
+    kv_end = std::max(kv_end, e);  // later key blocks are skipped
+  }
   const float* ktg = kt + (b * m.G + g) * d * ldk;
   const float* vg = vp + (b * m.G + g) * m.Skv * ldv;
+  int64_t keys[kRows / MR];  // keys of the current block each group sees
   for (int64_t j0 = 0; j0 < kv_end; j0 += kKeys) {
-    const int64_t n = std::min(kKeys, kv_end - j0), n16 = (n + 15) & ~int64_t(15);
-    block_gemm<MR, NV, false>(mp, n16, d, w.q, d, ktg + j0, ldk, w.s, kKeys);
+    const int64_t n = std::min(kKeys, kv_end - j0);
+    int64_t widest = 0;
+    for (int64_t i = 0; i < mp / MR; i++) widest = std::max(widest, keys[i] = std::max<int64_t>(0, std::min(n, group_end[i] - j0)));
+    // S = Q K^T in whole 8 NV-key tiles (the columns past a group's keys are computed, never read),
+    // key chunks outer so a chunk of K^T stays in L1 for every group
+    for (int64_t c0 = 0; c0 < widest; c0 += 8 * NV)
+      for (int64_t i = 0; i < mp / MR; i++)
+        if (c0 < keys[i]) tile<MR, NV, false>(w.q + i * MR * d, d, ktg + j0 + c0, ldk, d, w.s + i * MR * kKeys + c0, kKeys);
     for (int64_t r = 0; r < mq; r++) softmax_row(a, m, w, b, h, i0 + r, r, j0, n);
     for (int64_t r = mq; r < mp; r++)
       for (int64_t j = 0; j < n; j++) w.s[r * kKeys + j] = 0.f;
-    block_gemm<MR, NV, true>(mp, d, n, w.s, kKeys, vg + j0 * ldv, ldv, w.o, d);
+    accumulate_pv<MR, NV>(mp / MR, d, keys, w.s, kKeys, vg + j0 * ldv, ldv, w.o, d);
   }
   float* out = a.out->f32();
   for (int64_t r = 0; r < mq; r++) {
@@ -202,8 +206,20 @@ template <int MR, int NV>
 
 LATTE_MULTIVERSION void flash_attention(Context& ctx, const AttentionArgs& a, const AttentionDims& m) {
   const int64_t ldk = odd_lines(m.Skv), ldv = odd_lines(m.d);
-  const float* kt = transpose_keys(ctx.arena, a.k->f32(), m, ldk);
-  const float* vp = pack_values(ctx.arena, a.v->f32(), m, ldv);
+  // K^T and V per (batch, kv head), in one parallel region (a second one showed at small shapes).
+  // V is copied to rows ldv apart: its own rows are G*d apart, a multiple of 4 KiB for 16 heads of 64
+  // + 32: a score tile may read up to 31 floats past K^T's last row (columns never read back)
+  float* kt = ctx.arena.take_n<float>(size_t(m.B * m.G * m.d * ldk + 32));
+  for (int i = 0; i < 32; i++) kt[m.B * m.G * m.d * ldk + i] = 0.f;
+  float* vp = ctx.arena.take_n<float>(size_t(m.B * m.G * m.Skv * ldv));
+  const float* vs = a.v->f32();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < m.B; b++)
+    for (int64_t g = 0; g < m.G; g++) {
+      transpose_keys(a.k->f32(), m, ldk, b, g, kt + (b * m.G + g) * m.d * ldk);
+      for (int64_t j = 0; j < m.Skv; j++)
+        __builtin_memcpy(vp + ((b * m.G + g) * m.Skv + j) * ldv, vs + ((b * m.cap + j) * m.G + g) * m.d, size_t(m.d) * sizeof(float));
+    }
   const int nthreads = omp_get_max_threads();
   const size_t per = size_t(kRows * m.d * 2 + kRows * kKeys + 2 * kRows + 64);  // floats, + alignment slack
   float* base = ctx.arena.take_n<float>(size_t(nthreads) * per);
