@@ -19,24 +19,14 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Engine, type Tensor } from '../lib/index.ts';
+import type { AttentionCase } from '../test/helpers/naive-ops.ts';
 import { median, nowMs, randn, runAsScript, type Row } from './common.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 
-interface Case {
-  key: string;
-  B: number;
-  Sq: number;
-  Skv: number;
-  H: number;
-  G: number;
-  d: number;
-  mask: 'none' | 'causal';
-  imageCol0?: number;
-  residual?: boolean;
-}
+type Case = AttentionCase & { key: string; mask: 'none' | 'causal' };
 
 const CASES: Case[] = [
   { key: 'vision 2B (1024 tok, 16 h, d 80)', B: 1, Sq: 1024, Skv: 1024, H: 16, G: 16, d: 80, mask: 'none' },

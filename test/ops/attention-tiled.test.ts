@@ -1,12 +1,12 @@
 // The CPU attention's tiled path (native/cpu/flash_attention.cc: runs of 16+ query rows, d a multiple
 // of 8) against the float64 definition (docs/model.md section 3): lengths that are not multiples of
 // the query (48) or key (128) blocks, every register-tile width (d = 8 .. 128), masks whose visible
-// range ends inside a block, GQA, a cache with past > 0, prompt_len padding, the TCRA residual and the
-// returned logits (masked entries exactly -inf). Rows are summed in another order than the reference
-// (online softmax, scale folded into q), so values are bounded, not bit-equal.
+// range ends inside a block, GQA, a cache with past > 0, the TCRA residual and the returned logits
+// (masked entries exactly -inf); prompt_len padding is in attention.test.ts. Rows are summed in
+// another order than the reference (online softmax, scale folded into q): bounded, not bit-equal.
 import test, { type ExecutionContext } from 'ava';
 import { cpuEngine } from '../helpers/engine.ts';
-import { attentionInputs, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionOp, attentionRef, type AttentionCase } from '../helpers/naive-ops.ts';
 import { assertClose } from '../helpers/reference.ts';
 
 const RTOL = 2e-6;
@@ -49,25 +49,12 @@ test('tiled attention: long runs, every tile width, masks, GQA, past, TCRA resid
   });
   let seed = 300;
   for (const c of CASES) {
-    const { B, Sq, Skv, H, G, d } = c;
-    const { q, k, v, res, gate, Ni, seed: next } = attentionInputs(c, seed);
-    seed = next;
-    const want = attentionRef(c, q, k, v, res, gate);
-    const cap = c.cap ?? Skv;
-    const run = (e: typeof e1) =>
-      e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(padRows(k, B, Skv, cap, G * d), [B, cap, G, d]), e.tensor(padRows(v, B, Skv, cap, G * d), [B, cap, G, d]), {
-        mask: c.mask,
-        prefixLen: c.prefixLen,
-        imageCol0: c.imageCol0,
-        scale: c.scale,
-        returnLogits: c.imageCol0 !== undefined,
-        residual: res ? e.tensor(res, [B, H, Sq, Ni]) : undefined,
-        gate: gate ? e.tensor(gate, [B, H]) : undefined,
-        past: c.cap ? e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32') : undefined,
-      });
+    const x = attentionInputs(c, seed);
+    seed = x.seed;
+    const want = attentionRef(c, x.q, x.k, x.v, x.res, x.gate);
     const label = JSON.stringify(c);
-    const one = run(e1);
-    const two = run(e2);
+    const one = attentionOp(e1, c, x);
+    const two = attentionOp(e2, c, x);
     const out = await one.out.readFloat32();
     assertClose(t, out, want.out, RTOL, `out ${label}`);
     // each (batch, head, query block) is one thread's work, summed in one order: threads do not matter
@@ -76,27 +63,5 @@ test('tiled attention: long runs, every tile width, masks, GQA, past, TCRA resid
       const masked = assertLogits(t, await one.logits.readFloat32(), want.logits, `logits ${label}`);
       if (c.mask === 'causal') t.true(masked > 0, `${label}: some image columns are masked`);
     }
-  }
-});
-
-test('tiled attention with promptLen: padded rows equal each row alone, unpadded', async (t) => {
-  const e = cpuEngine();
-  t.teardown(() => e.dispose());
-  const lens = [5, 40, 1, 40];
-  const [N, H, G, d] = [70, 4, 2, 32];
-  const { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits } = paddedPromptCase(lens, N, H, G, d, 77);
-  const B = lens.length;
-  const { out, logits } = e.attention(e.tensor(q, [B, N, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
-    imageCol0: pmax,
-    returnLogits: true,
-    residual: e.tensor(res, [B, H, N, N]),
-    gate: e.tensor(gate, [B, H]),
-    promptLen: e.tensor(new Int32Array(lens), [B], 'i32'),
-  });
-  const o = await out.readFloat32();
-  const l = await logits!.readFloat32();
-  for (let b = 0; b < B; b++) {
-    assertClose(t, o.subarray(b * N * H * d, (b + 1) * N * H * d), rowOut[b], RTOL, `out row ${b} (prompt ${lens[b]})`);
-    assertClose(t, l.subarray(b * H * N * N, (b + 1) * H * N * N), rowLogits[b], RTOL, `logits row ${b}`);
   }
 });
