@@ -4,13 +4,16 @@
 // Queries are the LAST Sq of the Skv key positions (prefill, decode and image tokens alike).
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
-#include "cpu/cpu_kernels.h"
+#include "cpu/attention_common.h"
 #include "cpu/vec_math.h"
 
 namespace latte::cpu {
 namespace {
+
+constexpr int64_t kTiledRows = 16;  // query rows from which the tiled path (flash_attention.cc) runs
 
 // GCC vector type: 8 floats, compiled to AVX(2/512) or SSE pairs per clone; locals of this type stay in
 // registers (a float[32] accumulator was spilled to the stack on every key tile).
@@ -96,18 +99,43 @@ template <int NV, int U>
 
 }  // namespace
 
+AttentionDims attention_dims(const AttentionArgs& a) {
+  const Tensor &q = *a.q, &k = *a.k;
+  AttentionDims m{};
+  m.B = q.shape[0], m.Sq = q.shape[1], m.H = q.shape[2], m.d = q.shape[3];
+  m.cap = k.shape[1], m.G = k.shape[2], m.rep = m.H / m.G;
+  m.Skv = a.past ? int64_t(*a.past->ptr<int32_t>()) + m.Sq : m.cap;
+  if (m.Skv < m.Sq || m.Skv > m.cap)
+    fail(code::kIndex, "attention: past " + std::to_string(m.Skv - m.Sq) + " keys and " + std::to_string(m.Sq) + " queries do not fit the " + std::to_string(m.cap) + " rows of k/v");
+  m.c0 = a.image_col0, m.Ni = m.Skv - m.c0;
+  return m;
+}
+
+void transpose_keys(const float* ks, const AttentionDims& m, int64_t ldk, int64_t b, int64_t g, float* dst) {
+  const int64_t G = m.G, d = m.d;
+  const float* src = ks + (b * m.cap * G + g) * d;
+  // 16 keys at a time, so each write fills a cache line: one key at a time wrote d lines 4 KiB apart
+  // (one L1 set) per key, a sixth of the tiled kernel's time at 1024 keys
+  for (int64_t j0 = 0; j0 < ldk; j0 += 16) {
+    const int64_t n = std::max<int64_t>(0, std::min<int64_t>(16, m.Skv - j0));
+    for (int64_t e = 0; e < d; e++) {
+      float* de = dst + e * ldk + j0;
+      for (int64_t j = 0; j < n; j++) de[j] = src[(j0 + j) * G * d + e];
+      for (int64_t j = n; j < 16; j++) de[j] = 0.f;
+    }
+  }
+}
+
 LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
   ArenaReset reset{ctx.arena};
   Arena& arena = ctx.arena;
-  const Tensor &q = *a.q, &k = *a.k, &v = *a.v;
-  const int64_t B = q.shape[0], Sq = q.shape[1], H = q.shape[2], d = q.shape[3];
-  // cap: rows k/v have room for (their stride); Skv: keys that exist (a cache's current length)
-  const int64_t cap = k.shape[1], G = k.shape[2], rep = H / G;
-  const int64_t Skv = a.past ? int64_t(*a.past->ptr<int32_t>()) + Sq : cap;
-  if (Skv < Sq || Skv > cap)
-    fail(code::kIndex, "attention: past " + std::to_string(Skv - Sq) + " keys and " + std::to_string(Sq) + " queries do not fit the " + std::to_string(cap) + " rows of k/v");
-  const int64_t c0 = a.image_col0, Ni = Skv - c0;
-  const float *qs = q.f32(), *ks = k.f32(), *vs = v.f32();
+  const AttentionDims m = attention_dims(a);
+  // A run of query rows long enough to fill the tiles takes the tiled path; decode and a few rows
+  // stay here, where one score row per query costs less than tiling them.
+  if (m.Sq >= kTiledRows && m.d % 8 == 0) return flash_attention(ctx, a, m);
+  const int64_t B = m.B, Sq = m.Sq, H = m.H, d = m.d, cap = m.cap, G = m.G, rep = m.rep, Skv = m.Skv;
+  const int64_t c0 = m.c0, Ni = m.Ni;
+  const float *qs = a.q->f32(), *ks = a.k->f32(), *vs = a.v->f32();
   const float* res = a.residual ? a.residual->f32() : nullptr;
   const float* gate = a.gate ? a.gate->f32() : nullptr;
   const int32_t* plen = a.prompt_len ? a.prompt_len->ptr<int32_t>() : nullptr;
@@ -116,25 +144,17 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
   const int nthreads = omp_get_max_threads();
   const int64_t ldk = (Skv + 31) & ~int64_t(31);  // K^T row length and score row length: whole 32-key tiles
   float* scratch = arena.take_n<float>(size_t(nthreads) * size_t(ldk));
-  // With several query rows per head, K is transposed once per (batch, kv head) to [d][ldk]: the score
-  // loop then runs over keys, 8 wide, with no horizontal sum per dot product (short heads, d = 16-32,
-  // spent most of their time in those sums). One decode row reads K directly: a transpose would
-  // double its memory traffic.
+  // With several query rows per head, K is transposed once per (batch, kv head): the score loop then
+  // runs over keys with no horizontal sum per dot product (short heads, d = 16-32, spent most of
+  // their time in those sums). One decode row reads K directly: a transpose would double its memory
+  // traffic.
   const bool transposed = Sq >= 4;
   float* kt = nullptr;
   if (transposed) {
     kt = arena.take_n<float>(size_t(B * G * d * ldk));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
-      for (int64_t g = 0; g < G; g++) {
-        float* dst = kt + (b * G + g) * d * ldk;
-        for (int64_t j = 0; j < Skv; j++) {
-          const float* kj = ks + ((b * cap + j) * G + g) * d;
-          for (int64_t e = 0; e < d; e++) dst[e * ldk + j] = kj[e];
-        }
-        for (int64_t e = 0; e < d; e++)
-          for (int64_t j = Skv; j < ldk; j++) dst[e * ldk + j] = 0.f;
-      }
+      for (int64_t g = 0; g < G; g++) transpose_keys(ks, m, ldk, b, g, kt + (b * G + g) * d * ldk);
   }
 
 #pragma omp parallel for collapse(3) schedule(static)
@@ -142,9 +162,7 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
     for (int64_t h = 0; h < H; h++)
       for (int64_t i = 0; i < Sq; i++) {
         float* s = scratch + size_t(omp_get_thread_num()) * size_t(ldk);
-        const int64_t g = h / rep, qpos = Skv - Sq + i;
-        int64_t visible = Skv;  // keys [0, visible)
-        if (a.mask == Mask::Causal || (a.mask == Mask::PrefixCausal && qpos < a.prefix_len)) visible = qpos + 1;
+        const int64_t g = h / rep, visible = visible_keys(a, m, i);  // keys [0, visible)
         const float* qi = qs + ((b * Sq + i) * H + h) * d;
         if (transposed) {
           scores_transposed(qi, kt + (b * G + g) * d * ldk, ldk, d, visible, a.scale, s);
@@ -159,7 +177,7 @@ LATTE_MULTIVERSION void attention(Context& ctx, const AttentionArgs& a) {
           }
         }
         if (plen) {  // padding between this row's prompt and the image block: never attended to
-          const int64_t p0 = std::min<int64_t>(std::max<int32_t>(plen[b], 0), c0);
+          const int64_t p0 = prompt_end(plen, m, b);
           for (int64_t j = p0; j < std::min(c0, visible); j++) s[j] = -INFINITY;
         }
         if (res && c0 < visible) {

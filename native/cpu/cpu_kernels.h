@@ -20,8 +20,9 @@ struct Context {
 };
 
 // The backend's kernels: the rows of core/kernel_list.h, each `name(Context&, ...)`. One family per
-// file: linear.cc (oneDNN matmul, packed weights), attention.cc, norm.cc, rope.cc, elementwise.cc,
-// linear_attention.cc, conv.cc, layout.cc (embedding, shape moves, noise, sampling).
+// file: linear.cc (oneDNN matmul, packed weights), attention.cc (+ flash_attention.cc, its tiled
+// path), norm.cc, rope.cc, elementwise.cc, linear_attention.cc, conv.cc, layout.cc (embedding,
+// shape moves, noise, sampling).
 LATTE_KERNELS(LATTE_DECLARE_BACKEND_KERNEL)
 
 // helpers shared by those files: gemv.cc (own M = 1 kernels for 16-bit weights) and linear.cc

@@ -5,7 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import type { Engine } from '../../lib/index.ts';
 import { assertBaseline, assertSame, cudaTest, Pair } from '../helpers/cuda.ts';
-import { attentionInputs, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionOp, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -39,22 +39,13 @@ cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-di
   t.teardown(() => p.dispose());
   let seed = 1;
   for (const c of CASES) {
-    const { B, Sq, Skv, H, G, d } = c;
-    const { q, k, v, res, gate, Ni, seed: next } = attentionInputs(c, seed);
-    seed = next;
-    const want = attentionRef(c, q, k, v, res, gate);
-    const run = (e: Engine) =>
-      e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
-        mask: c.mask,
-        prefixLen: c.prefixLen,
-        imageCol0: c.imageCol0,
-        scale: c.scale,
-        returnLogits: c.imageCol0 !== undefined,
-        residual: res ? e.tensor(res, [B, H, Sq, Ni]) : undefined,
-        gate: gate ? e.tensor(gate, [B, H]) : undefined,
-      });
-    const a = run(p.cpu);
-    const b = run(p.cuda);
+    const { B, Sq, H } = c;
+    const x = attentionInputs(c, seed);
+    seed = x.seed;
+    const want = attentionRef(c, x.q, x.k, x.v, x.res, x.gate);
+    const Ni = x.Ni;
+    const a = attentionOp(p.cpu, c, x);
+    const b = attentionOp(p.cuda, c, x);
     const label = JSON.stringify(c);
     compare(t, await b.out.readFloat32(), await a.out.readFloat32(), want.out, `out ${label}`);
     if (b.logits) {

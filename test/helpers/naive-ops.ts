@@ -4,6 +4,7 @@
  * attention suites draw. Straight loops over the engine's layouts (row-major, PyTorch dimension
  * order), written for clarity, not speed.
  */
+import type { Engine } from '../../lib/index.ts';
 import { randn } from './reference.ts';
 
 /** One attention call: q [B, Sq, H, d], k and v [B, Skv, G, d], the image keys from imageCol0 on. */
@@ -77,6 +78,27 @@ export function attentionInputs(c: AttentionCase, seed: number) {
   const res = c.residual ? randn(B * H * Sq * Ni, seed++, 3) : null;
   const gate = c.residual ? randn(B * H, seed++) : null;
   return { q, k, v, res, gate, Ni, seed };
+}
+
+/**
+ * The engine's attention on one case's operands (attentionInputs): the case's mask, scale and image
+ * block, logits returned with an image block. With `cap`, k/v are a preallocated cache of cap rows
+ * (padRows) and `past` (Skv - Sq) is an engine tensor read when the op runs.
+ */
+export function attentionOp(e: Engine, c: AttentionCase & { cap?: number }, x: ReturnType<typeof attentionInputs>) {
+  const { B, Sq, Skv, H, G, d } = c;
+  const cap = c.cap ?? Skv;
+  const kv = (a: Float32Array) => e.tensor(cap === Skv ? a : padRows(a, B, Skv, cap, G * d), [B, cap, G, d]);
+  return e.attention(e.tensor(x.q, [B, Sq, H, d]), kv(x.k), kv(x.v), {
+    mask: c.mask,
+    prefixLen: c.prefixLen,
+    imageCol0: c.imageCol0,
+    scale: c.scale,
+    returnLogits: c.imageCol0 !== undefined,
+    residual: x.res ? e.tensor(x.res, [B, H, Sq, x.Ni]) : undefined,
+    gate: x.gate ? e.tensor(x.gate, [B, H]) : undefined,
+    past: c.cap === undefined ? undefined : e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32'),
+  });
 }
 
 /**

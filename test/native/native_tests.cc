@@ -1,6 +1,6 @@
 // Native tests of the engine core that need no Node: dtype rounding, the arena, the op layer's
 // shape checks and the stream's ordering and error rules (and, in model_config_tests.cc, config
-// reading). Prints TAP.
+// reading; in attention_tests.cc, the CPU attention's two register tiles). Prints TAP.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +20,7 @@
 using namespace latte;
 
 void model_config_tests(const std::function<void(bool, const std::string&)>& ok);  // model_config_tests.cc
+void attention_tests(const std::function<void(bool, const std::string&)>& ok);     // attention_tests.cc
 
 static int g_n = 0, g_fail = 0;
 static void ok(bool cond, const std::string& name) {
@@ -71,6 +72,7 @@ int main() {
   ok(arena.capacity() >= (8u << 20), "arena keeps its grown capacity");
 
   model_config_tests(ok);
+  attention_tests(ok);
 
   // the op layer rejects bad operands at enqueue, with codes
   Engine e(EngineOptions{"cpu", 1});

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { LatteError } from '../../lib/index.ts';
 import { cpuEngine } from '../helpers/engine.ts';
-import { attentionInputs, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
+import { attentionInputs, attentionOp, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { assertClose, randn } from '../helpers/reference.ts';
 
 const CASES: AttentionCase[] = [
@@ -18,18 +18,12 @@ test('attention: masks, GQA, decode, and the TCRA residual with returned logits'
   t.teardown(() => e.dispose());
   let seed = 1;
   for (const c of CASES) {
-    const { B, Sq, Skv, H, G, d } = c;
-    const { q, k, v, res, gate, Ni, seed: next } = attentionInputs(c, seed);
-    seed = next;
-    const want = attentionRef(c, q, k, v, res, gate);
-    const { out, logits } = e.attention(e.tensor(q, [B, Sq, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
-      mask: c.mask,
-      prefixLen: c.prefixLen,
-      imageCol0: c.imageCol0,
-      returnLogits: c.imageCol0 !== undefined,
-      residual: res ? e.tensor(res, [B, H, Sq, Ni]) : undefined,
-      gate: gate ? e.tensor(gate, [B, H]) : undefined,
-    });
+    const { B, Sq, H } = c;
+    const x = attentionInputs(c, seed);
+    seed = x.seed;
+    const want = attentionRef(c, x.q, x.k, x.v, x.res, x.gate);
+    const Ni = x.Ni;
+    const { out, logits } = attentionOp(e, c, x);
     const label = JSON.stringify(c);
     assertClose(t, await out.readFloat32(), want.out, 2e-6, `out ${label}`);
     if (logits) {
@@ -112,23 +106,35 @@ test('attention validates operands', (t) => {
 test('attention with promptLen: rows with prompts padded to one length equal each row alone, unpadded', async (t) => {
   const e = cpuEngine();
   t.teardown(() => e.dispose());
+  // 9 image rows take the row path, 16 and 70 the tiled one (the last over two query blocks)
+  const runs = [
+    { lens: [5, 9, 1, 9], N: 9, d: 16 },
+    { lens: [5, 9, 1, 9], N: 16, d: 16 },
+    { lens: [5, 40, 1, 40], N: 70, d: 32 },
+  ];
+  let seed = 41;
+  for (const { lens, N, d } of runs) {
+    const [H, G] = [4, 2];
+    const { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits } = paddedPromptCase(lens, N, H, G, d, seed++);
+    const B = lens.length;
+    const { out, logits } = e.attention(e.tensor(q, [B, N, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
+      imageCol0: pmax,
+      returnLogits: true,
+      residual: e.tensor(res, [B, H, N, N]),
+      gate: e.tensor(gate, [B, H]),
+      promptLen: e.tensor(new Int32Array(lens), [B], 'i32'),
+    });
+    const o = await out.readFloat32();
+    const l = await logits!.readFloat32();
+    for (let b = 0; b < B; b++) {
+      assertClose(t, o.subarray(b * N * H * d, (b + 1) * N * H * d), rowOut[b], 2e-6, `out row ${b} (prompt ${lens[b]}, ${N} image rows)`);
+      assertClose(t, l.subarray(b * H * N * N, (b + 1) * H * N * N), rowLogits[b], 2e-6, `logits row ${b} (${N} image rows)`);
+    }
+  }
   const lens = [5, 9, 1, 9];
   const [N, H, G, d] = [16, 4, 2, 16];
-  const { q, k, v, res, gate, pmax, Skv, rowOut, rowLogits } = paddedPromptCase(lens, N, H, G, d, 41);
+  const { q, k, pmax, Skv } = paddedPromptCase(lens, N, H, G, d, 41);
   const B = lens.length;
-  const { out, logits } = e.attention(e.tensor(q, [B, N, H, d]), e.tensor(k, [B, Skv, G, d]), e.tensor(v, [B, Skv, G, d]), {
-    imageCol0: pmax,
-    returnLogits: true,
-    residual: e.tensor(res, [B, H, N, N]),
-    gate: e.tensor(gate, [B, H]),
-    promptLen: e.tensor(new Int32Array(lens), [B], 'i32'),
-  });
-  const o = await out.readFloat32();
-  const l = await logits!.readFloat32();
-  for (let b = 0; b < B; b++) {
-    assertClose(t, o.subarray(b * N * H * d, (b + 1) * N * H * d), rowOut[b], 2e-6, `out row ${b} (prompt ${lens[b]})`);
-    assertClose(t, l.subarray(b * H * N * N, (b + 1) * H * N * N), rowLogits[b], 2e-6, `logits row ${b}`);
-  }
   // checked operands: i32 [B], and only with an image block
   const x = e.tensor(q, [B, N, H, d]);
   const kk = e.tensor(k, [B, Skv, G, d]);
