@@ -7,8 +7,8 @@
  * same prompt and weights; the agreement goes into the report's note (a disagreement is said, not fatal).
  *
  * node-llama-cpp is found where latte-flow is installed, or else from the current folder (its
- * node_modules or a parent's): `cd <a folder with node-llama-cpp> && latte-flow bench`. Imported
- * dynamically and typed locally: the package does not depend on it.
+ * node_modules or a parent's): `cd <a folder with node-llama-cpp> && latte-flow bench`; NODE_PATH works
+ * too (the lookup is require's). Imported dynamically and typed locally: the package does not depend on it.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
