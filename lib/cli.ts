@@ -331,7 +331,7 @@ export function buildProgram(): Command {
     .option('--dtype <t>', 'weights of the random checkpoints: bf16 | f32 (the PyTorch peer uses the same)', choice('dtype', ['bf16', 'f32']), 'bf16')
     .option('--backend <name>', 'auto (the CPU, and CUDA where present) | cpu | cuda', backend, 'auto')
     .option('--python <path>', 'a Python with torch and transformers: the PyTorch peer')
-    .option('--gguf <file>', 'a GGUF of Qwen2-VL-2B\'s text decoder for the node-llama-cpp peer (use with --layers 28)')
+    .option('--gguf <file>', 'the node-llama-cpp peer runs this GGUF instead of the ones it writes from the random checkpoint (Qwen2-VL-2B\'s text decoder: use --layers 28)')
     .option('-o, --out <dir>', 'where the report goes (made if missing)', 'bench-report')
     .action(async (o: { quick?: boolean; filter?: string; threads?: number; layers: number; reps?: number; warmup: number; dtype: 'bf16' | 'f32'; backend: BackendRequest; python?: string; gguf?: string; out: string }) => {
       const { runBench } = await import('./bench/command.js');

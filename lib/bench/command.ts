@@ -102,7 +102,7 @@ export async function runBench(o: BenchCommandOptions): Promise<void> {
       cuda: info.cuda.available ? `available (${info.cuda.device})` : `not available (${info.cuda.reason})`,
       otherLoadCores: foreignCores(cpu0, cpuSample(), machine.cores),
     },
-    options: { ...options, backends: bks, ...(o.filter ? { filter: o.filter } : {}) },
+    options: { ...options, backends: bks, ...(o.filter ? { filter: o.filter } : {}), ...(o.gguf ? { gguf: o.gguf } : {}) },
     peers: peerSummary(peers),
     results,
     seconds: (nowMs() - t0) / 1e3,

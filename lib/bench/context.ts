@@ -57,6 +57,7 @@ export function createContext(options: BenchOptions, log: (line: string) => void
       );
       return { dir, layers, groups: GEN_GROUPS };
     }),
+    tempFile: (name) => path.join(folder(), name),
     dispose,
     tmp: () => tmp,
   };

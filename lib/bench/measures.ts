@@ -6,14 +6,13 @@
  * Planned entries, from other branches (add them here):
  *   - 'vision.attention': attention at the vision tower's shapes (1024 patches, 16 heads of 80), ours
  *     only, CPU and CUDA.
- *   - 'vlm.decode-q8': decode with `weights: 'q8'` on the random checkpoint (Qwen2VL.load's option),
- *     peers ['llama.cpp'] against a Q8_0 GGUF of the same decoder.
  */
 import type { BackendRequest } from '../index.js';
 import { openGenerator, stepMs } from './generation.js';
 import { oursLayer } from './layer.js';
 import { answer, image, step, VANILLA_MODEL } from './shipped.js';
 import { SHIPPED_MODEL } from '../index.js';
+import { GGUF_TYPE } from './peer-llama.js';
 import type { BenchContext, Measure, Timed } from './types.js';
 import { oursDecode, oursEncode, oursPrefill } from './understanding.js';
 
@@ -103,9 +102,23 @@ export const MEASURES: Measure[] = [
     what: 'greedy decode, per token, after a 64-token prompt (decoder + LM head over 151936 tokens)',
     unit: 'ms/token',
     backends: BOTH,
-    setup: oursDecode,
-    peers: ['pytorch', 'llama.cpp'],
+    setup: oursDecode(),
+    peers: ['pytorch'],
   },
+  // ours against llama.cpp on the same decoder and weights (a GGUF of the random checkpoint, written
+  // for each pairing): one entry per weight type, whatever --dtype the checkpoint has
+  ...(['f32', 'bf16', 'q8'] as const).map(
+    (weights): Measure => ({
+      id: `vlm.decode-${weights}`,
+      title: `Understanding at 2B shapes: decode, ${weights} weights vs llama.cpp ${GGUF_TYPE[weights]}`,
+      what: `greedy decode, per token, after a 64-token prompt, ${weights} weights (llama.cpp: ${GGUF_TYPE[weights]} GGUF of the same decoder)`,
+      unit: 'ms/token',
+      backends: BOTH,
+      setup: oursDecode(weights),
+      peers: ['llama.cpp'],
+      weights,
+    }),
+  ),
   {
     id: 'layer.prefill',
     title: 'One 2B decoder layer: prefill',

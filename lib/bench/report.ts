@@ -14,7 +14,7 @@ export interface Report {
   version: string;
   date: string;
   machine: MachineInfo & { cpuFlags: Record<string, boolean>; cuda: string; otherLoadCores?: number };
-  options: BenchOptions & { backends: string[]; filter?: string };
+  options: BenchOptions & { backends: string[]; filter?: string; gguf?: string };
   peers: { id: string; title: string; available: boolean; version?: string; reason?: string; install?: string }[];
   results: MeasureResult[];
   seconds: number;
@@ -76,8 +76,11 @@ export function markdown(report: Report, chartFile: string): string {
     const notes = r.sides.filter((s) => s.note).map((s) => `${s.name}: ${s.note}`);
     L.push(`- **${r.id}**, ${r.title}: ${r.what}.${notes.length ? ` (${notes.join('; ')})` : ''}`);
   }
-  if (report.peers.some((p) => p.id === 'llama.cpp' && p.available))
-    L.push('', 'llama.cpp runs the GGUF given with --gguf at its own depth: its ratio means something only for Qwen2-VL-2B\'s text decoder with --layers 28.');
+  const llama = report.peers.find((p) => p.id === 'llama.cpp' && p.available);
+  if (llama && report.options.gguf)
+    L.push('', 'llama.cpp runs the GGUF given with --gguf: its ratio means something only when that GGUF is the same decoder at the same depth (Qwen2-VL-2B\'s text decoder: --layers 28).');
+  else if (llama)
+    L.push('', 'llama.cpp runs GGUFs of the random checkpoint\'s text decoder written for the run (same weights; Q8_0 quantised by our q8 rule); its note says whether its greedy tokens matched ours.');
   L.push('', 'Every sample is in bench-report.json. No time is judged here: this is a report, not a test.', '');
   return L.join('\n');
 }

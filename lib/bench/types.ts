@@ -32,6 +32,8 @@ export interface BenchContext {
   randomVlm(): Promise<string>;
   /** A random generation stream at Qwen2-VL-2B widths, K = 4 expert groups. */
   randomGenerator(): Promise<{ dir: string; layers: number; groups: number }>;
+  /** A path for `name` in the run's temporary folder (deleted with it). */
+  tempFile(name: string): string;
   /** Progress for slow setup work (stderr). */
   log(line: string): void;
 }
@@ -50,6 +52,8 @@ export interface Measure {
   baselines?: Record<string, (ctx: BenchContext, backend: BenchBackend) => Promise<Timed>>;
   /** Peers that can time the same thing (on the CPU pass). */
   peers?: PeerId[];
+  /** The weights every side computes with, when the measure fixes them (else --dtype). */
+  weights?: 'f32' | 'bf16' | 'q8';
 }
 
 /** Whether a peer can run here, and if not why and how to get it. */

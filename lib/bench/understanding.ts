@@ -59,9 +59,37 @@ export async function decodeMsPerToken(m: Qwen2VL, ids: Int32Array, n: number, c
   return ms;
 }
 
-async function loadVlm(ctx: BenchContext, backend: BackendRequest): Promise<Qwen2VL> {
+/** The weights a side computes with: a measure's own (the decode pairings with llama.cpp) or --dtype. */
+export type Weights = 'f32' | 'bf16' | 'q8';
+
+async function loadVlm(ctx: BenchContext, backend: BackendRequest, weights: Weights = ctx.options.dtype): Promise<Qwen2VL> {
   const dir = await ctx.randomVlm();
-  return Qwen2VL.load(dir, { backend, threads: ctx.options.threads, weights: ctx.options.dtype });
+  return Qwen2VL.load(dir, { backend, threads: ctx.options.threads, weights });
+}
+
+/**
+ * Our greedy tokens after the text prompt `ids`: the first (from the prefill) and `n` decoded. What a
+ * peer's tokens are checked against before it is timed.
+ */
+export async function oursGreedy(ctx: BenchContext, weights: Weights, ids: Int32Array, n: number): Promise<number[]> {
+  const m = await loadVlm(ctx, 'cpu', weights);
+  try {
+    const seq = m.newSequence();
+    const logits = m.prefill(seq, ids, [], textPositions(ids.length));
+    let tok = m.sample(seq, logits);
+    logits.dispose();
+    const out: number[] = [];
+    for (let i = 0; i <= n; i++) {
+      const next = i < n ? m.decode(seq, tok) : undefined;
+      out.push(Number((await tok.read())[0]));
+      tok.dispose();
+      if (next) tok = next;
+    }
+    seq.release();
+    return out;
+  } finally {
+    await m.dispose();
+  }
 }
 
 const side = (m: Qwen2VL, run: () => Promise<number>, note: string): Timed => ({ run, note, teardown: () => m.dispose() });
@@ -103,9 +131,11 @@ export async function oursPrefill(ctx: BenchContext, backend: BackendRequest): P
   }, `${S} tokens`);
 }
 
-export async function oursDecode(ctx: BenchContext, backend: BackendRequest): Promise<Timed> {
-  const m = await loadVlm(ctx, backend);
+/** Decode with --dtype's weights, or with `weights` (the pairings with llama.cpp's GGUF types). */
+export const oursDecode = (weights?: Weights) => async (ctx: BenchContext, backend: BackendRequest): Promise<Timed> => {
+  const m = await loadVlm(ctx, backend, weights);
   const w = vlmWorkload(ctx.options.quick);
   const ids = textIds(w.decodePrompt, 2);
-  return side(m, () => decodeMsPerToken(m, ids, w.decodeTokens, w.decodePrompt + w.decodeTokens), `${w.decodeTokens} tokens after ${w.decodePrompt}`);
-}
+  const note = `${weights ? `${weights} weights, ` : ''}${w.decodeTokens} tokens after ${w.decodePrompt}`;
+  return side(m, () => decodeMsPerToken(m, ids, w.decodeTokens, w.decodePrompt + w.decodeTokens), note);
+};
