@@ -42,7 +42,7 @@ Q8Weights pack_q8(const float* w, int64_t n, int64_t k);  // quantises f32 rows 
 void dequantise_q8(const Q8Weights& w, float* out);
 // W straight into oneDNN's blocked matmul layout for f32 (BA16a64b) or bf16 (BA16a64b2a: 32 k a tile), dims [k, n]
 // padded to kpad, npad with zeros; false (nothing written) for padding it does not handle
-bool dequantise_q8_blocked(const Q8Weights& w, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad);
+bool dequantise_q8_blocked(const Q8Weights& w, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad, const CpuFeatures& f);
 // y [m, n] = x [m, k] W^T + b, x quantised per block of 32 (scratch from `arena`)
 void gemv_q8(const float* x, int64_t m, const Q8Weights& w, const float* b, float* y, const CpuFeatures& f, Arena& arena);
 void convert_rows(const Tensor& src, float* dst);  // any float dtype -> f32

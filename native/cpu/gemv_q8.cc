@@ -183,17 +183,42 @@ void dequantise_q8(const Q8Weights& p, float* out) {
   }
 }
 
-bool dequantise_q8_blocked(const Q8Weights& p, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad) {
+// One row's block (32 k) into a bf16 tile: lane j2 of t32 + j2 * 64 gets (k = 2 j2, 2 j2 + 1). The block's
+// 4-byte groups are the even (block A) or odd (block B) 32-bit lanes of the pair's 64 bytes: one
+// permute puts them in order; cvtne2ps rounds to bf16 as f32_to_bf16 does (the values are finite).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void block_to_bf16_avx512(const uint8_t* pair, int blk, float d, uint32_t* t32) {
+  const __m512i lanes = _mm512_loadu_si512(pair);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512i ordered = _mm512_permutexvar_epi32(even, lanes);  // block A's 32 bytes, then block B's
+  const __m256i bytes = blk == 0 ? _mm512_castsi512_si256(ordered) : _mm512_extracti64x4_epi64(ordered, 1);
+  const __m512i bias = _mm512_set1_epi32(128);
+  const __m512 scale = _mm512_set1_ps(d);
+  const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(bytes)), bias)), scale);
+  const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(bytes, 1)), bias)), scale);
+  const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+  const __m512i stride = _mm512_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640, 704, 768, 832, 896, 960);
+  _mm512_i32scatter_epi32(t32, stride, pairs, 4);
+}
+
+bool dequantise_q8_blocked(const Q8Weights& p, void* out, bool bf16, const int64_t* strides, int64_t kpad, int64_t npad, const CpuFeatures& f) {
   // oneDNN's brgemm weights [k, n] in tiles of kt k x 64 n at (k / kt) * strides[0] + (n / 64) * strides[1]:
   // f32 BA16a64b (kt = 16, n fastest), bf16 BA16a64b2a (kt = 32, pairs of k innermost)
   const int kt = bf16 ? 32 : 16;
   if (kpad % kt || npad % 64) return false;
+  // bf16 tiles hold one whole block per row (kt = 32): whole rows go through the vector path
+  const bool vec = bf16 && f.avx512_bf16 && f.avx512f;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int64_t nb = 0; nb < npad / 64; nb++)
     for (int64_t kb = 0; kb < kpad / kt; kb++) {
       const int64_t tile = kb * strides[0] + nb * strides[1];
       for (int64_t nn = 0; nn < 64; nn++) {
         const int64_t r = nb * 64 + nn, c0 = kb * kt;
+        if (vec && r < p.n && c0 + kt <= p.k) {
+          const int64_t at = ((r / kRows) * p.pairs + c0 / kPair) * kRows + r % kRows;
+          const int blk = int(c0 % kPair) / kQ8Block;
+          block_to_bf16_avx512(p.q.data() + at * kPair, blk, f16_to_f32(p.d[size_t(at * 2 + blk)]), reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out) + tile) + nn);
+          continue;
+        }
         float v[32] = {};
         if (r < p.n && c0 < p.k) {
           // kt consecutive k of one block: 4-byte groups, 8 bytes apart in the pair's interleave

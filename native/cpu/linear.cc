@@ -64,7 +64,7 @@ memory plain_weight(const float* w, int64_t n, int64_t k) {
 }
 
 // q8 with many rows: W dequantised into scratch in the matmul's layout (pack_linear chose it)
-memory q8_panel(const PackedLinear& p, Arena& arena) {
+memory q8_panel(const PackedLinear& p, Arena& arena, const CpuFeatures& f) {
   memory panel(p.wdesc, eng(), arena.take(p.wdesc.get_size()));
   const auto& d = p.wdesc.data;
   const auto& blk = d.format_desc.blocking;
@@ -73,7 +73,7 @@ memory q8_panel(const PackedLinear& p, Arena& arena) {
                      blk.inner_idxs[0] == 0 && blk.inner_blks[1] == 64 && blk.inner_idxs[1] == 1 &&
                      (!bf16 || (blk.inner_blks[2] == 2 && blk.inner_idxs[2] == 0));
   const int64_t strides[2] = {blk.strides[0], blk.strides[1]};
-  if (tiles && dequantise_q8_blocked(p.q8, panel.get_data_handle(), bf16, strides, d.padded_dims[0], d.padded_dims[1])) return panel;
+  if (tiles && dequantise_q8_blocked(p.q8, panel.get_data_handle(), bf16, strides, d.padded_dims[0], d.padded_dims[1], f)) return panel;
   float* plain = arena.take_n<float>(size_t(p.n * p.k));
   dequantise_q8(p.q8, plain);
   memory src = plain_weight(plain, p.n, p.k);
@@ -194,7 +194,7 @@ void linear(Context& ctx, const Tensor& x, const Tensor& w, const Tensor* b, Ten
     if (it == packed->prims.end())
       it = packed->prims.emplace(key, dnnl::matmul(make_pd(m, k, n, src_dt, packed->wdesc, bias))).first;
     prim = it->second;
-    wmem = packed->compute == DType::Q8 ? q8_panel(*packed, arena) : packed->wmem;
+    wmem = packed->compute == DType::Q8 ? q8_panel(*packed, arena, f) : packed->wmem;
   } else {
     // An unpacked weight: read f32 in place, convert 16-bit ones into scratch. Primitives are
     // cached by shape: the same layers are called again and again.
