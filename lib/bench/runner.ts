@@ -3,7 +3,9 @@
  * can run it, warms each up, then runs N repetitions in which the sides alternate (the order rotates
  * each repetition, so drift on a shared machine falls on every side alike). Records every sample; min
  * and median per side, and each other side's median over ours. Never judges a time: a side that fails
- * is recorded with its error and the run goes on.
+ * is recorded with its error and the run goes on. Each sample starts after a short quiet gap: other
+ * runtimes' thread pools spin for tens of ms after a call (onnxruntime ~50 ms, OpenMP a few ms), and on
+ * a 2-core machine that spinning halved the speed of whichever side ran next.
  */
 import type { BenchBackend, BenchContext, Measure, MeasureResult, Peer, SideResult, Timed } from './types.js';
 import { median, nowMs } from './stats.js';
@@ -15,6 +17,9 @@ export interface RunPlan {
 }
 
 const fmtEta = (s: number): string => (s >= 90 ? `${Math.round(s / 60)} min` : `${Math.max(1, Math.round(s))} s`);
+/** The gap before each sample (see above): measured on 2 cores, 50 ms of spinning, so three times that. */
+const QUIET_MS = 150;
+const quiet = () => new Promise<void>((resolve) => setTimeout(resolve, QUIET_MS));
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 export async function runMeasures(ctx: BenchContext, plan: RunPlan): Promise<MeasureResult[]> {
@@ -24,9 +29,10 @@ export async function runMeasures(ctx: BenchContext, plan: RunPlan): Promise<Mea
   const { reps, warmup } = ctx.options;
   for (const [i, { m, b }] of jobs.entries()) {
     const label = `[${i + 1}/${jobs.length}] ${m.id} (${b})`;
+    let rep = 0;
     const eta = () => {
-      // the measures so far, per repetition unit: crude, but it tells minutes from hours
-      const done = i / jobs.length;
+      // the time so far over the share of repetitions done: crude, but it tells minutes from hours
+      const done = (i + rep / (reps + 1)) / jobs.length;
       return done > 0 ? `, about ${fmtEta(((nowMs() - t0) / 1e3) * (1 / done - 1))} left` : '';
     };
     ctx.log(`${label}: setting up${eta()}`);
@@ -49,6 +55,7 @@ export async function runMeasures(ctx: BenchContext, plan: RunPlan): Promise<Mea
     if (b === 'cpu') for (const p of plan.peers) if (p.status.available && m.peers?.includes(p.id)) await add(p.title, 'peer', () => p.prepare(m, ctx));
     const live = sides.filter((s) => s.timed);
     const once = async (s: (typeof live)[number]) => {
+      await quiet();
       try {
         s.result.samples.push(await s.timed!.run());
       } catch (e) {
@@ -59,6 +66,7 @@ export async function runMeasures(ctx: BenchContext, plan: RunPlan): Promise<Mea
     for (let w = 0; w < warmup; w++) for (const s of live) if (s.timed) await once(s);
     for (const s of live) s.result.samples.length = 0; // warm-up runs are not samples
     for (let r = 0; r < reps; r++) {
+      rep = r + 1;
       ctx.log(`${label}: repetition ${r + 1}/${reps}${eta()}`);
       for (let k = 0; k < live.length; k++) {
         const s = live[(k + r) % live.length];
