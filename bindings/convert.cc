@@ -106,6 +106,7 @@ latte::OpAttrs to_attrs(const Napi::Value& v) {
     else if (k == "prefixLen") a.prefix_len = integer(o, "prefixLen", 0);
     else if (k == "imageCol0") a.image_col0 = integer(o, "imageCol0", -1);
     else if (k == "returnLogits") a.return_logits = flag(o, "returnLogits", false);
+    else if (k == "precision") a.bf16 = choice(o, "precision", {"f32", "bf16"}, 0) == 1;
     else if (k == "restart") a.restart = flag(o, "restart", false);
     else if (k == "stride") a.stride = integer(o, "stride", 1);
     else if (k == "padding") a.padding = integer(o, "padding", 0);

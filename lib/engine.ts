@@ -43,6 +43,12 @@ export interface AttentionOptions {
    * [promptLen[b], imageCol0) are padding and never attended to. Needs imageCol0.
    */
   promptLen?: Tensor;
+  /**
+   * 'bf16' allows bf16 rounding of q, k, v and the probabilities for speed: the CUDA backend then runs
+   * its tensor-core kernel (head dim a multiple of 16 up to 128, 16 or more queries). Default 'f32';
+   * the CPU computes f32 either way.
+   */
+  precision?: 'f32' | 'bf16';
 }
 
 export interface RopeOptions {

@@ -32,6 +32,9 @@ struct AttentionArgs {
   // Prompts padded to one length (a batch of requests, each row with its own prompt): i32 [B], row
   // b's real prompt length; keys [prompt_len[b], image_col0) are padding, never attended to
   const Tensor* prompt_len = nullptr;
+  // The caller accepts bf16 rounding of q, k, v and the probabilities (tensor cores on CUDA); a
+  // backend without such a path computes f32 as always
+  bool bf16 = false;
 };
 
 struct RopeArgs {

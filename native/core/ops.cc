@@ -211,6 +211,7 @@ void run_attention(Backend& be, const Inputs& in, std::vector<Tensor>& out, cons
   args.image_col0 = a.image_col0 < 0 ? in[1]->shape[1] : a.image_col0;
   args.past = in.size() > 5 ? in[5] : nullptr;
   args.prompt_len = in.size() > 6 ? in[6] : nullptr;
+  args.bf16 = a.bf16;
   be.attention(args);
 }
 

@@ -19,6 +19,7 @@ struct OpAttrs {
   int64_t prefix_len = 0;        // attention, PrefixCausal
   int64_t image_col0 = -1;       // attention: first image key column; -1 = no image block
   bool return_logits = false;    // attention: also output the image-key logits
+  bool bf16 = false;             // attention: bf16 math allowed (precision: 'bf16')
   int sections[4] = {0, 0, 0, 0};
   int n_sections = 0;            // rope: 0 means one section of d/2 (1-D RoPE)
   bool restart = false;          // rope: per-section frequency restart (vision 2-D)

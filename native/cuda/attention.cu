@@ -9,6 +9,7 @@
 // from shared memory, K rows padded to an odd stride so lanes hit distinct banks), the warp
 // reduces max and sum, then lanes own head-dim slices e = lane + 32 t of the output and accumulate
 // p_j v_j. Plain fp32 SIMT: correctness first; a tensor-core (mma) version is the fast path to add.
+#include "cuda/attention_common.cuh"
 #include "cuda/cuda_common.cuh"
 
 namespace latte::cuda {
@@ -16,21 +17,7 @@ namespace {
 
 constexpr int kWarps = 4;
 
-struct Params {
-  const float *q, *k, *v, *res, *gate;
-  float *out, *logits;
-  const int32_t* past;  // AttentionArgs::past, read on the device; null: Skv keys
-  const int32_t* prompt_len;  // AttentionArgs::prompt_len [B]: keys [prompt_len[b], c0) are padding
-  int64_t B, Sq, H, d, Skv, cap, G, rep, c0, Ni, prefix_len;  // cap: k/v rows (their stride)
-  float scale;
-  int mask;
-};
-
-// keys [0, visible) of the Skv that exist are seen by the query at key position qpos (queries are
-// the last Sq keys)
-__device__ __forceinline__ int64_t visible(const Params& p, int64_t Skv, int64_t qpos) {
-  return p.mask == int(Mask::Causal) || (p.mask == int(Mask::PrefixCausal) && qpos < p.prefix_len) ? qpos + 1 : Skv;
-}
+using Params = AttentionParams;
 
 template <int DT, int QW, int BKV>  // DT: head-dim slices per lane (d <= 32 DT); QW: queries per warp
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) {
@@ -53,7 +40,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
   // keys this block needs: up to the last query's visible range (all of them when logits are
   // written, so masked columns get their -inf)
   const int64_t i_last = min(i0 + BQ, p.Sq) - 1;
-  const int64_t kend = p.logits ? Skv : visible(p, Skv, Skv - p.Sq + i_last);
+  const int64_t kend = p.logits ? Skv : attention_visible(p, Skv, Skv - p.Sq + i_last);
   const float gate = p.res ? p.gate[b * p.H + h] : 0.f;
   // this row's padding between its prompt and the image block (none without prompt_len)
   const int64_t pad0 = p.prompt_len ? min(max(int64_t(p.prompt_len[b]), int64_t(0)), p.c0) : p.c0;
@@ -82,7 +69,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const Params p) 
       const int qi = warp * QW + qq;
       const int64_t i = i0 + qi;
       if (i >= p.Sq) continue;  // warp-uniform
-      const int64_t qpos = Skv - p.Sq + i, vis = visible(p, Skv, qpos), j = j0 + lane;
+      const int64_t qpos = Skv - p.Sq + i, vis = attention_visible(p, Skv, qpos), j = j0 + lane;
       float s = -INFINITY;
       if (lane < jn) {
         const float* qr = Qs + qi * d;
@@ -147,29 +134,8 @@ void launch(Context& c, const Params& p) {
 }  // namespace
 
 void attention(Context& c, const AttentionArgs& a) {
-  Params p{};
-  p.q = a.q->f32();
-  p.k = a.k->f32();
-  p.v = a.v->f32();
-  p.res = a.residual ? a.residual->f32() : nullptr;
-  p.gate = a.gate ? a.gate->f32() : nullptr;
-  p.out = a.out->f32();
-  p.logits = a.logits ? a.logits->f32() : nullptr;
-  p.B = a.q->shape[0];
-  p.Sq = a.q->shape[1];
-  p.H = a.q->shape[2];
-  p.d = a.q->shape[3];
-  p.Skv = a.k->shape[1];
-  p.cap = a.k->shape[1];
-  p.past = a.past ? a.past->ptr<int32_t>() : nullptr;
-  p.prompt_len = a.prompt_len ? a.prompt_len->ptr<int32_t>() : nullptr;
-  p.G = a.k->shape[2];
-  p.rep = p.H / p.G;
-  p.c0 = a.image_col0;
-  p.Ni = p.Skv - p.c0;
-  p.prefix_len = a.prefix_len;
-  p.scale = a.scale;
-  p.mask = int(a.mask);
+  if (attention_tc(c, a)) return;  // bf16 allowed and a shape the tensor-core kernel takes
+  const Params p = attention_params(a);
   if (p.d <= 64)
     launch<2, 4, 32>(c, p);
   else if (p.d <= 128)

@@ -75,6 +75,9 @@ void gemm_f32(Context& c, const float* x, const void* w, DType wt, int64_t ldw, 
 // tensor cores: activations rounded to bf16, bf16 weights, fp32 accumulate (mma.sync m16n8k16)
 void gemm_bf16(Context& c, const float* x, const uint16_t* w, int64_t ldw, const float* b, float* y, int64_t M, int64_t N, int64_t K);
 
+// tensor-core attention (attention_tc.cu): runs the call and returns true when it allows bf16 and
+// fits the kernel (head dim a multiple of 16 up to 128, 16 or more queries); false: attention.cu's
+bool attention_tc(Context& c, const AttentionArgs& a);
 // element-wise dtype conversion of n values between device buffers (f32 / bf16 / f16)
 void convert_values(Context& c, const void* src, DType from, void* dst, DType to, int64_t n);
 

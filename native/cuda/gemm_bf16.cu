@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "cuda/cuda_common.cuh"
+#include "cuda/mma.cuh"
 
 namespace latte::cuda {
 namespace {
@@ -41,22 +42,6 @@ struct Args {
   int64_t ldw, M, N, K, kchunk;
   bool vec_a, vec_b;
 };
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  return uint32_t(f32_to_bf16_d(lo)) | (uint32_t(f32_to_bf16_d(hi)) << 16);
-}
-__device__ __forceinline__ uint32_t ld32(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint32_t* b) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  __trap();  // the probe refuses devices below sm_80, so this is never reached
-#endif
-}
 
 template <class T>
 __global__ void __launch_bounds__(T::THREADS) gemm_bf16_kernel(const Args a) {

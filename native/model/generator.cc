@@ -10,6 +10,7 @@
 namespace latte::model {
 
 Generator::Generator(Engine& e, std::shared_ptr<io::Checkpoint> ck, const GeneratorConfig& cfg, DType storage) : cfg_(cfg), g_(e) {
+  g_.attention_bf16 = storage == DType::BF16;
   WeightBinder wb(e, std::move(ck), storage);
   const int64_t D = cfg.hidden_size, H = cfg.num_heads, G = cfg.num_kv_heads, d = cfg.head_dim(), F = cfg.intermediate_size;
   const int64_t patch = int64_t(cfg.latent_channels) * cfg.patch_size * cfg.patch_size;
@@ -277,6 +278,7 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
       OpAttrs attrs;
       attrs.image_col0 = cap;
       attrs.return_logits = true;
+      attrs.bf16 = g_.attention_bf16;
       const Tensor* prev = residual ? &logits[0] : nullptr;
       auto res = g_.engine().enqueue(Op::Attention, {&q, &kr, &vr, prev, residual ? &gate : nullptr, nullptr, &banked->prompt_len}, attrs);
       out = res[0];
@@ -290,6 +292,7 @@ Tensor Generator::forward(const Tensor& x, const Tensor& feats, int first, int l
         OpAttrs attrs;
         attrs.image_col0 = kv.length;
         attrs.return_logits = true;
+        attrs.bf16 = g_.attention_bf16;
         // one time for every row here (a batch with a time per row takes the banked path): gate [1, H]
         const Tensor* prev = residual ? &logits[size_t(r)] : nullptr;
         auto res = g_.engine().enqueue(Op::Attention, {&qr, &kr, &vr, prev, residual ? &gate : nullptr}, attrs);

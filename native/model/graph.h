@@ -13,6 +13,9 @@ class Graph {
  public:
   explicit Graph(Engine& e) : e_(e) {}
   Engine& engine() { return e_; }
+  // Attention may round to bf16 (tensor cores on CUDA; the CPU computes f32 regardless): a model with
+  // bf16 weights already rounds its linear layers' activations so, and asks for it
+  bool attention_bf16 = false;
 
   Tensor op(Op id, const std::vector<const Tensor*>& in, const OpAttrs& a = {}) { return e_.enqueue(id, in, a)[0]; }
   Tensor view(const Tensor& t, const Shape& s) { return e_.reshape(t, s); }
@@ -78,6 +81,7 @@ class Graph {
   Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, Mask mask) {
     OpAttrs a;
     a.mask = int(mask);
+    a.bf16 = attention_bf16;
     return op(Op::Attention, {&q, &k, &v}, a);
   }
   // causal attention over a preallocated cache that held `past` (i32 [1], on the engine) keys before
@@ -85,6 +89,7 @@ class Graph {
   Tensor attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& past) {
     OpAttrs a;
     a.mask = int(Mask::Causal);
+    a.bf16 = attention_bf16;
     return op(Op::Attention, {&q, &k, &v, nullptr, nullptr, &past}, a);
   }
   Tensor zeros(const Shape& s) {

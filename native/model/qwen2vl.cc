@@ -17,6 +17,7 @@ const float kVisionRopeTheta = 10000.f;
 }  // namespace
 
 Qwen2VL::Qwen2VL(Engine& e, std::shared_ptr<io::Checkpoint> ck, const Qwen2VLConfig& cfg, DType storage) : cfg_(cfg), g_(e) {
+  g_.attention_bf16 = storage == DType::BF16;
   WeightBinder wb(e, std::move(ck), storage, kAliases);
   const VisionConfig& vc = cfg.vision;
   const TextConfig& tc = cfg.text;

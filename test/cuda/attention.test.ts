@@ -2,9 +2,8 @@
 // backend's own f32 error on the same case: masks, GQA, decode over many key tiles, the TCRA
 // residual with returned logits (masked columns -inf), every head-dim configuration of the kernel
 // (<= 64, <= 128, <= 256, <= 1024). Skipped without a usable CUDA device.
-import type { ExecutionContext } from 'ava';
 import type { Engine } from '../../lib/index.ts';
-import { assertBaseline, assertSame, cudaTest, Pair } from '../helpers/cuda.ts';
+import { assertSame, compareAttention, cudaTest, Pair } from '../helpers/cuda.ts';
 import { attentionInputs, attentionOp, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
 import { randn } from '../helpers/reference.ts';
 
@@ -23,17 +22,6 @@ const CASES: AttentionCase[] = [
   { B: 1, Sq: 5, Skv: 40, H: 2, G: 2, d: 320, mask: 'causal', imageCol0: 30, residual: true }, // d > 256 configuration
 ];
 
-/** Finite entries within the baseline bound; -inf entries (masked logits) exactly -inf. */
-function compare(t: ExecutionContext, got: Float32Array, cpu: Float32Array, ref: Float64Array, label: string) {
-  const fin: number[] = [];
-  for (let i = 0; i < ref.length; i++) {
-    if (ref[i] === -Infinity) {
-      if (got[i] !== -Infinity) return t.fail(`${label}: masked entry ${i} is ${got[i]}, not -inf`);
-    } else fin.push(i);
-  }
-  assertBaseline(t, fin.map((i) => got[i]), fin.map((i) => cpu[i]), fin.map((i) => ref[i]), label);
-}
-
 cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-dim configuration', async (t) => {
   const p = new Pair();
   t.teardown(() => p.dispose());
@@ -47,10 +35,10 @@ cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-di
     const a = attentionOp(p.cpu, c, x);
     const b = attentionOp(p.cuda, c, x);
     const label = JSON.stringify(c);
-    compare(t, await b.out.readFloat32(), await a.out.readFloat32(), want.out, `out ${label}`);
+    compareAttention(t, await b.out.readFloat32(), await a.out.readFloat32(), want.out, `out ${label}`);
     if (b.logits) {
       t.deepEqual(b.logits.shape, [B, H, Sq, Ni]);
-      compare(t, await b.logits.readFloat32(), await a.logits!.readFloat32(), want.logits, `logits ${label}`);
+      compareAttention(t, await b.logits.readFloat32(), await a.logits!.readFloat32(), want.logits, `logits ${label}`);
     }
   }
 });
@@ -74,7 +62,7 @@ cudaTest('attention over a preallocated cache: past read on the device, rows pas
         mask: c.mask,
         past: e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32'),
       }).out;
-    compare(t, await run(p.cuda).readFloat32(), await run(p.cpu).readFloat32(), want.out, `cached ${JSON.stringify(c)}`);
+    compareAttention(t, await run(p.cuda).readFloat32(), await run(p.cpu).readFloat32(), want.out, `cached ${JSON.stringify(c)}`);
   }
 });
 
@@ -111,8 +99,8 @@ cudaTest('attention with promptLen (a batch of requests, prompts padded to one l
     for (let r = 0; r < B; r++) {
       const o = (x: Float32Array) => x.subarray(r * N * H * d, (r + 1) * N * H * d);
       const l = (x: Float32Array) => x.subarray(r * H * N * N, (r + 1) * H * N * N);
-      compare(t, o(bo), o(ao), rowOut[r], `out row ${r} of ${JSON.stringify(lens)}`);
-      compare(t, l(bl), l(al), rowLogits[r], `logits row ${r}`);
+      compareAttention(t, o(bo), o(ao), rowOut[r], `out row ${r} of ${JSON.stringify(lens)}`);
+      compareAttention(t, l(bl), l(al), rowLogits[r], `logits row ${r}`);
     }
   }
 });

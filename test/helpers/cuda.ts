@@ -94,3 +94,14 @@ export function engineOn(backend: BackendName): Engine {
 export function backendFor(backend: BackendName): BackendName {
   return backend === 'cuda' && cudaDryRun ? 'cpu' : backend;
 }
+
+/** Attention outputs: finite entries within assertBaseline's bound; masked (-inf) entries exactly -inf. */
+export function compareAttention(t: ExecutionContext, got: Float32Array, base: ArrayLike<number>, ref: Float64Array, label: string): void {
+  const fin: number[] = [];
+  for (let i = 0; i < ref.length; i++) {
+    if (ref[i] === -Infinity) {
+      if (got[i] !== -Infinity) return void t.fail(`${label}: masked entry ${i} is ${got[i]}, not -inf`);
+    } else fin.push(i);
+  }
+  assertBaseline(t, fin.map((i) => got[i]), fin.map((i) => base[i]), fin.map((i) => ref[i]), label);
+}

@@ -85,7 +85,7 @@ export function attentionInputs(c: AttentionCase, seed: number) {
  * block, logits returned with an image block. With `cap`, k/v are a preallocated cache of cap rows
  * (padRows) and `past` (Skv - Sq) is an engine tensor read when the op runs.
  */
-export function attentionOp(e: Engine, c: AttentionCase & { cap?: number }, x: ReturnType<typeof attentionInputs>) {
+export function attentionOp(e: Engine, c: AttentionCase & { cap?: number }, x: ReturnType<typeof attentionInputs>, precision: 'f32' | 'bf16' = 'f32') {
   const { B, Sq, Skv, H, G, d } = c;
   const cap = c.cap ?? Skv;
   const kv = (a: Float32Array) => e.tensor(cap === Skv ? a : padRows(a, B, Skv, cap, G * d), [B, cap, G, d]);
@@ -98,6 +98,7 @@ export function attentionOp(e: Engine, c: AttentionCase & { cap?: number }, x: R
     residual: x.res ? e.tensor(x.res, [B, H, Sq, x.Ni]) : undefined,
     gate: x.gate ? e.tensor(x.gate, [B, H]) : undefined,
     past: c.cap === undefined ? undefined : e.tensor(Int32Array.from([Skv - Sq]), [1], 'i32'),
+    precision,
   });
 }
 
@@ -143,7 +144,7 @@ export function conv2dRef(x: Float32Array, w: Float32Array, b: Float32Array | nu
  * then padding up to pmax (random values: they must never be attended to), then N image keys. Returns
  * the padded q/k/v/res/gate and, per row, the reference out and logits of that row alone, unpadded.
  */
-export function paddedPromptCase(lens: number[], N: number, H: number, G: number, d: number, seed: number) {
+export function paddedPromptCase(lens: number[], N: number, H: number, G: number, d: number, seed: number, round: (x: Float32Array) => Float32Array = (x) => x) {
   const B = lens.length;
   const pmax = Math.max(...lens);
   const Skv = pmax + N;
@@ -164,7 +165,8 @@ export function paddedPromptCase(lens: number[], N: number, H: number, G: number
       return r;
     };
     const c: AttentionCase = { B: 1, Sq: N, Skv: n, H, G, d, mask: 'none', imageCol0: lens[b], residual: true };
-    const want = attentionRef(c, q.subarray(b * N * H * d, (b + 1) * N * H * d), keep(k), keep(v), res.subarray(b * H * N * N, (b + 1) * H * N * N), gate.subarray(b * H, (b + 1) * H));
+    // `round`: the references of inputs rounded so (a bf16 kernel's baseline); q, k, v returned as drawn
+    const want = attentionRef(c, round(q.subarray(b * N * H * d, (b + 1) * N * H * d)), round(keep(k)), round(keep(v)), res.subarray(b * H * N * N, (b + 1) * H * N * N), gate.subarray(b * H, (b + 1) * H));
     rowOut.push(want.out);
     rowLogits.push(want.logits);
   }
