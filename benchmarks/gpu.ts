@@ -71,7 +71,7 @@ for (const dtype of ['bf16', 'f32'] as const)
 async function gemm(cuda: Engine, cpu: Engine, torch: TorchResult | null): Promise<Row[]> {
   const rows: Row[] = [];
   for (const g of GEMMS) {
-    const run = async (e: Engine, budget: number, precision: 'f32' | 'bf16' = 'f32') => {
+    const run = async (e: Engine, budget: number) => {
       const x = e.tensor(randn(g.M * g.K, 1), [g.M, g.K]);
       const w = e.packLinear(e.tensor(randn(g.N * g.K, 2, 0.02), [g.N, g.K]), g.dtype);
       const ms = await perCall(e, () => e.linear(x, w), budget, e === cuda ? 200 : 5);
@@ -80,7 +80,6 @@ async function gemm(cuda: Engine, cpu: Engine, torch: TorchResult | null): Promi
       return ms;
     };
     const gpu = await run(cuda, quick ? 20 : 60);
-    const gpu16 = await run(cuda, quick ? 20 : 60, 'bf16'); // the tensor-core kernel where it applies (attention_tc.cu)
     const host = await run(cpu, quick ? 50 : 300);
     const tflops = (2 * g.M * g.K * g.N) / (gpu * 1e-3) / 1e12;
     const gbs = (g.N * g.K * (g.dtype === 'bf16' ? 2 : 4)) / (gpu * 1e-3) / 1e9;
