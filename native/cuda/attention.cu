@@ -134,7 +134,8 @@ void launch(Context& c, const Params& p) {
 }  // namespace
 
 void attention(Context& c, const AttentionArgs& a) {
-  if (attention_tc(c, a)) return;  // bf16 allowed and a shape the tensor-core kernel takes
+  if (attention_tc(c, a)) return;      // bf16 allowed and a shape the tensor-core kernel takes
+  if (attention_decode(c, a)) return;  // a few queries over many keys: split over the keys
   const Params p = attention_params(a);
   if (p.d <= 64)
     launch<2, 4, 32>(c, p);

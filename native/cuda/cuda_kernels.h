@@ -78,6 +78,9 @@ void gemm_bf16(Context& c, const float* x, const uint16_t* w, int64_t ldw, const
 // tensor-core attention (attention_tc.cu): runs the call and returns true when it allows bf16 and
 // fits the kernel (head dim a multiple of 16 up to 128, 16 or more queries); false: attention.cu's
 bool attention_tc(Context& c, const AttentionArgs& a);
+// split-KV decode attention (attention_decode.cu): runs the call and returns true for a few queries over
+// 256 or more key rows without an image block; false: attention.cu's
+bool attention_decode(Context& c, const AttentionArgs& a);
 // element-wise dtype conversion of n values between device buffers (f32 / bf16 / f16)
 void convert_values(Context& c, const void* src, DType from, void* dst, DType to, int64_t n);
 

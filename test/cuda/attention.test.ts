@@ -1,7 +1,8 @@
 // CUDA fused attention vs the float64 definition (docs/model.md section 3), tolerance from the CPU
-// backend's own f32 error on the same case: masks, GQA, decode over many key tiles, the TCRA
-// residual with returned logits (masked columns -inf), every head-dim configuration of the kernel
-// (<= 64, <= 128, <= 256, <= 1024). Skipped without a usable CUDA device.
+// backend's own f32 error on the same case: masks, GQA, decode over many key tiles (split over the
+// keys by attention_decode.cu), the TCRA residual with returned logits (masked columns -inf), every
+// head-dim configuration of the kernel (<= 64, <= 128, <= 256, <= 1024). Skipped without a usable
+// CUDA device.
 import type { Engine } from '../../lib/index.ts';
 import { assertSame, compareAttention, cudaTest, Pair } from '../helpers/cuda.ts';
 import { attentionInputs, attentionOp, attentionRef, paddedPromptCase, padRows, type AttentionCase } from '../helpers/naive-ops.ts';
@@ -20,6 +21,10 @@ const CASES: AttentionCase[] = [
   { B: 1, Sq: 40, Skv: 70, H: 3, G: 3, d: 96, mask: 'causal', imageCol0: 20, residual: true }, // causal logits: -inf columns
   { B: 1, Sq: 37, Skv: 37, H: 2, G: 1, d: 256, mask: 'causal', scale: 0.05 },
   { B: 1, Sq: 5, Skv: 40, H: 2, G: 2, d: 320, mask: 'causal', imageCol0: 30, residual: true }, // d > 256 configuration
+  // split-KV decode (attention_decode.cu: <= 4 queries, >= 256 keys, no image block)
+  { B: 1, Sq: 3, Skv: 700, H: 4, G: 1, d: 128, mask: 'prefix_causal', prefixLen: 698 }, // queries on both sides of the prefix
+  { B: 2, Sq: 4, Skv: 256, H: 3, G: 3, d: 80, mask: 'causal' }, // two chunks exactly
+  { B: 1, Sq: 1, Skv: 300, H: 2, G: 2, d: 256, mask: 'none' }, // its largest head dim, a partial last chunk
 ];
 
 cudaTest('attention: masks, GQA, decode, TCRA residual and logits, every head-dim configuration', async (t) => {
