@@ -69,8 +69,8 @@ for (const t of threads) {
         `${(Math.min(...s) / Math.min(...u)).toFixed(2)}x min, ${(median(s) / median(u)).toFixed(2)}x median`);
     }
     if (got['q8 separate'] && got['bf16 separate'])
-      console.log(`${t} thr, ${rows} rows: q8 vs bf16 (separate, median) ${(median(got['bf16 separate']) / median(got['q8 separate'])).toFixed(2)}x; ` +
-        `q8 vs f32 ${(median(got['f32 separate']) / median(got['q8 separate'])).toFixed(2)}x`);
+      console.log(`${t} thr, ${rows} rows: q8 vs bf16 (separate, median) ${(median(got['bf16 separate']) / median(got['q8 separate'])).toFixed(2)}x` +
+        (got['f32 separate'] ? `; q8 vs f32 ${(median(got['f32 separate']) / median(got['q8 separate'])).toFixed(2)}x` : ''));
     x.dispose();
   }
   await e.dispose();

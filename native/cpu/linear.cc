@@ -23,7 +23,9 @@ namespace {
 using namespace onednn;
 
 constexpr int64_t kNominalRows = 128;  // the generator's image-token count; packing is chosen for it
-constexpr int64_t kQ8GemvRows = 8;      // q8: rows the GEMV takes (it reads W once for all of them)
+// q8: rows the GEMV takes (it reads W once for all of them, at ~0.5 ms a row for 2B's q/k/v/gate/up at
+// 1 thread); the dequantising panel path costs ~20 ms up front, so it wins from ~40 rows (RESULTS 13)
+constexpr int64_t kQ8GemvRows = 32;
 
 struct PackedLinear final : Packed {
   int64_t n = 0, k = 0;

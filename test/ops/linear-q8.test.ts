@@ -1,6 +1,6 @@
 // 8-bit weights (packLinear(w, 'q8'), native/core/quant.h) against the format's own reference
 // (test/helpers/q8-reference.ts): the weights are the reference's q * d exactly, and the products
-// stay within bounds derived from what each path rounds: the int8 GEMV (up to 8 rows) quantises x
+// stay within bounds derived from what each path rounds: the int8 GEMV (up to 32 rows) quantises x
 // per block of 32; the many-row path (q * d into oneDNN's matmul) rounds W and x to bf16 where
 // oneDNN has native bf16 kernels (as bf16 weights compute), else only sums in f32.
 import test from 'ava';
@@ -10,7 +10,8 @@ import { absProduct, dequantiseQ8, q8ActivationBound } from '../helpers/q8-refer
 import { linearRef, randn, toBf16Bits } from '../helpers/reference.ts';
 
 // [M, K, N]: K not a multiple of 32 or 64 (padded tail blocks), N not a multiple of 4 (padded row
-// groups), the GEMV's row limit (8) and the many-row path beyond it
+// groups), the GEMV's row limit (32, native/cpu/linear.cc) and the many-row path beyond it
+const Q8_GEMV_ROWS = 32;
 const CASES: [number, number, number][] = [
   [1, 31, 33],
   [1, 64, 4],
@@ -18,6 +19,7 @@ const CASES: [number, number, number][] = [
   [2, 33, 17],
   [8, 96, 200],
   [9, 75, 33],
+  [32, 70, 40],
   [33, 129, 128],
   [64, 96, 200],
 ];
@@ -46,7 +48,7 @@ test('q8 linear equals x . (q d) within the bound of what each path rounds', asy
     const y = await e.linear(e.tensor(x, [m, k]), e.packLinear(e.tensor(w, [n, k]), 'q8'), e.tensor(b, [n])).readFloat32();
     const f32 = (i: number) => 1e-5 * abs[i] + 1e-6;
     let bound: (i: number) => number;
-    if (m <= 8) {
+    if (m <= Q8_GEMV_ROWS) {
       const act = q8ActivationBound(x, wq, m, k, n);
       bound = (i) => act[i] * 1.001 + f32(i);
     } else {

@@ -60,7 +60,9 @@ async function greedyTokens(weights: 'bf16' | 'q8', backend: 'cpu' | 'cuda') {
 
 for (const backend of BACKENDS) {
   // The tiny model's random weights and 64-wide layers make it touchy: bf16 storage alone moves its
-  // logits by ~1 (of 10). q8 is held to a few times bf16's error, measured beside it.
+  // logits by ~1 (of 10). q8 is held to a few times bf16's error, measured beside it: up to 4x, as
+  // the int8 GEMV (up to 32 rows: the fixture's vision rows) also quantises the activations per block
+  // of 32, which bf16 does not (on this machine 2.40 against 0.97; 1.79 when the GEMV took 8 rows).
   backendTest(backend, 'q8 weights: prefill logits stay within a few times bf16\'s error of the fp32 reference', async (t) => {
     const q8 = await prefillLogits('q8', backendFor(backend));
     const bf16 = await prefillLogits('bf16', backendFor(backend));
@@ -73,7 +75,7 @@ for (const backend of BACKENDS) {
       return n;
     };
     t.log(`max |logit - fp32| (max |logit| ${maxAbs(ref).toFixed(2)}): q8 ${err(q8.got).toFixed(4)}, bf16 ${err(bf16.got).toFixed(4)}; argmax equal at q8 ${same(q8.got)}, bf16 ${same(bf16.got)} of ${rows} positions`);
-    t.true(err(q8.got) <= 3 * err(bf16.got), `q8 error ${err(q8.got)} vs bf16 ${err(bf16.got)}`);
+    t.true(err(q8.got) <= 4 * err(bf16.got), `q8 error ${err(q8.got)} vs bf16 ${err(bf16.got)}`);
     t.true(same(q8.got) >= 0.85 * rows, `argmax equal at ${same(q8.got)} of ${rows}`);
   });
 
