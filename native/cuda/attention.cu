@@ -8,7 +8,7 @@
 // Per key tile: lane j computes the score of key j for each of its warp's queries (q broadcast
 // from shared memory, K rows padded to an odd stride so lanes hit distinct banks), the warp
 // reduces max and sum, then lanes own head-dim slices e = lane + 32 t of the output and accumulate
-// p_j v_j. Plain fp32 SIMT, exact to the CPU's f32; attention() first offers the call to the
+// p_j v_j. Plain fp32 SIMT (within the f32 tolerance of the CPU's); attention() first offers the call to the
 // tensor-core kernel (attention_tc.cu, bf16 allowed) and the split-KV decode one (attention_decode.cu).
 #include "cuda/attention_common.cuh"
 #include "cuda/cuda_common.cuh"

@@ -2,7 +2,7 @@
 // the TCRA residual and its logits output; docs/model.md section 3) with Q K^T and P V on bf16
 // mma.sync tiles and the softmax online in f32, flash style. Taken when the call allows bf16
 // (AttentionArgs::bf16) and the head dim is a multiple of 16 up to 128; attention.cu (f32 SIMT)
-// serves every other call, so f32 results stay exact to the CPU's.
+// serves every other call, so f32 calls keep f32 results (within the tested f32 tolerance of the CPU's).
 //
 // Block = (64-query tile, head h, batch b), 4 warps of 16 query rows. Per 64-key tile the block
 // stages K [key][dim] and V transposed [dim][key] in shared memory as bf16, so every B fragment is
