@@ -208,6 +208,7 @@ export function buildProgram(): Command {
     const t0 = performance.now();
     const images = await lf.generateImage({ prompt, steps: o.steps, guidance: o.guidance, seed: o.seed, count: o.count, sampler: o.sampler, onProgress: (p) => bar.update(p.step, p.steps, `(group ${p.group})`) });
     bar.end();
+    for (const w of images[0]?.warnings ?? []) console.error(`latte-flow: warning: ${w}`);
     images.forEach((img, i) => {
       writeImage(files[i], img);
       console.log(`${files[i]}: ${img.width}x${img.height}, seed ${img.seed}`);
@@ -227,7 +228,9 @@ export function buildProgram(): Command {
   ).action(async (image: string, question: string, o: ModelOpts & { maxTokens: number; temperature: number; seed: number }) => {
     checkImageFile(image);
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
-    noteResize(image, lf.vlm.preprocessor);
+    // a model that knows its world says how far the input is from it; others note a drastic resize
+    if (lf.world) for (const w of [...(await lf.imageWarnings(image)), ...lf.promptWarnings(question)]) console.error(`latte-flow: warning: ${w}`);
+    else noteResize(image, lf.vlm.preprocessor);
     for await (const piece of lf.answerStream({ image, question, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed })) process.stdout.write(piece);
     process.stdout.write('\n');
   });
@@ -253,40 +256,36 @@ export function buildProgram(): Command {
   withModelOptions(
     program
       .command('eval')
-      .description('score the model in the engine: ShapesEval on generated images and VQA accuracy')
-      .option('--limit <n>', 'ShapesEval prompts (of 200)', int('limit', 1), 200)
-      .option('--vqa <n>', 'VQA questions on freshly rendered images', int('vqa', 1), 200)
+      .description('score the model in the engine: ShapesEval on generated images and VQA accuracy, in template and held-out wording')
+      .option('--limit <n>', 'ShapesEval prompts per wording (of 200; bare prompts: of the 100 single-object ones)', int('limit', 1), 200)
+      .option('--vqa <n>', 'VQA questions per wording on freshly rendered images', int('vqa', 1), 200)
+      .option('--blanks <n>', 'blank images asked about per wording (6 questions each)', int('blanks', 0), 4)
       .option('--steps <n>', 'sampling steps (default: the model’s)', int('steps', 1))
       .option('--guidance <w>', 'guidance weight, or one per expert group as 5/5/3/1 (default: the model’s)', weights('guidance'))
       .option('--json', 'print the full report as JSON'),
-  ).action(async (o: ModelOpts & { limit: number; vqa: number; steps?: number; guidance?: number | number[]; json?: boolean }) => {
+  ).action(async (o: ModelOpts & { limit: number; vqa: number; blanks: number; steps?: number; guidance?: number | number[]; json?: boolean }) => {
     const { evaluateShapes, evaluateVqa } = await import('./shapes/evaluate.js');
+    const { evalTable } = await import('./shapes/eval-report.js');
     await using lf = await LatteFlow.load(modelDir(o), { backend: o.backend, threads: o.threads });
-    const bar = progressBar('ShapesEval');
-    const se = await evaluateShapes(lf, { limit: o.limit, steps: o.steps, guidance: o.guidance, onProgress: (d, n) => bar.update(d, n) });
-    bar.end();
-    const vbar = progressBar('VQA');
-    const vqa = await evaluateVqa(lf, { count: o.vqa, onProgress: (d, n) => vbar.update(d, n) });
-    vbar.end();
+    const shapes: Awaited<ReturnType<typeof evaluateShapes>>[] = [];
+    for (const wording of ['template', 'heldout', 'bare'] as const) {
+      const bar = progressBar(`ShapesEval ${wording}`);
+      shapes.push(await evaluateShapes(lf, { wording, limit: o.limit, steps: o.steps, guidance: o.guidance, onProgress: (d, n) => bar.update(d, n) }));
+      bar.end();
+    }
+    const vqa: Awaited<ReturnType<typeof evaluateVqa>>[] = [];
+    for (const wording of ['template', 'heldout'] as const) {
+      const bar = progressBar(`VQA ${wording}`);
+      vqa.push(await evaluateVqa(lf, { wording, count: o.vqa, blanks: o.blanks, onProgress: (d, n) => bar.update(d, n) }));
+      bar.end();
+    }
+    const [template, heldout, bare] = shapes;
     if (o.json) {
-      const { perPrompt: _, ...summary } = se;
-      console.log(JSON.stringify({ shapesEval: summary, vqa }, null, 1));
+      const strip = ({ perPrompt: _, captions: __, ...summary }: (typeof shapes)[number]) => summary;
+      console.log(JSON.stringify({ shapesEval: { template: strip(template), heldout: strip(heldout), bare: strip(bare) }, vqa: { template: vqa[0], heldout: vqa[1] } }, null, 1));
       return;
     }
-    const rows: [string, number, string][] = [
-      ['single object', se.single, '>= 0.95'],
-      ['colour', se.colour, ''],
-      ['position', se.position, ''],
-      ['count', se.count, ''],
-      ['two-object relation', se.relation, '>= 0.75'],
-      ['ShapesEval overall', se.overall, '>= 0.85'],
-      ['VQA exact match', vqa.accuracy, '>= 0.95'],
-    ];
-    console.log(`| metric | score | target |\n|---|---|---|`);
-    for (const [name, v, target] of rows) console.log(`| ${name} | ${v.toFixed(3)} | ${target} |`);
-    const kinds = Object.entries(vqa.byKind).filter(([, k]) => k.questions > 0);
-    console.log(`\n${se.prompts} prompts, ${se.secondsPerImage.toFixed(3)} s/image; ${vqa.questions} questions, ${vqa.secondsPerAnswer.toFixed(3)} s/answer`);
-    console.log(`VQA by question: ${kinds.map(([name, k]) => `${name} ${k.right}/${k.questions}`).join(', ')}`);
+    console.log(evalTable({ template, heldout, bare }, { template: vqa[0], heldout: vqa[1] }));
   });
   withModelOptions(
     program

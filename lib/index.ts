@@ -18,6 +18,7 @@ export { GenerationStream, type GeneratorConfig } from './generator.js';
 export { DcaeDecoder, latentToRgb } from './dcae.js';
 export { eulerStep, heunStep, timeSchedule, shiftTime, groupOf, type StepFunction, type StepContext, type VelocityFn } from './sampler.js';
 export { LatteError, type ErrorCode } from './errors.js';
+export { readWorld, wordsOf, promptWarnings, imageWarnings, type ModelWorld } from './model-world.js';
 export { createWorker, createQueueClient, type QueueWorker, type QueueWorkerOptions, type QueueClient, type QueueClientOptions } from './queue/index.js';
 export { createServer, latteFlowPlugin, type ServeOptions, type LatteServer, type LatteFlowPluginOptions, type ServedModel, type ServeState } from './serve/index.js';
 export type { DTypeName, MaskName, GeluName } from './native.js';

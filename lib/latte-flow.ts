@@ -21,6 +21,8 @@ import { checkSchedule, MAX_STEPS, SAMPLER_PROGRAMS, STEP_FUNCTIONS, timeSchedul
 import { DecodeBatcher, Scheduler, VelocityBatcher, type BatchInfo, type SchedulerOptions, type SchedulerStats } from './scheduler/index.js';
 import { Tensor } from './tensor.js';
 import { answer, answerStream, type AnswerOptions, type DecodeHooks } from './answer.js';
+import { decodeImage, type ImageLimits, type RgbImage } from './image.js';
+import { imageWarnings, promptWarnings, readWorld, type ModelWorld } from './model-world.js';
 
 export interface LatteFlowLoadOptions extends EngineOptions, SchedulerOptions {
   /** Weight storage for the VLM's and the generation stream's linear layers: 'f32' (default), 'bf16' or 'q8'. */
@@ -77,6 +79,8 @@ export interface GeneratedImage {
   toPNG(): Uint8Array;
   /** Baseline JPEG, quality 1-100 (default 90). */
   toJPEG(quality?: number): Uint8Array;
+  /** What the model warns about its prompt (words it never saw: LatteFlow.promptWarnings); often empty. */
+  warnings: string[];
 }
 
 /** The longest prompt in characters (a guard on tokenizing; the token cap is what bounds the work). */
@@ -115,6 +119,8 @@ interface Manifest {
   vlm: string;
   generator: string;
   vae: string;
+  /** the model's world.json, when it has one (lib/model-world.ts) */
+  world?: string;
 }
 
 function readManifest(dir: string): Manifest {
@@ -134,11 +140,11 @@ function readManifest(dir: string): Manifest {
   ensure(m.format === undefined || m.format === 'latte-flow', `${file}: format must be "latte-flow"`, 'E_BAD_CONFIG');
   ensure(m.format_version === undefined || (Number.isInteger(m.format_version) && (m.format_version as number) <= 1), `${file}: format_version ${typeof m.format_version === 'number' ? m.format_version : `(a ${typeof m.format_version})`} must be an integer <= 1 (the newest this engine reads)`, 'E_BAD_CONFIG');
   const part = (k: keyof Manifest) => {
-    const v = m[k] ?? dflt[k];
+    const v = m[k] ?? dflt[k as keyof typeof dflt];
     ensure(typeof v === 'string' && v.length > 0, `${file}: "${k}" must be a relative path`, 'E_BAD_CONFIG');
     return path.resolve(dir, v);
   };
-  return { vlm: part('vlm'), generator: part('generator'), vae: part('vae') };
+  return { vlm: part('vlm'), generator: part('generator'), vae: part('vae'), ...(m.world === undefined ? {} : { world: part('world') }) };
 }
 
 /** generateImage's options, checked and resolved to the model's defaults. */
@@ -164,6 +170,8 @@ export class LatteFlow implements AsyncDisposable {
   readonly vlm: Qwen2VL;
   readonly generator: GenerationStream;
   readonly vae: DcaeDecoder;
+  /** What the model knows of its training world (world.json), if its directory says: inputs are checked against it. */
+  readonly world: ModelWorld | undefined;
 
   readonly #scheduler: Scheduler;
   readonly #batcher: VelocityBatcher;
@@ -174,8 +182,9 @@ export class LatteFlow implements AsyncDisposable {
   readonly #closing = new AbortController();
   readonly #inFlight = new Set<Promise<unknown>>();
 
-  private constructor(engine: Engine, vlm: Qwen2VL, gen: GenerationStream, vae: DcaeDecoder, scheduler: Scheduler) {
+  private constructor(engine: Engine, vlm: Qwen2VL, gen: GenerationStream, vae: DcaeDecoder, scheduler: Scheduler, world: ModelWorld | undefined) {
     this.engine = engine;
+    this.world = world;
     this.vlm = vlm;
     this.generator = gen;
     this.vae = vae;
@@ -192,6 +201,7 @@ export class LatteFlow implements AsyncDisposable {
   static async load(dir: string, options: LatteFlowLoadOptions = {}): Promise<LatteFlow> {
     ensure(typeof dir === 'string' && dir.length > 0, 'the model directory must be a non-empty string');
     const m = readManifest(dir);
+    const world = m.world === undefined ? undefined : readWorld(m.world); // small, and checked before any weights load
     const scheduler = new Scheduler({ maxBatch: options.maxBatch, maxQueue: options.maxQueue });
     const engine = new Engine({ backend: options.backend, threads: options.threads });
     const parts: { dispose(): unknown }[] = [];
@@ -207,12 +217,29 @@ export class LatteFlow implements AsyncDisposable {
       ensure(g.numLayers <= vlm.config.layers, `the generator has ${g.numLayers} layers but the VLM only ${vlm.config.layers}`, 'E_BAD_CONFIG');
       ensure(g.latentChannels === vae.config.latentChannels, `the generator's latent_channels ${g.latentChannels} differ from the VAE's ${vae.config.latentChannels}`, 'E_BAD_CONFIG');
       await engine.fence();
-      return new LatteFlow(engine, vlm, gen, vae, scheduler);
+      return new LatteFlow(engine, vlm, gen, vae, scheduler, world);
     } catch (e) {
       for (const p of parts.reverse()) await p.dispose();
       await engine.dispose({ drop: true });
       throw LatteError.from(e);
     }
+  }
+
+  /** Warnings about a prompt or question: words the model never saw (none for a model without world.json). */
+  promptWarnings(text: string): string[] {
+    ensure(typeof text === 'string', 'text must be a string');
+    return this.world ? promptWarnings(this.world, text.slice(0, MAX_PROMPT_CHARS)) : [];
+  }
+
+  /**
+   * Warnings about an image to ask about (a path, PNG/JPEG bytes or an RGB(A) image): another size than
+   * the model's pictures once resized, or colours it never saw. Decoding runs in the image worker under
+   * the usual limits (E_BAD_IMAGE). None for a model without world.json.
+   */
+  async imageWarnings(image: string | Uint8Array | RgbImage, limits?: Partial<ImageLimits>): Promise<string[]> {
+    if (!this.world) return [];
+    const rgb = typeof image === 'string' || image instanceof Uint8Array ? await decodeImage(image, limits) : image;
+    return imageWarnings(this.world, rgb, this.vlm.preprocessor);
   }
 
   /** Answers a question (Qwen2VL.answer), admitted by the scheduler: E_BUSY when its queue is full. */
@@ -282,7 +309,10 @@ export class LatteFlow implements AsyncDisposable {
    */
   async generateImage(options: GenerateOptions): Promise<GeneratedImage[]> {
     const o = this.#validate(options); // bad input is refused before it takes a place in the queue
-    return this.#admitted(this.#scheduler.images, o.signal, (signal) => this.#generate({ ...o, signal }));
+    const warnings = this.promptWarnings(o.prompt);
+    const images = await this.#admitted(this.#scheduler.images, o.signal, (signal) => this.#generate({ ...o, signal }));
+    for (const img of images) img.warnings = [...warnings];
+    return images;
   }
 
   async #generate(o: ValidatedGenerate & { signal: AbortSignal }): Promise<GeneratedImage[]> {
@@ -405,6 +435,7 @@ export class LatteFlow implements AsyncDisposable {
       seed: seed + i,
       toPNG: () => encodePng({ width: W, height: H, data, channels: 3, depth: 8 }),
       toJPEG: (quality = 90) => encodeJpeg(W, H, data, quality),
+      warnings: [],
     }));
   }
 

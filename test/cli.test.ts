@@ -65,3 +65,13 @@ test('errors: one line with the code and exit 1; bad usage exits 2; --help exits
     t.regex(r.stdout, /Usage: latte-flow/);
   }
 });
+
+test('eval prints ShapesEval and VQA in template and held-out wording side by side (shipped model, tiny counts)', async (t) => {
+  const r = await cli('eval', '--limit', '2', '--vqa', '2', '--blanks', '1', '--steps', '4', '--threads', '1');
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /\| ShapesEval \| template \| held-out \| bare prompt \| target \|/);
+  t.regex(r.stdout, /\| overall \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+  t.regex(r.stdout, /\| VQA \(exact match\) \| template \| held-out \| target \|/);
+  t.regex(r.stdout, /\| blank image \| \d\/6 \| \d\/6 \|/);
+  t.regex(r.stdout, /ShapesEval: 2 \+ 2 \+ 2 prompts/);
+});

@@ -122,6 +122,10 @@ test.serial('images: b64_json PNGs of the model size, byte for byte what generat
   for (const d of j.data) t.deepEqual(pngSize(d.b64_json), [64, 64]);
   const direct = await lf.generateImage({ prompt: PROMPT, count: 2, seed: 5, steps: 4 });
   t.deepEqual(j.data.map((d: { b64_json: string }) => d.b64_json), direct.map((img) => b64(img.toPNG())));
+  t.is(j.warnings, undefined, 'no warnings field when the model knows every word');
+  const odd = await json(await post(`${url}/v1/images/generations`, { prompt: 'a red hexagon', steps: 2 }));
+  t.is(odd.warnings.length, 1);
+  t.regex(odd.warnings[0], /never saw the word "hexagon"/);
 });
 
 test.serial('images, stream: an SSE progress event per step, previews, the final image (the same as unstreamed), then [DONE]', async (t) => {

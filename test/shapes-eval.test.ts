@@ -3,7 +3,7 @@
 import test from 'ava';
 import { LatteFlow } from '../lib/index.ts';
 import { DEFAULT_MODEL } from '../lib/cli.ts';
-import { evaluateShapes, evaluateVqa, questionKind } from '../lib/shapes/evaluate.ts';
+import { evaluateShapes, evaluateVqa, questionKind, wordPrompt } from '../lib/shapes/evaluate.ts';
 import { DEV_SEED, EVAL_SEED, shapesEvalPrompts } from '../lib/shapes/world.ts';
 
 test('a development prompt set is of the same make as the fixed one, and different', (t) => {
@@ -36,10 +36,40 @@ test('ShapesEval and VQA reports on the shipped model', async (t) => {
   const dev = await evaluateShapes(lf, { limit: 4, promptSeed: DEV_SEED, steps: 6, guidance: 2, shift: 2 });
   t.is(dev.prompts, 4);
   await t.throwsAsync(evaluateShapes(lf, { promptSeed: -1 }), { code: 'E_ARG' });
-  const v = await evaluateVqa(lf, { count: 18 });
+  const v = await evaluateVqa(lf, { count: 18, blanks: 1 });
   t.is(v.questions, 18);
   const kinds = Object.values(v.byKind);
-  t.is(kinds.reduce((n, k) => n + k.questions, 0), 18);
-  t.is(kinds.reduce((n, k) => n + k.right, 0), Math.round(v.accuracy * 18));
-  t.true(v.byKind.count.questions > 0 && v.byKind.describe.questions > 0);
+  t.is(kinds.reduce((n, k) => n + k.questions, 0), 18 + 6);
+  t.is(kinds.reduce((n, k) => n + k.right, 0), Math.round(v.accuracy * 18) + v.blank.right);
+  t.is(v.blank.questions, 6);
+  t.true(v.byKind.count!.questions > 0 && v.byKind.describe!.questions > 0);
+  t.is(v.byKind.leftright, undefined, 'the template wording has no relation questions');
+  const h = await evaluateVqa(lf, { count: 24, blanks: 0, wording: 'heldout' });
+  t.is(h.wording, 'heldout');
+  t.true((h.byKind.leftright?.questions ?? 0) + (h.byKind.abovebelow?.questions ?? 0) > 0, 'held-out wording asks relation questions');
+  await t.throwsAsync(evaluateVqa(lf, { count: 1, wording: 'bare' as never }), { code: 'E_ARG' });
+});
+
+test('wordings: held-out captions keep the prompt\'s objects; bare prompts are the single-object half without a place', (t) => {
+  const fixed = shapesEvalPrompts();
+  for (const p of fixed.slice(95, 105)) {
+    const h = wordPrompt(p, 'heldout');
+    t.deepEqual(h.objects, p.objects);
+    t.not(h.caption, p.caption);
+    for (const o of p.objects) t.true(h.caption.toLowerCase().includes(`${o.colour} ${o.shape}`), h.caption);
+  }
+  const b = wordPrompt(fixed[0], 'bare');
+  t.regex(b.caption, /^an? \w+ (circle|square|triangle)$/);
+  t.is(b.objects[0].place, undefined);
+  t.is(wordPrompt(fixed[0], 'template'), fixed[0]);
+});
+
+test('a bare prompt is scored without a position', async (t) => {
+  const lf = await LatteFlow.load(DEFAULT_MODEL, { backend: 'cpu', threads: 2 });
+  t.teardown(() => lf.dispose());
+  const r = await evaluateShapes(lf, { limit: 2, wording: 'bare', steps: 6 });
+  t.is(r.prompts, 2);
+  t.true(r.perPrompt.every((s) => s.kind === 'one' && s.position === undefined));
+  t.true(Number.isNaN(r.position) && Number.isNaN(r.relation));
+  t.true(r.captions.every((c) => /^an? /.test(c)));
 });

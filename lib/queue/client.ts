@@ -67,7 +67,8 @@ const unavailable = (why: string) => new Unavailable('queue_unavailable', `the j
 function generated(w: WireImage): GeneratedImage {
   const png = pngBytes(w);
   const { width, height, data } = decodePng(png);
-  return { width, height, data, seed: w.seed, toPNG: () => png, toJPEG: (quality = 90) => encodeJpeg(width, height, data, quality) };
+  const warnings = Array.isArray(w.warnings) ? w.warnings.filter((x): x is string => typeof x === 'string') : [];
+  return { width, height, data, seed: w.seed, toPNG: () => png, toJPEG: (quality = 90) => encodeJpeg(width, height, data, quality), warnings };
 }
 
 export class QueueClient {

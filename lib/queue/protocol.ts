@@ -34,6 +34,8 @@ export interface WireImage {
   seed: number;
   /** the PNG file, base64 */
   png: string;
+  /** GeneratedImage.warnings (absent from previews and from older workers) */
+  warnings?: string[];
 }
 
 export interface ImageJobResult {
@@ -100,7 +102,11 @@ export function answerOptions(d: ChatJobData): AnswerOptions {
   };
 }
 
-export const wireImage = (img: { seed: number; toPNG(): Uint8Array }): WireImage => ({ seed: img.seed, png: toB64(img.toPNG()) });
+export const wireImage = (img: { seed: number; toPNG(): Uint8Array; warnings?: string[] }): WireImage => ({
+  seed: img.seed,
+  png: toB64(img.toPNG()),
+  ...(img.warnings?.length ? { warnings: img.warnings } : {}),
+});
 export const pngBytes = (w: WireImage): Uint8Array => fromB64(w.png);
 
 // A failed job's reason: `latte-flow:E_CODE:message`, so the API side rethrows the same LatteError

@@ -34,7 +34,9 @@ export function imagesRoute(app: FastifyInstance, ctx: RouteContext, options: Ro
     if (!body.stream) {
       const images = await model.generateImage(options).catch((e) => Promise.reject(flight.explain(e)));
       ctx.metrics.imagesMade(images.length);
-      return { created, data: images.map((img) => ({ b64_json: b64(img), seed: img.seed })) };
+      const warnings = images[0]?.warnings ?? [];
+      // `warnings` (words the model never saw) only when there are any: the OpenAI shape otherwise
+      return { created, data: images.map((img) => ({ b64_json: b64(img), seed: img.seed })), ...(warnings.length ? { warnings } : {}) };
     }
 
     const steps = body.steps ?? model.generator.config.numSteps;
@@ -60,7 +62,7 @@ export function imagesRoute(app: FastifyInstance, ctx: RouteContext, options: Ro
     }
     ctx.metrics.imagesMade(images.length);
     sse ??= new SseStream(reply);
-    images.forEach((img, index) => sse!.send({ type: 'image_generation.completed', created, index, seed: img.seed, b64_json: b64(img) }, 'image_generation.completed'));
+    images.forEach((img, index) => sse!.send({ type: 'image_generation.completed', created, index, seed: img.seed, b64_json: b64(img), ...(img.warnings.length ? { warnings: img.warnings } : {}) }, 'image_generation.completed'));
     sse.done();
     return reply;
   });

@@ -16,7 +16,8 @@
  *   wide component is still classified with clamped, overlapping corner cells).
  * - single object: exactly one object and it has the caption's shape. colour: exactly one object
  *   and it has the caption's colour (its shape is not asked). position: exactly one object and its
- *   centroid in the place's region (regions use strict < / > and the inclusive [22, 42]).
+ *   centroid in the place's region (regions use strict < / > and the inclusive [22, 42]); a prompt
+ *   without a place (a bare "a red square") has no position score.
  * - relation: exactly two objects, one with A's colour and shape and the other with B's, and
  *   "A to the left of B" means xB - xA >= 8 (right: xA - xB >= 8, above: yB - yA >= 8 with y
  *   downwards, below: yA - yB >= 8); the other axis is not looked at.
@@ -204,8 +205,7 @@ function checkPrompt(prompt: EvalPrompt): void {
   ensure(prompt.kind === 'one' || prompt.kind === 'two', `ShapesEval: bad prompt kind ${String(prompt.kind)}`);
   ensure(prompt.objects?.length === want, `ShapesEval: a '${prompt.kind}' prompt needs ${want} object(s): ${prompt.caption}`);
   for (const o of prompt.objects) ensure(o.colour in SHAPE_COLOURS && ['circle', 'square', 'triangle'].includes(o.shape), `ShapesEval: bad object in ${prompt.caption}`);
-  if (prompt.kind === 'one') ensure(prompt.objects[0].place !== undefined, `ShapesEval: a single-object prompt needs a place: ${prompt.caption}`);
-  else ensure(prompt.relation !== undefined && ['to the left of', 'to the right of', 'above', 'below'].includes(prompt.relation), `ShapesEval: a two-object prompt needs a relation: ${prompt.caption}`);
+  if (prompt.kind === 'two') ensure(prompt.relation !== undefined && ['to the left of', 'to the right of', 'above', 'below'].includes(prompt.relation), `ShapesEval: a two-object prompt needs a relation: ${prompt.caption}`);
 }
 
 /** Scores one generated image (size x size RGB) against its prompt. */
@@ -221,7 +221,8 @@ export function scorePrompt(prompt: EvalPrompt, image: Uint8Array, size = 64): P
       count,
       single: one !== undefined && one.shape === want.shape,
       colour: one !== undefined && one.colour === want.colour,
-      position: one !== undefined && inPlace(want.place!, one.cx, one.cy),
+      // a prompt that names no place ("a red square") has no position to score
+      ...(want.place === undefined ? {} : { position: one !== undefined && inPlace(want.place, one.cx, one.cy) }),
       objects,
     };
   }
@@ -246,7 +247,7 @@ export function shapesEval(prompts: readonly EvalPrompt[], images: readonly Uint
   const twos = perPrompt.filter((s) => s.kind === 'two');
   const single = mean(ones.map((s) => s.single!));
   const colour = mean(ones.map((s) => s.colour!));
-  const position = mean(ones.map((s) => s.position!));
+  const position = mean(ones.filter((s) => s.position !== undefined).map((s) => s.position!));
   const count = mean(perPrompt.map((s) => s.count));
   const relation = mean(twos.map((s) => s.relation!));
   const cats = [single, colour, position, count, relation].filter((v) => !Number.isNaN(v));

@@ -13,6 +13,9 @@ Stages, each with a wall-clock budget (losses and wall time go to <out>/training
   gen      generation stream, K = 4 groups, layerwise flow matching on the frozen VLM + AE, from a pool of
            latents encoded once, prompt K/V cached per caption; --resume continues a saved stream
   vanilla  the K = 1 twin with the same budget (written to <out>-vanilla/generator, sharing vlm/ and vae/)
+  world    <out>/world.json: the training text's vocabulary and the world's images (lib/model-world.ts)
+With --language, vlm and gen/vanilla continue the saved models on the world's varied language
+(tools/reference/latte_ref/shapes_language.py): the shipped models' second phase (train_all.sh).
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
@@ -35,7 +38,7 @@ import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
-from latte_ref import chat, preprocess, shapes_world, st, tiny  # noqa: E402
+from latte_ref import chat, preprocess, shapes_language, shapes_world, st, tiny  # noqa: E402
 from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
@@ -73,7 +76,8 @@ class Log:
     def stage(self, name, **info):
         # re-read first: the gen and vanilla stages may run as two processes side by side
         self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
-        self.data[name] = {**self.data.get(name, {}), **info}
+        t = os.times()   # CPU time of this process so far (each stage of train_all.sh is its own process)
+        self.data[name] = {**self.data.get(name, {}), **info, "process_cpu_seconds": round(t.user + t.system, 1)}
         with open(self.path, "w") as f:
             json.dump(self.data, f, indent=1)
 
@@ -113,8 +117,32 @@ class Stream:
 
     def take(self, n):
         exs = shapes_world.examples(self.seed, self.i, n)
+        for k, ex in enumerate(exs):
+            ex["at"] = (self.seed, self.i + k)   # the language's draws are keyed by (seed, i)
         self.i += n
         return exs
+
+
+BLANK = np.full((shapes_world.IMAGE_SIZE, shapes_world.IMAGE_SIZE, 3), 255, dtype=np.uint8)
+
+
+def language_qa(ex, rng):
+    """One (image, question, answer) of the language mixture: a blank image 1 time in 16 (zero / no shapes /
+    no), else the template question (7 in 15) or the same question in the language's train wording."""
+    seed, i = ex["at"]
+    r = rng.randint(16)
+    if r == 0:
+        qa = shapes_language.blank_qa(seed, i)
+        return BLANK, qa[rng.randint(len(qa))]
+    qa = ex["qa"] if r < 8 else shapes_language.qa_variants(ex, seed, i)
+    return ex["image"], qa[rng.randint(len(qa))]
+
+
+def language_captions(ex, variants=2):
+    """The template caption and `variants` captions in the language's train wording (drawn with seeds
+    seed + 1000 k, so each is its own draw)."""
+    seed, i = ex["at"]
+    return [ex["caption"]] + [shapes_language.caption_variant(ex, seed + 1000 * k, i) for k in range(variants)]
 
 
 # ---- stages ------------------------------------------------------------------------------------------------
@@ -199,10 +227,13 @@ def vlm_config(tok, rope_theta=ROPE_THETA):
     return cfg
 
 
-def vlm_example(tok, ex, rng):
-    q, a = ex["qa"][rng.randint(len(ex["qa"]))]
+def vlm_example(tok, ex, rng, language=False):
+    if language:
+        image, (q, a) = language_qa(ex, rng)
+    else:
+        image, (q, a) = ex["image"], ex["qa"][rng.randint(len(ex["qa"]))]
     msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
-    pv, grid = preprocess.preprocess_image(ex["image"], PCFG)
+    pv, grid = preprocess.preprocess_image(image, PCFG)
     prompt = chat.expand_image_pads(chat.render(msgs), [grid[0].tolist()], 2)
     p_ids = tok.encode(prompt)
     a_ids = tok.encode(a + "<|im_end|>")
@@ -211,10 +242,10 @@ def vlm_example(tok, ex, rng):
     return ids, labels, pv, grid
 
 
-def vlm_batch(tok, cfg, exs, rng):
+def vlm_batch(tok, cfg, exs, rng, language=False):
     """Right-padded batch: ids/labels [B, S], M-RoPE positions [3, B, S], the images' patches and grids.
     Causal attention: padding after a sequence changes none of its logits, so no attention mask is needed."""
-    seqs = [vlm_example(tok, ex, rng) for ex in exs]
+    seqs = [vlm_example(tok, ex, rng, language) for ex in exs]
     S = max(len(ids) for ids, _, _, _ in seqs)
     pad = tok.token_id("<|endoftext|>")
     ids = torch.full((len(seqs), S), pad, dtype=torch.long)
@@ -240,13 +271,18 @@ def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA):
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
-    so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it."""
+    so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
+    language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
+    continue too (gen/vanilla with --resume --language), as their conditioning moved."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
-    if vision_only:
+    if language:
+        vlm = Qwen2VL.from_pretrained(vdir)
+        params = list(vlm.parameters())
+    elif vision_only:
         vlm = Qwen2VL.from_pretrained(vdir)
         for p in vlm.model.parameters():
             p.requires_grad_(False)
@@ -258,12 +294,13 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         params = list(vlm.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     budget = 60 * minutes
-    data, rng = Stream(TRAIN_SEED + (6 if vision_only else 1)), np.random.RandomState(1 if vision_only else 0)
+    data = Stream(TRAIN_SEED + (7 if language else 6 if vision_only else 1))
+    rng = np.random.RandomState(2 if language else 1 if vision_only else 0)
     losses, step, t0 = [], 0, time.time()
     vlm.train()
     while time.time() - t0 < budget:
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
-        loss = vlm_batch_loss(vlm, *vlm_batch(tok, vlm.cfg, data.take(batch), rng))
+        loss = vlm_batch_loss(vlm, *vlm_batch(tok, vlm.cfg, data.take(batch), rng, language))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -280,7 +317,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
-    log.stage("vlm_vision" if vision_only else "vlm", seconds=time.time() - t0, steps=step, sequences=step * batch,
+    log.stage("vlm_language" if language else "vlm_vision" if vision_only else "vlm", seconds=time.time() - t0, steps=step, sequences=step * batch,
               batch=batch, lr=lr, losses=losses)
 
 
@@ -308,20 +345,21 @@ class PromptCache:
         return layers, lens, torch.arange(P)[None] < lens[:, None]
 
 
-def latent_pool(enc, sf, data, n, chunk=64):
+def latent_pool(enc, sf, data, n, chunk=64, language=False):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
-    (a few epochs over the budget) gives the generator that much more of its time."""
+    (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
+    of captions: the template one, and with `language` also varied ones (language_captions)."""
     xs, caps = [], []
     with torch.no_grad():
         for _ in range(0, n, chunk):
             exs = data.take(chunk)
             xs.append(enc(images_tensor(exs)) * sf)
-            caps += [e["caption"] for e in exs]
+            caps += [language_captions(e) if language else [e["caption"]] for e in exs]
     return torch.cat(xs), caps
 
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
-              template=None, low_t_weight=1, rope_theta=None):
+              template=None, low_t_weight=1, rope_theta=None, language=False):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
@@ -343,7 +381,8 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     g = torch.Generator().manual_seed(2 if resume else 1)
     budget = 60 * minutes
     t0 = time.time()
-    pool_x, pool_caps = latent_pool(enc, sf, Stream(TRAIN_SEED + (5 if resume else 2)), pool)
+    pool_x, pool_caps = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2)), pool,
+                                    language=language)
     pool_seconds = time.time() - t0
     losses, step = [], 0
     gen.train()
@@ -351,7 +390,8 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
         pick = torch.randint(len(pool_caps), (batch,), generator=g)
         x1 = pool_x[pick]
-        loss = gen_loss(gen, x1, prompts.batch([pool_caps[i] for i in pick.tolist()]), null, g, low_t_weight=low_t_weight)
+        caps = [pool_caps[i][int(torch.randint(len(pool_caps[i]), (1,), generator=g))] for i in pick.tolist()]
+        loss = gen_loss(gen, x1, prompts.batch(caps), null, g, low_t_weight=low_t_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
@@ -365,13 +405,30 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
              "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, "schedule": "warmup 50 steps, cosine to 5% over the budget"}
-    log.stage(name + ("_resumed" if resume else ""), **entry)
+    log.stage(name + ("_language" if language else "_resumed" if resume else ""), **entry)
+
+
+def write_world(out):
+    """<out>/world.json: what the engine checks inputs against (lib/model-world.ts): the words of the world's
+    training text, and the images it knows (size, background, shape colours)."""
+    world = {"vocabulary": shapes_language.vocabulary(),
+             "image": {"width": shapes_world.IMAGE_SIZE, "height": shapes_world.IMAGE_SIZE,
+                       "background": list(shapes_world.BACKGROUND),
+                       "colours": {name: list(rgb) for name, rgb in shapes_world.COLOURS}}}
+    with open(os.path.join(out, "world.json"), "w") as f:
+        json.dump(world, f, indent=1)
+        f.write("\n")
+
+
+def world_entry(out, rel):
+    """The manifest's "world" entry, where world.json has been written."""
+    return {"world": rel} if os.path.exists(os.path.join(out, "world.json")) else {}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes"))
-    ap.add_argument("--stages", default="tok,ae,vlm,gen,vanilla")
+    ap.add_argument("--stages", default="tok,ae,vlm,gen,vanilla,world")
     ap.add_argument("--minutes-ae", type=float, default=12)
     ap.add_argument("--minutes-vlm", type=float, default=15)
     ap.add_argument("--minutes-gen", type=float, default=15)
@@ -389,33 +446,39 @@ def main():
     ap.add_argument("--rope-theta-gen", type=float, default=None,
                     help="the generation stream's M-RoPE theta (default: the VLM's; see ROPE_THETA)")
     ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
+    ap.add_argument("--language", action="store_true",
+                    help="vlm: continue the saved VLM on the language mixture; gen/vanilla: varied captions too")
+    ap.add_argument("--lr-vlm", type=float, default=1e-3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     log = Log(os.path.join(a.out, "training_log.json"))
     stages = a.stages.split(",")
+    if "world" in stages:   # first: the manifests written below name it
+        write_world(a.out)
     if "tok" in stages:
         stage_tok(a.out, log)
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, rope_theta=a.rope_theta_vlm)
+        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
-                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen)
+                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
-                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen)
+                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",
-                       "vae": f"{rel}/vae", "tokenizer": f"{rel}/vlm/tokenizer.json"}, f, indent=2)
+                       "vae": f"{rel}/vae", "tokenizer": f"{rel}/vlm/tokenizer.json", **world_entry(a.out, f"{rel}/world.json")},
+                      f, indent=2)
     with open(os.path.join(a.out, "latte_flow.json"), "w") as f:
         json.dump({"format": "latte-flow", "format_version": 1, "vlm": "vlm", "generator": "generator", "vae": "vae",
-                   "tokenizer": "vlm/tokenizer.json"}, f, indent=2)
+                   "tokenizer": "vlm/tokenizer.json", **world_entry(a.out, "world.json")}, f, indent=2)
 
 
 if __name__ == "__main__":
