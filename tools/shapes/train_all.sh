@@ -41,4 +41,11 @@ def defaults(path, **kw):
 out = sys.argv[1].rstrip("/")
 defaults(f"{out}/generator/config.json", guidance_scale=5.0, guidance_per_group=[5.0, 5.0, 3.0, 1.0], num_steps=30)
 defaults(f"{out}-vanilla/generator/config.json", guidance_scale=3.0, num_steps=30)
+# total CPU time of the stages that record it (each stage's process_cpu_seconds)
+log_path = f"{out}/training_log.json"
+with open(log_path) as f:
+    log = json.load(f)
+log["total_process_cpu_seconds"] = round(sum(v.get("process_cpu_seconds", 0) for v in log.values() if isinstance(v, dict)), 1)
+with open(log_path, "w") as f:
+    json.dump(log, f, indent=1)
 PY

@@ -73,6 +73,15 @@ class Log:
         self.path = path
         self.data = json.load(open(path)) if os.path.exists(path) else {}
 
+    def next_name(self, name):
+        """name, or name_2, name_3, ... when a continuation stage runs again (each run keeps its entry)."""
+        data = json.load(open(self.path)) if os.path.exists(self.path) else {}
+        k, out = 1, name
+        while out in data:
+            k += 1
+            out = f"{name}_{k}"
+        return out
+
     def stage(self, name, **info):
         # re-read first: the gen and vanilla stages may run as two processes side by side
         self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
@@ -279,14 +288,14 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
-    if language:
-        vlm = Qwen2VL.from_pretrained(vdir)
-        params = list(vlm.parameters())
-    elif vision_only:
+    if vision_only:   # (with language: the vision tower learns on the language mixture)
         vlm = Qwen2VL.from_pretrained(vdir)
         for p in vlm.model.parameters():
             p.requires_grad_(False)
         params = list(vlm.visual.parameters())
+    elif language:
+        vlm = Qwen2VL.from_pretrained(vdir)
+        params = list(vlm.parameters())
     else:
         vlm = Qwen2VL(vlm_config(tok, rope_theta))
         with torch.no_grad():   # HF's initializer_range: unit-variance tied embeddings start with logits ~ +-11
@@ -294,8 +303,8 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         params = list(vlm.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     budget = 60 * minutes
-    data = Stream(TRAIN_SEED + (7 if language else 6 if vision_only else 1))
-    rng = np.random.RandomState(2 if language else 1 if vision_only else 0)
+    data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1))
+    rng = np.random.RandomState(3 if language and vision_only else 2 if language else 1 if vision_only else 0)
     losses, step, t0 = [], 0, time.time()
     vlm.train()
     while time.time() - t0 < budget:
@@ -317,7 +326,8 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
-    log.stage("vlm_language" if language else "vlm_vision" if vision_only else "vlm", seconds=time.time() - t0, steps=step, sequences=step * batch,
+    name = "vlm_vision" if vision_only else "vlm"
+    log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
               batch=batch, lr=lr, losses=losses)
 
 
@@ -405,7 +415,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
              "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, "schedule": "warmup 50 steps, cosine to 5% over the budget"}
-    log.stage(name + ("_language" if language else "_resumed" if resume else ""), **entry)
+    log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
 
 
 def write_world(out):
@@ -463,7 +473,7 @@ def main():
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language)
     if "vlm_vision" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True)
+        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language)
