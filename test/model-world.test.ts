@@ -86,6 +86,9 @@ test('LatteFlow: warnings on generated images and from imageWarnings; a manifest
   t.deepEqual(ok.warnings, []);
   t.deepEqual(await lf.imageWarnings(ok.toPNG()), []);
   await t.throwsAsync(lf.imageWarnings(new Uint8Array([1, 2, 3])), { code: 'E_BAD_IMAGE' });
+  await t.throwsAsync(lf.imageWarnings(null as never), { code: 'E_BAD_IMAGE' });
+  await t.throwsAsync(lf.imageWarnings({ width: -1, height: 2, data: new Uint8Array(0) }), { code: 'E_BAD_IMAGE' });
+  t.throws(() => lf.promptWarnings(5 as never), { code: 'E_ARG' });
   const dir = tmp(t);
   const manifest = JSON.parse(fs.readFileSync(path.join(SHIPPED_MODEL, 'latte_flow.json'), 'utf8'));
   for (const k of ['vlm', 'generator', 'vae', 'tokenizer']) manifest[k] = path.join(SHIPPED_MODEL, manifest[k]);
