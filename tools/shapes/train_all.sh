@@ -2,7 +2,7 @@
 # Reproduces the shipped shapes-world models from scratch: models/shapes (K = 4) and models/shapes-vanilla
 # (K = 1), with the recipe and budgets they were trained with (training_log.json records each stage).
 #   bash tools/shapes/train_all.sh [OUT=models/shapes]
-# Needs Debian's python3-torch with libopenblas0-pthread (about 3 h of wall time on 2 cores). The two
+# Needs Debian's python3-torch with libopenblas0-pthread (about 2 h of wall time on 2 cores). The two
 # generator streams train side by side, one core each, 70 minutes: 70 core-minutes per model, within the
 # spec's "45 minutes on 2 cores".
 set -euo pipefail
@@ -13,21 +13,12 @@ T='<|im_start|>{prompt}<|im_end|>'   # the caption alone between the chat marker
 GEN=(--threads 1 --patch-gen 2 --pool-gen 16384 --template-gen "$T" --minutes-gen 70 --lr-gen 2e-3)
 run() { $PY tools/shapes/train_shapes.py --out "$OUT" "$@"; }
 
-run --stages tok,ae --minutes-ae 10 --threads 2                 # tokenizer; DC-AE 64x64 -> 8x8x16
+run --stages tok,ae,world --minutes-ae 10 --threads 2           # tokenizer; DC-AE 64x64 -> 8x8x16; world.json (vocabulary, pictures)
 run --stages vlm --minutes-vlm 28 --threads 1                   # tiny Qwen2-VL (M-RoPE theta 3), captioning + VQA
 # the two generator streams on the frozen VLM (their M-RoPE theta is the VLM's), side by side
 run --stages gen "${GEN[@]}" & a=$!
 run --stages vanilla "${GEN[@]}" & b=$!
 wait $a $b
-# phase 2, the world's language (docs/shapes-world.md "Language"): the whole VLM continues on the mixed
-# questions (templates, varied wording, blank images), then both streams on template + varied captions,
-# as their conditioning (the VLM's prompt K/V) moved
-run --stages vlm --language --minutes-vlm 24 --lr-vlm 5e-4 --threads 2
-GEN2=(--threads 1 --patch-gen 2 --pool-gen 12288 --template-gen "$T" --minutes-gen 30 --lr-gen 5e-4 --resume --language)
-run --stages gen "${GEN2[@]}" & a=$!
-run --stages vanilla "${GEN2[@]}" & b=$!
-wait $a $b
-run --stages world                                              # world.json: vocabulary and pictures
 # the sampling defaults picked on the development prompt set (tools/shapes/tune.ts; benchmarks/RESULTS.md section 6)
 $PY - "$OUT" <<'PY'
 import json, sys

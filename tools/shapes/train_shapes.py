@@ -15,7 +15,7 @@ Stages, each with a wall-clock budget (losses and wall time go to <out>/training
   vanilla  the K = 1 twin with the same budget (written to <out>-vanilla/generator, sharing vlm/ and vae/)
   world    <out>/world.json: the training text's vocabulary and the world's images (lib/model-world.ts)
 With --language, vlm and gen/vanilla continue the saved models on the world's varied language
-(tools/reference/latte_ref/shapes_language.py): the shipped models' second phase (train_all.sh).
+(tools/reference/latte_ref/shapes_language.py): tools/shapes/train_language.sh, not shipped yet.
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
@@ -355,7 +355,7 @@ class PromptCache:
         return layers, lens, torch.arange(P)[None] < lens[:, None]
 
 
-def latent_pool(enc, sf, data, n, chunk=64, language=False):
+def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
     (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
     of captions: the template one, and with `language` also varied ones (language_captions)."""
@@ -364,12 +364,12 @@ def latent_pool(enc, sf, data, n, chunk=64, language=False):
         for _ in range(0, n, chunk):
             exs = data.take(chunk)
             xs.append(enc(images_tensor(exs)) * sf)
-            caps += [language_captions(e) if language else [e["caption"]] for e in exs]
+            caps += [language_captions(e, variants) if language else [e["caption"]] for e in exs]
     return torch.cat(xs), caps
 
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
-              template=None, low_t_weight=1, rope_theta=None, language=False):
+              template=None, low_t_weight=1, rope_theta=None, language=False, variants=2):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
@@ -392,7 +392,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     budget = 60 * minutes
     t0 = time.time()
     pool_x, pool_caps = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2)), pool,
-                                    language=language)
+                                    language=language, variants=variants)
     pool_seconds = time.time() - t0
     losses, step = [], 0
     gen.train()
@@ -414,7 +414,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     gen.save(gen_dir)
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
-             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, "schedule": "warmup 50 steps, cosine to 5% over the budget"}
+             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget"}
     log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
 
 
@@ -459,6 +459,8 @@ def main():
     ap.add_argument("--language", action="store_true",
                     help="vlm: continue the saved VLM on the language mixture; gen/vanilla: varied captions too")
     ap.add_argument("--lr-vlm", type=float, default=1e-3)
+    ap.add_argument("--caption-variants", type=int, default=2,
+                    help="gen/vanilla with --language: varied captions per image beside the template one")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
@@ -476,11 +478,11 @@ def main():
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
-                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language)
+                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
-                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language)
+                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Phase 2, not shipped yet (issue 17): continues trained shapes models on the world's varied language
+# (docs/shapes-world.md "Language", tools/reference/latte_ref/shapes_language.py), with the budgets of
+# the run in benchmarks/RESULTS.md section 14 (4 Dec 2026, ~2 h wall on 2 cores).
+#   bash tools/shapes/train_language.sh OUT      (OUT: a copy of models/shapes, with OUT-vanilla beside it)
+# 1. the whole VLM on the mixed questions (templates, varied wording, blank images);
+# 2. both generator streams on template + varied captions (their conditioning, the VLM's prompt K/V,
+#    moved), side by side with the VLM's vision tower alone on the same mixture (it leaves the decoder,
+#    so the streams' conditioning, untouched: the stage asserts it);
+# 3. both streams again, half template captions, at a lower learning rate.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: train_language.sh OUT}
+PY=/usr/bin/python3
+T='<|im_start|>{prompt}<|im_end|>'
+run() { $PY tools/shapes/train_shapes.py --out "$OUT" "$@"; }
+
+run --stages vlm --language --minutes-vlm 24 --lr-vlm 5e-4 --threads 2
+GEN=(--threads 1 --patch-gen 2 --template-gen "$T" --resume --language)
+run --stages gen "${GEN[@]}" --pool-gen 12288 --minutes-gen 55 --lr-gen 5e-4 & a=$!
+run --stages vanilla "${GEN[@]}" --pool-gen 12288 --minutes-gen 55 --lr-gen 5e-4 & b=$!
+run --stages vlm_vision --language --minutes-vlm-vision 50 --lr-vlm-vision 5e-4 --threads 1 & c=$!
+wait $a $b $c
+run --stages gen "${GEN[@]}" --pool-gen 8192 --minutes-gen 20 --lr-gen 3e-4 --caption-variants 1 & a=$!
+run --stages vanilla "${GEN[@]}" --pool-gen 8192 --minutes-gen 20 --lr-gen 3e-4 --caption-variants 1 & b=$!
+wait $a $b
+run --stages world
