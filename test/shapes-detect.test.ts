@@ -257,7 +257,8 @@ test('bad input is rejected', (t) => {
   const one = oneCase('circle', 'red', 'large', 'left', 0, 0).prompt;
   t.throws(() => shapesEval([one], []), { instanceOf: LatteError, message: /1 prompts but 0 images/ });
   t.throws(() => scorePrompt({ ...one, kind: 'two' }, new Uint8Array(N * N * 3)), { instanceOf: LatteError });
-  t.throws(() => scorePrompt({ ...one, objects: [{ shape: 'circle', colour: 'red' }] }, new Uint8Array(N * N * 3)), { message: /place/ });
+  // a single object without a place (a bare prompt) is scored without a position
+  t.is(scorePrompt({ ...one, objects: [{ shape: 'circle', colour: 'red' }] }, new Uint8Array(N * N * 3)).position, undefined);
 });
 
 test('a 3x3 box blur: large shapes still score 1.0; small shapes logged', (t) => {
