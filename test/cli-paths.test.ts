@@ -96,17 +96,29 @@ test('user mistakes are coded errors: an unreadable ask image (before the model 
   t.regex(r.stderr.trim(), new RegExp(`^latte-flow: E_ARG: threads .*this machine has ${cores} cores`));
 });
 
-test('ask notes on stderr when the image is far outside the size the model sees, and not otherwise', async (t) => {
+test('ask warns on stderr when the image is far from the model\'s pictures (world.json), and not otherwise', async (t) => {
   const dir = tmp(t);
   const shipped = path.join(root, 'models/shapes');
-  // a 640x480 "photo": the shipped model sees at most 4096 pixels, 75x fewer
+  // a 640x480 "photo": the shipped model saw 64x64 scenes of six colours on white
   const photo = new Uint8Array(640 * 480 * 3).map((_, i) => (i * 37) % 251);
   fs.writeFileSync(path.join(dir, 'photo.png'), encodePng({ width: 640, height: 480, data: photo, channels: 3, depth: 8 }));
   const big = await cli(dir, 'ask', 'photo.png', 'what colour is the circle?', '-m', shipped, '--max-tokens', '4');
   t.is(big.code, 0, big.stderr);
-  t.regex(big.stderr, /note: the image is 640x480; the model sees it resized to \d+x\d+/);
+  t.regex(big.stderr, /warning: the image is 640x480 \(\d+x\d+ once resized\); the model only saw 64x64 pictures/);
+  t.regex(big.stderr, /warning: \d+% of the image is in colours the model never saw/);
   fs.writeFileSync(path.join(dir, 'small.png'), encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(255), channels: 3, depth: 8 }));
   const small = await cli(dir, 'ask', 'small.png', 'what colour is the circle?', '-m', shipped, '--max-tokens', '4');
   t.is(small.code, 0, small.stderr);
-  t.notRegex(small.stderr, /note:/);
+  t.notRegex(small.stderr, /warning:|note:/);
+});
+
+test('ask, for a model without world.json, notes on stderr when the image is far larger than it sees', async (t) => {
+  const dir = tmp(t);
+  const tiny = path.join(root, 'test/fixtures/tiny-model');
+  const photo = new Uint8Array(1024 * 1024 * 3).map((_, i) => (i * 37) % 251);
+  fs.writeFileSync(path.join(dir, 'photo.png'), encodePng({ width: 1024, height: 1024, data: photo, channels: 3, depth: 8 }));
+  const big = await cli(dir, 'ask', 'photo.png', 'what is it?', '-m', tiny, '--max-tokens', '2');
+  t.is(big.code, 0, big.stderr);
+  t.regex(big.stderr, /note: the image is 1024x1024; the model sees it resized to \d+x\d+/);
+  t.notRegex(big.stderr, /warning:/);
 });
