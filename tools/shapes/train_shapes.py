@@ -85,10 +85,12 @@ class Log:
     def stage(self, name, **info):
         # re-read first: the gen and vanilla stages may run as two processes side by side
         self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
-        t = os.times()   # CPU time of this process so far (each stage of train_all.sh is its own process)
+        t = os.times()  # (the read above may race a side-by-side stage's write: writes go through a rename)   # CPU time of this process so far (each stage of train_all.sh is its own process)
         self.data[name] = {**self.data.get(name, {}), **info, "process_cpu_seconds": round(t.user + t.system, 1)}
-        with open(self.path, "w") as f:
+        tmp = f"{self.path}.{os.getpid()}"
+        with open(tmp, "w") as f:
             json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)   # atomic: the gen and vanilla stages never read a half-written log
 
 
 def lr_at(step, frac, base, warmup=50, floor=0.05):
