@@ -36,6 +36,8 @@ test('ShapesEval and VQA reports on the shipped model', async (t) => {
   const dev = await evaluateShapes(lf, { limit: 4, promptSeed: DEV_SEED, steps: 6, guidance: 2, shift: 2 });
   t.is(dev.prompts, 4);
   await t.throwsAsync(evaluateShapes(lf, { promptSeed: -1 }), { code: 'E_ARG' });
+  await t.throwsAsync(evaluateShapes(lf, { limit: 1, wording: 'casual' as never }), { code: 'E_ARG' });
+  await t.throwsAsync(evaluateShapes(lf, { limit: 0 }), { code: 'E_ARG' });
   const v = await evaluateVqa(lf, { count: 18, blanks: 1 });
   t.is(v.questions, 18);
   const kinds = Object.values(v.byKind);
@@ -48,6 +50,8 @@ test('ShapesEval and VQA reports on the shipped model', async (t) => {
   t.is(h.wording, 'heldout');
   t.true((h.byKind.leftright?.questions ?? 0) + (h.byKind.abovebelow?.questions ?? 0) > 0, 'held-out wording asks relation questions');
   await t.throwsAsync(evaluateVqa(lf, { count: 1, wording: 'bare' as never }), { code: 'E_ARG' });
+  await t.throwsAsync(evaluateVqa(lf, { count: 1, blanks: -1 }), { code: 'E_ARG' });
+  await t.throwsAsync(evaluateVqa(lf, { count: 1, blanks: 1.5 }), { code: 'E_ARG' });
 });
 
 test('wordings: held-out captions keep the prompt\'s objects; bare prompts are the single-object half without a place', (t) => {

@@ -15,7 +15,8 @@ Stages, each with a wall-clock budget (losses and wall time go to <out>/training
   vanilla  the K = 1 twin with the same budget (written to <out>-vanilla/generator, sharing vlm/ and vae/)
   world    <out>/world.json: the training text's vocabulary and the world's images (lib/model-world.ts)
 With --language, vlm and gen/vanilla continue the saved models on the world's varied language
-(tools/reference/latte_ref/shapes_language.py): tools/shapes/train_language.sh, not shipped yet.
+(tools/reference/latte_ref/shapes_language.py): tools/shapes/train_language.sh, the shipped models'
+second phase.
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
@@ -43,7 +44,7 @@ from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
 from latte_ref.rope import get_rope_index  # noqa: E402
-from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm  # noqa: E402
+from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 
 TRAIN_SEED = 1
@@ -361,17 +362,19 @@ def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
     (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
     of captions: the template one, and with `language` also varied ones (language_captions)."""
-    xs, caps = [], []
+    xs, caps, two = [], [], []
     with torch.no_grad():
         for _ in range(0, n, chunk):
             exs = data.take(chunk)
             xs.append(enc(images_tensor(exs)) * sf)
             caps += [language_captions(e, variants) if language else [e["caption"]] for e in exs]
-    return torch.cat(xs), caps
+            two += [e["kind"] == "two" for e in exs]
+    return torch.cat(xs), caps, torch.tensor(two)
 
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
-              template=None, low_t_weight=1, rope_theta=None, language=False, variants=2):
+              template=None, low_t_weight=1, rope_theta=None, language=False, variants=2, pool_seed=0,
+              checkpoint_minutes=10, two_weight=1.0):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     vlm = Qwen2VL.from_pretrained(vdir)
@@ -393,14 +396,23 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     g = torch.Generator().manual_seed(2 if resume else 1)
     budget = 60 * minutes
     t0 = time.time()
-    pool_x, pool_caps = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2)), pool,
+    pool_x, pool_caps, pool_two = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2) + pool_seed), pool,
                                     language=language, variants=variants)
     pool_seconds = time.time() - t0
+    # two_weight > 1 draws two-object scenes that many times as often (relations are the hardest captions)
+    draw_weight = torch.where(pool_two, two_weight, 1.0).double()
     losses, step = [], 0
+    next_checkpoint = time.time() + 60 * checkpoint_minutes
     gen.train()
     while time.time() - t0 < budget:
+        if checkpoint_minutes and time.time() > next_checkpoint:
+            # a stopped run keeps its progress: --resume continues from the last checkpoint
+            save_stream_atomically(gen, gen_dir)
+            gen.train()
+            next_checkpoint = time.time() + 60 * checkpoint_minutes
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
-        pick = torch.randint(len(pool_caps), (batch,), generator=g)
+        pick = (torch.randint(len(pool_caps), (batch,), generator=g) if two_weight == 1
+                else torch.multinomial(draw_weight, batch, replacement=True, generator=g))
         x1 = pool_x[pick]
         caps = [pool_caps[i][int(torch.randint(len(pool_caps[i]), (1,), generator=g))] for i in pick.tolist()]
         loss = gen_loss(gen, x1, prompts.batch(caps), null, g, low_t_weight=low_t_weight)
@@ -412,11 +424,11 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
         if step % 20 == 0:
             losses.append((step, round(time.time() - t0, 1), float(loss)))
             print(f"{name} step {step} loss {float(loss):.4f}", flush=True)
-    gen.eval()
-    gen.save(gen_dir)
+    save_stream_atomically(gen, gen_dir)
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
-             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget"}
+             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}),
+             **({"two_object_weight": two_weight} if two_weight != 1 else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget"}
     log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
 
 
@@ -463,6 +475,12 @@ def main():
     ap.add_argument("--lr-vlm", type=float, default=1e-3)
     ap.add_argument("--caption-variants", type=int, default=2,
                     help="gen/vanilla with --language: varied captions per image beside the template one")
+    ap.add_argument("--pool-seed", type=int, default=0,
+                    help="gen/vanilla: offset of the latent pool's data seed (a continuation sees new images)")
+    ap.add_argument("--two-object-weight", type=float, default=1.0,
+                    help="gen/vanilla: draw two-object scenes this many times as often as one-object ones")
+    ap.add_argument("--checkpoint-minutes", type=float, default=10,
+                    help="gen/vanilla: save the stream this often (0: only at the end)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
@@ -480,11 +498,13 @@ def main():
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
-                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants)
+                  a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
-                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants)
+                  a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

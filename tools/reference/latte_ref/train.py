@@ -6,6 +6,9 @@ probability 10%, shared by the image's K copies): for each group k draw t_k ~ U[
 independent x0_k ~ N(0, I) (D), x_t = t_k x1 + (1 - t_k) x0_k, run group k only (patch embed -> its M
 layers, no TCRA residual into its first layer -> head), loss = mean over k of MSE(v_k, x1 - x0_k).
 """
+import os
+import shutil
+
 import torch
 import torch.nn.functional as F
 
@@ -162,3 +165,17 @@ def train_dcae(ae, images, steps, lr=1e-3, log=None):
         if log:
             log(step, float(loss))
     return ae.eval()
+
+
+def save_stream_atomically(gen, gen_dir):
+    """Writes the stream beside gen_dir and swaps it in: a kill mid-save never leaves a torn checkpoint
+    (a long run checkpoints every few minutes, and --resume continues from the last one)."""
+    gen.eval()
+    tmp, old = gen_dir.rstrip("/") + ".saving", gen_dir.rstrip("/") + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    gen.save(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(gen_dir):
+        os.rename(gen_dir, old)
+    os.rename(tmp, gen_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -97,6 +97,24 @@ class GeneratorTrainerTest(unittest.TestCase):
         self.assertLess(sum(losses[-5:]) / 5, 0.8 * sum(losses[:5]) / 5)
 
 
+class CheckpointTest(unittest.TestCase):
+    def test_save_stream_atomically_replaces_and_leaves_nothing_beside(self):
+        vlm = frozen_vlm()
+        cfg = train.gen_config_from_vlm(CFG, 4, (2, 2), 2)
+        d = os.path.join(tempfile.mkdtemp(), "generator")
+        first = train.init_from_vlm(GenerationStream(cfg), vlm)
+        train.save_stream_atomically(first, d)
+        second = GenerationStream(cfg)
+        with torch.no_grad():
+            for p in second.parameters():
+                p.fill_(0.25)
+        train.save_stream_atomically(second, d)
+        back = GenerationStream.load(d)
+        for p in back.parameters():
+            self.assertTrue(torch.all(p == 0.25))
+        self.assertEqual(sorted(os.listdir(os.path.dirname(d))), ["generator"])
+
+
 class TinyTrainersTest(unittest.TestCase):
     def test_vlm_trainer(self):
         vlm = tiny.randomize_(Qwen2VL(CFG), 1, std=0.1)
