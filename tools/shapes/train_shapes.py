@@ -86,7 +86,8 @@ class Log:
     def stage(self, name, **info):
         # re-read first: the gen and vanilla stages may run as two processes side by side
         self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
-        t = os.times()  # (the read above may race a side-by-side stage's write: writes go through a rename)   # CPU time of this process so far (each stage of train_all.sh is its own process)
+        # (that read can no longer see a half-written file: writes below go through a rename)
+        t = os.times()   # CPU time of this process so far (each stage of train_all.sh is its own process)
         self.data[name] = {**self.data.get(name, {}), **info, "process_cpu_seconds": round(t.user + t.system, 1)}
         tmp = f"{self.path}.{os.getpid()}"
         with open(tmp, "w") as f:
@@ -482,6 +483,8 @@ def main():
     ap.add_argument("--checkpoint-minutes", type=float, default=10,
                     help="gen/vanilla: save the stream this often (0: only at the end)")
     a = ap.parse_args()
+    if not a.two_object_weight > 0 or a.checkpoint_minutes < 0 or a.pool_seed < 0:
+        ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     log = Log(os.path.join(a.out, "training_log.json"))
