@@ -2,11 +2,13 @@
 # Reproduces the shipped shapes-world models from scratch: models/shapes (K = 4) and models/shapes-vanilla
 # (K = 1), with the recipe and budgets they were trained with (training_log.json records each stage).
 #   bash tools/shapes/train_all.sh [OUT=models/shapes]
-# Needs Debian's python3-torch with libopenblas0-pthread. Phase 1 (about 2 h of wall time on 2 cores)
-# trains on the world's template sentences; the two generator streams train side by side, one core each,
-# 70 minutes. Phase 2 (tools/shapes/train_language.sh, about 4 h) continues everything the wording
-# touches on the world's varied language (docs/shapes-world.md, "Language"). Every stage of phase 2
-# continues from saved weights: after a stop, rerun the stages that had not finished.
+# Needs Debian's python3-torch with libopenblas0-pthread, and for phase 3 a CUDA GPU with torch >= 2.0
+# (GPU_PY). Phase 1 (about 2 h of wall time on 2 cores) trains on the world's template sentences; the two
+# generator streams train side by side, one core each, 70 minutes. Phase 2 (tools/shapes/train_language.sh,
+# about 4 h) continues everything the wording touches on the world's varied language (docs/shapes-world.md,
+# "Language"). Phase 3 (tools/shapes/train_gpu.sh: 9 minutes on an H200, then 45 minutes on 2 cores)
+# trains the VLM longer and both streams on it. Every stage of phases 2 and 3 continues from saved
+# weights: after a stop, rerun the stages that had not finished.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-models/shapes}
@@ -23,6 +25,8 @@ run --stages vanilla "${GEN[@]}" & b=$!
 wait $a $b
 # phase 2: the world's varied language (VLM, vision tower, both streams), continuing from phase 1
 bash tools/shapes/train_language.sh "$OUT"
+# phase 3: the VLM and both streams again on a CUDA GPU, then two CPU stages (GPU_PY: a torch that sees it)
+bash tools/shapes/train_gpu.sh "$OUT"
 # the sampling defaults picked on the development prompt set (tools/shapes/tune.ts; benchmarks/RESULTS.md section 6)
 $PY - "$OUT" <<'PY'
 import json, sys

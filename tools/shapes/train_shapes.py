@@ -17,12 +17,19 @@ Stages, each with a wall-clock budget (losses and wall time go to <out>/training
 With --language, vlm and gen/vanilla continue the saved models on the world's varied language
 (tools/reference/latte_ref/shapes_language.py): tools/shapes/train_language.sh, the shipped models'
 second phase.
+With --device cuda (torch >= 2.0) every stage trains on the GPU; --workers N builds the VLM's batches in N
+processes, and the generator stages encode every caption of their latent pool up front (PromptTable).
+tools/shapes/train_gpu.sh is the shipped models' third phase, run on one H200.
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
 import argparse
+import collections
+import contextlib
+import copy
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -67,6 +74,30 @@ AE_CONFIG = {"in_channels": 3, "latent_channels": 16, "attention_head_dim": 8,
 # generated objects smeared along a row). theta 3 turns every axis by 0.36-1 rad per step: distinct over a grid
 # of 8, and prompts are short enough (< 100 tokens) for the text positions not to alias.
 ROPE_THETA = 3.0
+
+# --device cuda: the models and every tensor made while training live on the GPU (torch's default device);
+# data is still built on the CPU (numpy images, the tokenizer), under on_cpu(), and moved once per batch.
+DEVICE = torch.device("cpu")
+
+
+def use_device(name):
+    global DEVICE
+    DEVICE = torch.device(name)
+    if DEVICE.type != "cpu":
+        torch.set_default_device(DEVICE)   # (torch >= 2.0; the CPU path never calls it, so Debian's 1.13 runs as before)
+
+
+def on_cpu():
+    return torch.device("cpu") if DEVICE.type != "cpu" else contextlib.nullcontext()
+
+
+def cpu_copy(module):
+    """A CPU copy of a module for saving (the writers read tensors through numpy)."""
+    return module if DEVICE.type == "cpu" else copy.deepcopy(module).to("cpu")
+
+
+def device_entry():
+    return {} if DEVICE.type == "cpu" else {"device": f"{DEVICE.type}: {torch.cuda.get_device_name(DEVICE)}"}
 
 
 class Log:
@@ -273,6 +304,43 @@ def vlm_batch(tok, cfg, exs, rng, language=False):
     return ids, labels, pos, torch.cat([s[2] for s in seqs]), torch.cat([s[3] for s in seqs])
 
 
+_WORKER = {}
+
+
+def _vlm_worker_init(tok_path, cfg, language):
+    torch.set_num_threads(1)
+    _WORKER.update(tok=Tokenizer(tok_path), cfg=cfg, language=language)
+
+
+def _vlm_worker_batch(job):
+    """One batch in a worker process: (data seed, first example, size, rng seed) -> numpy arrays."""
+    seed, start, n, rng_seed = job
+    data = Stream(seed)
+    data.i = start
+    out = vlm_batch(_WORKER["tok"], _WORKER["cfg"], data.take(n), np.random.RandomState(rng_seed), _WORKER["language"])
+    return tuple(t.numpy() for t in out)
+
+
+def vlm_batches(tok, cfg, data, rng, batch, language, workers=0, tok_path=None):
+    """Training batches on DEVICE. workers = 0: built here in stream order (the CPU recipe's exact data).
+    workers > 0: built by that many spawned processes (a GPU steps faster than one CPU core renders and
+    tokenizes), batch j from the same stream and its own rng (seeded from the stage's rng)."""
+    if workers == 0:
+        while True:
+            with on_cpu():
+                out = vlm_batch(tok, cfg, data.take(batch), rng, language)
+            yield tuple(t.to(DEVICE) for t in out)
+    # spawn, not fork: the parent may already hold a CUDA context
+    with multiprocessing.get_context("spawn").Pool(workers, _vlm_worker_init, (tok_path, cfg, language)) as pool:
+        pending = collections.deque()
+        while True:
+            while len(pending) < 2 * workers:
+                pending.append(pool.apply_async(_vlm_worker_batch, ((data.seed, data.i, batch, int(rng.randint(2**31))),)))
+                data.i += batch
+            out = pending.popleft().get()
+            yield tuple(torch.from_numpy(a).to(DEVICE) for a in out)
+
+
 def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     """Next-token cross-entropy over a batch; image tokens take the vision tower's outputs in order."""
     x = vlm.model.embed_tokens(ids)
@@ -284,7 +352,7 @@ def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False):
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
@@ -292,16 +360,16 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
+    with on_cpu():
+        vlm = Qwen2VL.from_pretrained(vdir) if vision_only or language else Qwen2VL(vlm_config(tok, rope_theta))
+    vlm.to(DEVICE)
     if vision_only:   # (with language: the vision tower learns on the language mixture)
-        vlm = Qwen2VL.from_pretrained(vdir)
         for p in vlm.model.parameters():
             p.requires_grad_(False)
         params = list(vlm.visual.parameters())
     elif language:
-        vlm = Qwen2VL.from_pretrained(vdir)
         params = list(vlm.parameters())
     else:
-        vlm = Qwen2VL(vlm_config(tok, rope_theta))
         with torch.no_grad():   # HF's initializer_range: unit-variance tied embeddings start with logits ~ +-11
             vlm.model.embed_tokens.weight.normal_(0.0, 0.02)
         params = list(vlm.parameters())
@@ -309,11 +377,12 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     budget = 60 * minutes
     data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1))
     rng = np.random.RandomState(3 if language and vision_only else 2 if language else 1 if vision_only else 0)
+    batches = vlm_batches(tok, vlm.cfg, data, rng, batch, language, workers, os.path.join(vdir, "tokenizer.json"))
     losses, step, t0 = [], 0, time.time()
     vlm.train()
     while time.time() - t0 < budget:
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
-        loss = vlm_batch_loss(vlm, *vlm_batch(tok, vlm.cfg, data.take(batch), rng, language))
+        loss = vlm_batch_loss(vlm, *next(batches))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -322,17 +391,21 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         if step % 25 == 0:
             losses.append((step, round(time.time() - t0, 1), float(loss)))
             print(f"vlm step {step} loss {float(loss):.4f}", flush=True)
+    batches.close()
     vlm.eval()
+    vlm = cpu_copy(vlm)
     if vision_only:
-        before = Qwen2VL.from_pretrained(vdir).model.state_dict()
+        with on_cpu():
+            before = Qwen2VL.from_pretrained(vdir).model.state_dict()
         assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the decoder changed"
-    vlm.save_pretrained(vdir)
+    with on_cpu():
+        vlm.save_pretrained(vdir)
     with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
         json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
     name = "vlm_vision" if vision_only else "vlm"
     log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
-              batch=batch, lr=lr, losses=losses)
+              batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}), **device_entry())
 
 
 class PromptCache:
@@ -359,6 +432,36 @@ class PromptCache:
         return layers, lens, torch.arange(P)[None] < lens[:, None]
 
 
+class PromptTable:
+    """The GPU path's PromptCache: every caption of the latent pool encoded up front in big batches, kept as
+    one [captions, P_max, G, d] K and V per layer, so a step gathers its prompts with one index per layer
+    (per-caption encodes and pads were thousands of tiny kernels a step). Rows are right-padded; the key
+    mask hides the padding, as in encode_prompts."""
+
+    def __init__(self, vlm, tok, template, pool_caps, chunk=512):
+        self.per_image = len(pool_caps[0])
+        assert all(len(c) == self.per_image for c in pool_caps), "every image needs as many captions"
+        texts = sorted({c for cs in pool_caps for c in cs})
+        where = {t: i for i, t in enumerate(texts)}
+        self.ids = torch.tensor([[where[c] for c in cs] for cs in pool_caps])      # [images, per_image]
+        parts, lens = [], []
+        for i in range(0, len(texts), chunk):
+            kv, ln, _ = encode_prompts(vlm, tok, texts[i:i + chunk], template)
+            parts.append(kv)
+            lens.append(ln)
+        self.lens = torch.cat(lens)
+        P = int(self.lens.max())
+        pad = lambda t: F.pad(t, (0, 0, 0, 0, 0, P - t.shape[1]))     # noqa: E731
+        self.layers = [tuple(torch.cat([pad(kv[l][j]) for kv in parts]) for j in (0, 1)) for l in range(len(parts[0]))]
+        self.positions = torch.arange(P)
+
+    def batch(self, images, variant):
+        """The prompts of images[b]'s caption variant[b]: (per-layer (K, V), lengths, key mask)."""
+        rows = self.ids[images, variant]
+        lens = self.lens[rows]
+        return [(k[rows], v[rows]) for k, v in self.layers], lens, self.positions[None] < lens[:, None]
+
+
 def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
     (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
@@ -366,8 +469,10 @@ def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
     xs, caps, two = [], [], []
     with torch.no_grad():
         for _ in range(0, n, chunk):
-            exs = data.take(chunk)
-            xs.append(enc(images_tensor(exs)) * sf)
+            with on_cpu():
+                exs = data.take(chunk)
+                x = images_tensor(exs)
+            xs.append(enc(x.to(DEVICE)) * sf)
             caps += [language_captions(e, variants) if language else [e["caption"]] for e in exs]
             two += [e["kind"] == "two" for e in exs]
     return torch.cat(xs), caps, torch.tensor(two)
@@ -375,13 +480,16 @@ def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
               template=None, low_t_weight=1, rope_theta=None, language=False, variants=2, pool_seed=0,
-              checkpoint_minutes=10, two_weight=1.0):
+              checkpoint_minutes=10, two_weight=1.0, prompt_table=False):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
-    vlm = Qwen2VL.from_pretrained(vdir)
+    with on_cpu():
+        vlm = Qwen2VL.from_pretrained(vdir)
+        enc, sf = load_encoder(out)
+    vlm.to(DEVICE)
+    enc.to(DEVICE)
     for p in vlm.parameters():
         p.requires_grad_(False)
-    enc, sf = load_encoder(out)
     extra = {"prompt_template": template} if template else {}
     if rope_theta:
         extra["rope_theta"] = rope_theta
@@ -389,16 +497,19 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
                                guidance_scale=2.0, num_steps=20, **extra)
     torch.manual_seed(0)
     # resume: continue from the saved stream (a second budget, e.g. at a higher learning rate)
-    gen = GenerationStream.load(gen_dir) if resume else init_from_vlm(GenerationStream(gcfg), vlm)
+    with on_cpu():
+        gen = GenerationStream.load(gen_dir) if resume else init_from_vlm(GenerationStream(gcfg), cpu_copy(vlm))
+    gen.to(DEVICE)
     gcfg = gen.cfg
     opt = torch.optim.AdamW(gen.parameters(), lr=lr, weight_decay=0.0)
     prompts = PromptCache(vlm, tok, gcfg.prompt_template)
     null = encode_prompts(vlm, tok, [gcfg.null_prompt], gcfg.prompt_template)
-    g = torch.Generator().manual_seed(2 if resume else 1)
+    g = torch.Generator(device=DEVICE).manual_seed(2 if resume else 1)
     budget = 60 * minutes
     t0 = time.time()
     pool_x, pool_caps, pool_two = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2) + pool_seed), pool,
                                     language=language, variants=variants)
+    table = PromptTable(vlm, tok, gcfg.prompt_template, pool_caps) if prompt_table else None
     pool_seconds = time.time() - t0
     # two_weight > 1 draws two-object scenes that many times as often (relations are the hardest captions)
     draw_weight = torch.where(pool_two, two_weight, 1.0).double()
@@ -408,15 +519,20 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     while time.time() - t0 < budget:
         if checkpoint_minutes and time.time() > next_checkpoint:
             # a stopped run keeps its progress: --resume continues from the last checkpoint
-            save_stream_atomically(gen, gen_dir)
+            with on_cpu():
+                save_stream_atomically(cpu_copy(gen), gen_dir)
             gen.train()
             next_checkpoint = time.time() + 60 * checkpoint_minutes
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
         pick = (torch.randint(len(pool_caps), (batch,), generator=g) if two_weight == 1
                 else torch.multinomial(draw_weight, batch, replacement=True, generator=g))
         x1 = pool_x[pick]
-        caps = [pool_caps[i][int(torch.randint(len(pool_caps[i]), (1,), generator=g))] for i in pick.tolist()]
-        loss = gen_loss(gen, x1, prompts.batch(caps), null, g, low_t_weight=low_t_weight)
+        if table is not None:
+            prompt = table.batch(pick, torch.randint(table.per_image, (batch,), generator=g))
+        else:
+            caps = [pool_caps[i][int(torch.randint(len(pool_caps[i]), (1,), generator=g))] for i in pick.tolist()]
+            prompt = prompts.batch(caps)
+        loss = gen_loss(gen, x1, prompt, null, g, low_t_weight=low_t_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
@@ -425,11 +541,12 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
         if step % 20 == 0:
             losses.append((step, round(time.time() - t0, 1), float(loss)))
             print(f"{name} step {step} loss {float(loss):.4f}", flush=True)
-    save_stream_atomically(gen, gen_dir)
+    with on_cpu():
+        save_stream_atomically(cpu_copy(gen), gen_dir)
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
              "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}),
-             **({"two_object_weight": two_weight} if two_weight != 1 else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget"}
+             **({"two_object_weight": two_weight} if two_weight != 1 else {}), **({"prompt_table": True} if prompt_table else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget", **device_entry()}
     log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
 
 
@@ -482,13 +599,23 @@ def main():
                     help="gen/vanilla: draw two-object scenes this many times as often as one-object ones")
     ap.add_argument("--checkpoint-minutes", type=float, default=10,
                     help="gen/vanilla: save the stream this often (0: only at the end)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: train on the GPU (needs torch >= 2.0)")
+    ap.add_argument("--prompt-table", action="store_true",
+                    help="gen/vanilla: encode every pool caption up front (the default with --device cuda; on the "
+                         "CPU it turns tens of minutes of one-at-a-time encodes into a few)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
     if not a.two_object_weight > 0 or a.checkpoint_minutes < 0 or a.pool_seed < 0:
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
+    if a.workers < 0:
+        ap.error("--workers must be >= 0")
     torch.set_num_threads(a.threads)
+    use_device(a.device)
     os.makedirs(a.out, exist_ok=True)
     log = Log(os.path.join(a.out, "training_log.json"))
     stages = a.stages.split(",")
+    table = a.prompt_table or DEVICE.type != "cpu"
     if "world" in stages:   # first: the manifests written below name it
         write_world(a.out)
     if "tok" in stages:
@@ -496,18 +623,20 @@ def main():
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language)
+        stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
+                  workers=a.workers)
     if "vlm_vision" in stages:
-        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language)
+        stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
+                  workers=a.workers)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
-                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight)
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
                   a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
-                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight)
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

@@ -43,8 +43,13 @@ class VisionAttention(nn.Module):
         d = e // self.num_heads
         q, k, v = self.qkv(x).reshape(n, 3, self.num_heads, d).unbind(1)   # each [N, heads, d]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        outs = []
         # Full (bidirectional) attention inside each frame of each image; none across frames/images.
+        if len(set(seg_lens)) == 1:   # a batch of same-size images (training): one batched product, not a loop
+            b, L = len(seg_lens), seg_lens[0]
+            s = torch.einsum("bqhd,bkhd->bhqk", q.reshape(b, L, -1, d), k.reshape(b, L, -1, d)) / math.sqrt(d)
+            p = torch.softmax(s.float(), dim=-1).to(v.dtype)
+            return self.proj(torch.einsum("bhqk,bkhd->bqhd", p, v.reshape(b, L, -1, d)).reshape(n, e))
+        outs = []
         for qs, ks, vs in zip(q.split(seg_lens), k.split(seg_lens), v.split(seg_lens)):
             s = torch.einsum("qhd,khd->hqk", qs, ks) / math.sqrt(d)
             p = torch.softmax(s.float(), dim=-1).to(vs.dtype)

@@ -1,0 +1,108 @@
+"""The shapes trainer's GPU-path pieces, checked on the CPU against the paths the CPU recipe runs:
+PromptTable against PromptCache, batches built by worker processes against batches built in place, and
+the vision tower's batched attention against its per-image loop."""
+import os
+import sys
+import unittest
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shapes"))
+import train_shapes as T  # noqa: E402
+
+MODEL = os.path.join(ROOT, "models", "shapes")
+TEMPLATE = "<|im_start|>{prompt}<|im_end|>"
+
+
+def shipped():
+    tok = T.Tokenizer(os.path.join(MODEL, "vlm", "tokenizer.json"))
+    vlm = T.Qwen2VL.from_pretrained(os.path.join(MODEL, "vlm")).eval()
+    return tok, vlm
+
+
+class PromptTableTest(unittest.TestCase):
+    def test_gathers_the_prompt_cache_rows(self):
+        tok, vlm = shipped()
+        exs = T.Stream(99).take(12)
+        caps = [T.language_captions(e) for e in exs]
+        table = T.PromptTable(vlm, tok, TEMPLATE, caps, chunk=7)   # chunks of uneven prompt lengths
+        cache = T.PromptCache(vlm, tok, TEMPLATE)
+        images, variant = torch.tensor([3, 7, 0, 11, 5]), torch.tensor([0, 2, 1, 1, 2])
+        kv, lens, mask = table.batch(images, variant)
+        kv2, lens2, mask2 = cache.batch([caps[i][j] for i, j in zip(images.tolist(), variant.tolist())])
+        P = kv2[0][0].shape[1]
+        self.assertTrue(torch.equal(lens, lens2))
+        self.assertTrue(torch.equal(mask[:, :P], mask2))
+        self.assertFalse(bool(mask[:, P:].any()))
+        valid = mask2[:, :, None, None]
+        for (k, v), (k2, v2) in zip(kv, kv2):
+            self.assertTrue(torch.equal(k[:, :P] * valid, k2 * valid))
+            self.assertTrue(torch.equal(v[:, :P] * valid, v2 * valid))
+        # the padding differs (pad-token K/V against zeros) but is masked: the loss is the same
+        gen = T.GenerationStream.load(os.path.join(MODEL, "generator"))
+        null = T.encode_prompts(vlm, tok, [gen.cfg.null_prompt], gen.cfg.prompt_template)
+        x1 = torch.randn(5, 16, 8, 8, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            a = T.gen_loss(gen, x1, (kv, lens, mask), null, torch.Generator().manual_seed(5))
+            b = T.gen_loss(gen, x1, (kv2, lens2, mask2), null, torch.Generator().manual_seed(5))
+        self.assertLess(abs(float(a) - float(b)), 1e-5)
+
+    def test_every_image_needs_as_many_captions(self):
+        tok, vlm = shipped()
+        with self.assertRaises(AssertionError):
+            T.PromptTable(vlm, tok, TEMPLATE, [["a red circle"], ["a blue square", "a small blue square"]])
+
+
+class WorkerBatchesTest(unittest.TestCase):
+    def test_a_worker_builds_the_batch_built_in_place(self):
+        tok, vlm = shipped()
+        rng = np.random.RandomState(4)
+        data = T.Stream(T.TRAIN_SEED + 7)
+        batches = T.vlm_batches(tok, vlm.cfg, data, rng, 3, True, workers=1,
+                                tok_path=os.path.join(MODEL, "vlm", "tokenizer.json"))
+        try:
+            first = next(batches)
+        finally:
+            batches.close()
+        # batch 0: examples 0-2 of the stream, its rng seeded by the stage rng's first draw
+        seed = int(np.random.RandomState(4).randint(2**31))
+        again = T.Stream(T.TRAIN_SEED + 7)
+        want = T.vlm_batch(tok, vlm.cfg, again.take(3), np.random.RandomState(seed), True)
+        self.assertEqual(len(first), len(want))
+        for got, ref in zip(first, want):
+            self.assertEqual(got.dtype, ref.dtype)
+            self.assertTrue(torch.equal(got, ref))
+        self.assertEqual(data.i, 3 * 2)   # two batches were queued ahead for the one worker
+
+    def test_no_workers_keeps_the_stream_order(self):
+        tok, vlm = shipped()
+        batches = T.vlm_batches(tok, vlm.cfg, T.Stream(5), np.random.RandomState(1), 2, False)
+        got = next(batches)
+        want = T.vlm_batch(tok, vlm.cfg, T.Stream(5).take(2), np.random.RandomState(1), False)
+        for a, b in zip(got, want):
+            self.assertTrue(torch.equal(a, b))
+
+
+class VisionBatchedAttentionTest(unittest.TestCase):
+    def test_equal_images_batched_equal_the_loop(self):
+        tok, vlm = shipped()
+        batch = T.vlm_batch(tok, vlm.cfg, T.Stream(5).take(3), np.random.RandomState(0), False)
+        pixels, grid = batch[3], batch[4]
+        blk = vlm.visual.blocks[0]
+        with torch.no_grad():
+            x = blk.norm1(vlm.visual.patch_embed(pixels))
+            cos, sin = vlm.visual.rotary(grid)
+            seg = vlm.visual.segments(grid)
+            self.assertEqual(len(set(seg)), 1)
+            batched = blk.attn(x, cos, sin, seg)
+            # unequal segments take the loop: split the first image in two and compare the other two
+            L = seg[0]
+            loop = blk.attn(x, cos, sin, [L // 2, L // 2] + seg[1:])
+        self.assertLess(float((batched[L:] - loop[L:]).abs().max()), 1e-6)
+        self.assertFalse(torch.allclose(batched[:L], loop[:L]))   # (the split image attends differently)
+
+
+if __name__ == "__main__":
+    unittest.main()
