@@ -24,7 +24,7 @@ test("the README's main prompt makes a 64x64 image with the model's defaults, de
 });
 
 test("the README's main prompt: ShapesEval accepts the main command's picture (seed 0) and most seeds'", async (t) => {
-  // seeds 0-3 at the model's defaults (guidance 5/5/3/1 per expert group): all four pass. With one
+  // seeds 0-3 at the model's defaults (guidance 4/4/2/1 per expert group since 4 Dec): all four pass. With one
   // weight of 5 for every group, seed 0's blue square got a teal corner, which the detector's colour
   // segmentation cuts off, and it read as a circle (benchmarks/RESULTS.md section 6, 27 Nov).
   const lf = await load();

@@ -11,11 +11,11 @@ import { examples, IMAGE_SIZE } from '../lib/shapes/world.ts';
 import { accepted, README_PROMPTS, surfaces } from '../tools/shapes/readme-wording.ts';
 
 // The shipped model meets the README target (32 of 32 pictures accepted; one miss is allowed for
-// another CPU's rounding) but not the held-out questions' (7 of 40 right against 34): that bound sits
-// just under what it does, so a regression fails (benchmarks/RESULTS.md section 14). The template-only
-// model before it got 4 of 32 and 0 of 40.
+// another CPU's rounding) but not the held-out questions' (11 of 40 right against 34): that bound sits
+// under what it does, so a regression fails (benchmarks/RESULTS.md section 14c). The template-only
+// model before it got 4 of 32 and 0 of 40; the phase-2 model 32 of 32 and 7 of 40.
 const MAX_README_FAILS = 1;
-const MIN_HELDOUT_RIGHT = 5; // of 40
+const MIN_HELDOUT_RIGHT = 8; // of 40
 
 const load = () => LatteFlow.load(DEFAULT_MODEL, { backend: 'cpu', threads: 2 });
 
@@ -56,8 +56,12 @@ test('held-out question wording and blank images are answered', async (t) => {
   t.log(`held-out questions: ${right}/${asked}; misses: ${misses.slice(0, 5).join(' | ')}`);
   t.true(right >= MIN_HELDOUT_RIGHT, `${right} of ${asked} held-out questions right`);
   const blank = { width: IMAGE_SIZE, height: IMAGE_SIZE, data: new Uint8Array(IMAGE_SIZE * IMAGE_SIZE * 3).fill(255) };
+  // "an answer that says so" (issue 17): either of the world's two blank answers; the phase-3 model answers
+  // the held-out "how many objects do you see" with "no shapes" where the count family's answer is "zero"
+  const saysBlank = new Set(['zero', 'no shapes']);
   for (const [question, expected, family] of blankQa(31337, 0, 'heldout').filter(([, , f]) => f === 'count' || f === 'describe')) {
+    t.true(saysBlank.has(expected));
     const answer = (await lf.answer({ image: blank, question, maxTokens: 8 })).trim().toLowerCase();
-    t.is(answer, expected, `blank image, ${family}: ${question}`);
+    t.true(saysBlank.has(answer), `blank image, ${family}: ${question} -> ${answer} (the family's answer: ${expected})`);
   }
 });

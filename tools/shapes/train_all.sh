@@ -38,7 +38,7 @@ def defaults(path, **kw):
         json.dump(cfg, f, indent=2)
         f.write("\n")
 out = sys.argv[1].rstrip("/")
-defaults(f"{out}/generator/config.json", guidance_scale=5.0, guidance_per_group=[5.0, 5.0, 3.0, 1.0], num_steps=30)
+defaults(f"{out}/generator/config.json", guidance_scale=4.0, guidance_per_group=[4.0, 4.0, 2.0, 1.0], num_steps=30)
 defaults(f"{out}-vanilla/generator/config.json", guidance_scale=3.0, num_steps=30)
 # total CPU time of the stages that record it (each stage's process_cpu_seconds)
 log_path = f"{out}/training_log.json"

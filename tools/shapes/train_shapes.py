@@ -433,10 +433,12 @@ class PromptCache:
 
 
 class PromptTable:
-    """The GPU path's PromptCache: every caption of the latent pool encoded up front in big batches, kept as
-    one [captions, P_max, G, d] K and V per layer, so a step gathers its prompts with one index per layer
-    (per-caption encodes and pads were thousands of tiny kernels a step). Rows are right-padded; the key
-    mask hides the padding, as in encode_prompts."""
+    """PromptCache, filled up front (--prompt-table; always on a GPU): every caption of the latent pool
+    encoded in big batches and kept as one [captions, P_max, G, d] K and V per layer, so a step gathers its
+    prompts with one index per layer. On a GPU, per-caption encodes and pads were thousands of tiny kernels
+    a step; on the CPU, one-at-a-time encodes of a varied-language pool took tens of minutes (memory: about
+    5 GB for 12,288 images with 3 captions each). Rows are right-padded; the key mask hides the padding,
+    as in encode_prompts."""
 
     def __init__(self, vlm, tok, template, pool_caps, chunk=512):
         self.per_image = len(pool_caps[0])

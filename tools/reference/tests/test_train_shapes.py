@@ -38,8 +38,9 @@ class PromptTableTest(unittest.TestCase):
         self.assertFalse(bool(mask[:, P:].any()))
         valid = mask2[:, :, None, None]
         for (k, v), (k2, v2) in zip(kv, kv2):
-            self.assertTrue(torch.equal(k[:, :P] * valid, k2 * valid))
-            self.assertTrue(torch.equal(v[:, :P] * valid, v2 * valid))
+            # batched and one-at-a-time encodes round alike with the reference BLAS, not with OpenBLAS
+            self.assertLess(float(((k[:, :P] - k2) * valid).abs().max()), 1e-4)
+            self.assertLess(float(((v[:, :P] - v2) * valid).abs().max()), 1e-4)
         # the padding differs (pad-token K/V against zeros) but is masked: the loss is the same
         gen = T.GenerationStream.load(os.path.join(MODEL, "generator"))
         null = T.encode_prompts(vlm, tok, [gen.cfg.null_prompt], gen.cfg.prompt_template)
