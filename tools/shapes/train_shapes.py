@@ -138,6 +138,20 @@ def set_lr(opt, lr):
         g["lr"] = lr
 
 
+def warn_if_slow_blas():
+    """Debian's python3-torch runs on whichever libblas.so.3 is installed; with the reference BLAS
+    (libblas3 without libopenblas0-pthread) every CPU stage is about 10x slower (RESULTS section 14c)."""
+    a = torch.randn(256, 256)
+    a @ a
+    t0 = time.time()
+    for _ in range(4):
+        a @ a
+    ms = (time.time() - t0) / 4 * 1e3
+    if ms > 3:   # on a 2-core EPYC at 1 thread: OpenBLAS under 1 ms, the reference BLAS about 6
+        print(f"warning: a 256x256 matrix product took {ms:.0f} ms: torch looks linked to the reference BLAS; "
+              "install libopenblas0-pthread (training is about 10x slower without it)", file=sys.stderr, flush=True)
+
+
 def world_text(n=3000):
     parts = []
     for ex in shapes_world.examples(TRAIN_SEED + 100, 0, n):
@@ -614,6 +628,8 @@ def main():
         ap.error("--workers must be >= 0")
     torch.set_num_threads(a.threads)
     use_device(a.device)
+    if DEVICE.type == "cpu":
+        warn_if_slow_blas()
     os.makedirs(a.out, exist_ok=True)
     log = Log(os.path.join(a.out, "training_log.json"))
     stages = a.stages.split(",")
