@@ -626,6 +626,10 @@ def main():
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
+    if a.device not in ("cpu", "cuda"):
+        ap.error("--device must be cpu or cuda")
+    if a.device == "cuda" and not (hasattr(torch, "set_default_device") and torch.cuda.is_available()):
+        ap.error("--device cuda needs torch >= 2.0 and a CUDA GPU it can see")
     torch.set_num_threads(a.threads)
     use_device(a.device)
     if DEVICE.type == "cpu":

@@ -2,7 +2,9 @@
 PromptTable against PromptCache, batches built by worker processes against batches built in place, and
 the vision tower's batched attention against its per-image loop."""
 import os
+import subprocess
 import sys
+import tempfile
 import unittest
 
 import numpy as np
@@ -103,6 +105,19 @@ class VisionBatchedAttentionTest(unittest.TestCase):
             loop = blk.attn(x, cos, sin, [L // 2, L // 2] + seg[1:])
         self.assertLess(float((batched[L:] - loop[L:]).abs().max()), 1e-6)
         self.assertFalse(torch.allclose(batched[:L], loop[:L]))   # (the split image attends differently)
+
+
+class UsageErrorTest(unittest.TestCase):
+    def test_bad_options_exit_2_before_any_training(self):
+        out = tempfile.mkdtemp()
+        for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
+                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"]) + \
+                ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
+            r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
+                                os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 2, f"{bad}: {r.stderr[-300:]}")
+            self.assertIn("error:", r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "m")), f"{bad} wrote the model directory")
 
 
 if __name__ == "__main__":
