@@ -25,6 +25,7 @@ Learning rates: linear warmup, then cosine decay over each stage's wall-clock bu
 """
 import argparse
 import collections
+import concurrent.futures
 import contextlib
 import copy
 import json
@@ -344,15 +345,20 @@ def vlm_batches(tok, cfg, data, rng, batch, language, workers=0, tok_path=None):
             with on_cpu():
                 out = vlm_batch(tok, cfg, data.take(batch), rng, language)
             yield tuple(t.to(DEVICE) for t in out)
-    # spawn, not fork: the parent may already hold a CUDA context
-    with multiprocessing.get_context("spawn").Pool(workers, _vlm_worker_init, (tok_path, cfg, language)) as pool:
+    # spawn, not fork: the parent may already hold a CUDA context. An executor, not a Pool: a worker that
+    # dies raises BrokenProcessPool here (a Pool waits forever for its batch, and its terminate() can hang)
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_vlm_worker_init, initargs=(tok_path, cfg, language))
+    try:
         pending = collections.deque()
         while True:
             while len(pending) < 2 * workers:
-                pending.append(pool.apply_async(_vlm_worker_batch, ((data.seed, data.i, batch, int(rng.randint(2**31))),)))
+                pending.append(pool.submit(_vlm_worker_batch, (data.seed, data.i, batch, int(rng.randint(2**31)))))
                 data.i += batch
-            out = pending.popleft().get()
+            out = pending.popleft().result()
             yield tuple(torch.from_numpy(a).to(DEVICE) for a in out)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
