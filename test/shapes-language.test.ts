@@ -2,10 +2,11 @@
 // Python one's fixture (tools/reference/make_language_fixture.py), plus what the split promises.
 import test from 'ava';
 import fs from 'node:fs';
-import { barePrompt, blankQa, captionVariant, qaVariants, QUESTIONS, SPLITS, type Split } from '../lib/shapes/language.ts';
+import { barePrompt, blankQa, captionVariant, expand, H_ONE_FRAMES, H_TWO_FRAMES, ONE_FRAMES, qaVariants, QUESTIONS, SPLITS, TWO_FRAMES, type Split } from '../lib/shapes/language.ts';
 import { examples, example } from '../lib/shapes/world.ts';
 
 const fixture = JSON.parse(fs.readFileSync(new URL('./fixtures/shapes_language.json', import.meta.url), 'utf8')) as {
+  forms: { one: string[]; two: string[]; questions: Record<string, [string[], string[]]> };
   rows: { seed: number; i: number; split: Split; caption: string; qa: [string, string][]; blank: [string, string][] }[];
 };
 
@@ -17,6 +18,15 @@ test('captions and questions equal the Python reference byte for byte', (t) => {
     t.deepEqual(qaVariants(ex, r.seed, r.i, r.split).map(([q, a]) => [q, a]), r.qa, `qa ${r.seed}/${r.i}/${r.split}`);
     t.deepEqual(blankQa(r.seed, r.i, r.split).map(([q, a]) => [q, a]), r.blank, `blank ${r.seed}/${r.i}/${r.split}`);
   }
+});
+
+test('the train grammar expands to the Python reference\'s frames and questions, without the held-out ones', (t) => {
+  t.deepEqual(ONE_FRAMES, fixture.forms.one);
+  t.deepEqual(TWO_FRAMES, fixture.forms.two);
+  t.deepEqual(JSON.parse(JSON.stringify(QUESTIONS)), fixture.forms.questions);
+  for (const f of H_ONE_FRAMES) t.false(ONE_FRAMES.includes(f), f);
+  for (const f of H_TWO_FRAMES) t.false(TWO_FRAMES.includes(f), f);
+  t.deepEqual(expand(['a [b|c][| d] e'], ['a c e']), ['a b e', 'a b d e', 'a c d e']);
 });
 
 const frameOf = (q: string) => q.toLowerCase().replace(/[?.]$/, '');

@@ -26,43 +26,72 @@ export const RELATION_WORDS: Record<Relation, readonly string[]> = {
 };
 const CONVERSE: Record<Relation, Relation> = { 'to the left of': 'to the right of', 'to the right of': 'to the left of', above: 'below', below: 'above' };
 
-const ONE_FRAMES = ['{np} {place}', 'there is {np} {place}', '{place} is {np}'];
-const H_ONE_FRAMES = ['{place} there is {np}', '{np} is {place}'];
-const BARE_FRAMES = ['{np}', 'there is {np}'];
-const TWO_FRAMES = ['{a} {rel} {b}', 'there is {a} {rel} {b}', '{rel} {b} is {a}', '{b} {conv} {a}'];
-const H_TWO_FRAMES = ['{a} is {rel} {b}', '{rel} {b} there is {a}'];
+/** Every sentence of the patterns, in order: "[a|b]" is a choice (the leftmost varies slowest; "[|x]"
+ * makes x optional), minus the excluded ones (the held-out frames), each once. */
+export function expand(patterns: readonly string[], exclude: readonly string[] = []): string[] {
+  const out: string[] = [];
+  for (const p of patterns) {
+    const m = /\[([^\]]*)\]/.exec(p);
+    const todo = m ? expand(m[1].split('|').map((alt) => p.slice(0, m.index) + alt + p.slice(m.index + m[0].length))) : [p];
+    for (const t of todo) if (!exclude.includes(t) && !out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
+// The train frames are a small grammar; a held-out frame (H_*) is one of its combinations left out, or a
+// word order it never uses, so the held-out split measures whether the parts were learnt, not the sentences.
+export const H_ONE_FRAMES = ['{place} there is {np}', '{np} is {place}'];
+export const ONE_FRAMES = expand(
+  ['{np} {place}', 'there is {np} {place}', '{place} is {np}', 'you can see {np} {place}', '{place} you can see {np}', '{np} [sits|located|which is|that is] {place}'],
+  H_ONE_FRAMES,
+);
+const BARE_FRAMES = ['{np}', 'there is {np}', 'you can see {np}'];
+export const H_TWO_FRAMES = ['{a} is {rel} {b}', '{rel} {b} there is {a}'];
+export const TWO_FRAMES = expand(
+  [
+    '{a} {rel} {b}', 'there is {a} {rel} {b}', '{rel} {b} is {a}', '{b} {conv} {a}', 'you can see {a} {rel} {b}', '{rel} {b} you can see {a}',
+    '{a} [sits|located|which is|that is] {rel} {b}', 'there is {b} {conv} {a}',
+  ],
+  H_TWO_FRAMES,
+);
 
 export const QUESTION_FAMILIES = ['colour', 'shape', 'count', 'exists', 'where', 'leftright', 'abovebelow', 'describe'] as const;
 export type QuestionFamily = (typeof QUESTION_FAMILIES)[number];
-/** [train forms, held-out forms]; {s} shape, {c} colour, {np} "a red circle", {x}/{y} "red circle" */
-export const QUESTIONS: Record<QuestionFamily, readonly [readonly string[], readonly string[]]> = {
+const HELD: Record<QuestionFamily, readonly string[]> = {
+  colour: ['which color is the {s}?', 'what is the color of the {s}?'],
+  shape: ['what kind of shape is the {c} thing?', 'which shape is the {c} object?'],
+  count: ['how many objects do you see?', 'how many things are there?'],
+  exists: ['do you see {np} in the image?', 'can you see {np} in the image?'],
+  where: ['in which part of the image is the {s}?', 'where in the image is the {s}?'],
+  leftright: ['is the {x} on the left or on the right of the {y}?'],
+  abovebelow: ['is the {x} under or over the {y}?'],
+  describe: ['describe what you see.', 'what is in this picture?'],
+};
+const TRAIN: Record<QuestionFamily, readonly string[]> = {
   colour: [
-    ['what colour is the {s}?', 'what color is the {s}?', 'which colour is the {s}?', 'what is the colour of the {s}?'],
-    ['which color is the {s}?', 'what is the color of the {s}?'],
+    '[what|which] [colour|color] is the {s}[| in the image| in the picture]?', 'what is the [colour|color] of the {s}[| in the image]?',
+    'what [colour|color] does the {s} have?', 'tell me the [colour|color] of the {s}.',
   ],
-  shape: [
-    ['what shape is the {c} object?', 'what kind of shape is the {c} object?', 'what shape is the {c} thing?', 'which shape is {c}?'],
-    ['what kind of shape is the {c} thing?', 'which shape is the {c} object?'],
-  ],
-  count: [
-    ['how many shapes are there?', 'how many objects are there?', 'how many things are in the image?', 'how many shapes do you see?', 'count the shapes.'],
-    ['how many objects do you see?', 'how many things are there?'],
-  ],
-  exists: [
-    ['is there {np}?', 'do you see {np}?', 'can you see {np}?', 'is there {np} in the image?'],
-    ['do you see {np} in the image?', 'can you see {np} in the image?'],
-  ],
+  shape: ['[what shape|what kind of shape|which shape|what sort of shape] is the {c} [object|thing|one]?', 'which shape is {c}?', 'what is the shape of the {c} [object|thing]?'],
+  count: ['how many [shapes|objects|things] [are there|do you see|can you see|are in the image|are in the picture]?', 'count the [shapes|objects|things].'],
+  exists: ['[is there|do you see|can you see|can you find] {np}[| in the image| in the picture| in this image| here]?'],
   where: [
-    ['where is the {s}?', 'in which part is the {s}?', 'where is the {s} located?', 'in what part of the image is the {s}?'],
-    ['in which part of the image is the {s}?', 'where in the image is the {s}?'],
+    'where is the {s}[| located][| in the image| in the picture]?', 'in [which|what] part[| of the image| of the picture] is the {s}?',
+    'where in the picture is the {s}?', 'which part of the [image|picture] is the {s} in?',
   ],
-  leftright: [['is the {x} left or right of the {y}?', 'is the {x} to the left or to the right of the {y}?'], ['is the {x} on the left or on the right of the {y}?']],
-  abovebelow: [['is the {x} above or below the {y}?', 'is the {x} over or under the {y}?'], ['is the {x} under or over the {y}?']],
+  leftright: [
+    'is the {x} [left|to the left|on the left] or [right|to the right|on the right] of the {y}?',
+    'is the {x} [right|to the right|on the right] or [left|to the left|on the left] of the {y}?',
+  ],
+  abovebelow: ['is the {x} [above|over] or [below|under|beneath] the {y}?', 'is the {x} [below|under|beneath] or [above|over] the {y}?'],
   describe: [
-    ['describe the image.', 'what is in the image?', 'caption this image.', 'what do you see?', 'describe this picture.'],
-    ['describe what you see.', 'what is in this picture?'],
+    'describe [the|this] [image|picture].', 'what is in [the|this] [image|picture]?', 'caption [the|this] [image|picture].',
+    'what [do|can] you see[| in the image| in the picture]?', 'tell me what you see.',
   ],
 };
+/** [train forms, held-out forms]; {s} shape, {c} colour, {np} "a red circle", {x}/{y} "red circle" */
+export const QUESTIONS = {} as Record<QuestionFamily, readonly [readonly string[], readonly string[]]>;
+for (const f of QUESTION_FAMILIES) QUESTIONS[f] = [expand(TRAIN[f], HELD[f]), HELD[f]];
 
 const fill = (frame: string, slots: Record<string, string>): string => frame.replace(/\{(\w+)\}/g, (_, k: string) => slots[k]);
 const isVowel = (ch: string) => 'aeiou'.includes(ch);

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/reference/make_language_fixture.py [--out test/fixtures/shapes_language.json]
 
-Holds, for examples 0..59 of streams 7 and 424242 and both splits: the varied caption, the varied
+Holds the train grammar's expanded frames and questions, and, for examples 0..59 of streams 7 and 424242 and both splits: the varied caption, the varied
 questions with their answers, and the blank image's questions.
 """
 import argparse
@@ -28,7 +28,11 @@ def build():
                 rows.append(dict(seed=seed, i=i, split=split, caption=sl.caption_variant(ex, seed, i, split),
                                  qa=[list(p) for p in sl.qa_variants(ex, seed, i, split)],
                                  blank=[list(p) for p in sl.blank_qa(seed, i, split)]))
-    return "{\n \"rows\": [\n" + ",\n".join("  " + json.dumps(r) for r in rows) + "\n ]\n}\n"
+    # the grammar's expansions themselves, so a frame the examples happen not to draw is still compared
+    forms = dict(one=list(sl.ONE_FRAMES), two=list(sl.TWO_FRAMES),
+                 questions={f: [list(t), list(h)] for f, (t, h) in sl.QUESTIONS.items()})
+    return ("{\n \"forms\": " + json.dumps(forms) + ",\n \"rows\": [\n" + ",\n".join("  " + json.dumps(r) for r in rows)
+            + "\n ]\n}\n")
 
 
 if __name__ == "__main__":

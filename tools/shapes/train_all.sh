@@ -7,7 +7,9 @@
 # generator streams train side by side, one core each, 70 minutes. Phase 2 (tools/shapes/train_language.sh,
 # about 4 h) continues everything the wording touches on the world's varied language (docs/shapes-world.md,
 # "Language"). Phase 3 (tools/shapes/train_gpu.sh: 9 minutes on an H200, then 45 minutes on 2 cores)
-# trains the VLM longer and both streams on it. Every stage of phases 2 and 3 continues from saved
+# trains the VLM longer and both streams on it. Phase 4 (tools/shapes/train_grammar.sh, about 2 h on 2
+cores) trains the VLM and the K = 4 stream on the grown grammar. Phases 1-3 ran, on 4 Dec 2026, with the
+language as it was before it grew (commit 7fddfbf); rerun today they draw from the grown one. Every stage of phases 2 and 3 continues from saved
 # weights: after a stop, rerun the stages that had not finished.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +29,8 @@ wait $a $b
 bash tools/shapes/train_language.sh "$OUT"
 # phase 3: the VLM and both streams again on a CUDA GPU, then two CPU stages (GPU_PY: a torch that sees it)
 bash tools/shapes/train_gpu.sh "$OUT"
+# phase 4: the grown grammar (the VLM held to its prompt K/V, and the K = 4 stream), 2 cores, about 2 h
+bash tools/shapes/train_grammar.sh "$OUT"
 # the sampling defaults picked on the development prompt set (tools/shapes/tune.ts; benchmarks/RESULTS.md section 6)
 $PY - "$OUT" <<'PY'
 import json, sys

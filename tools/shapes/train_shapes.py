@@ -52,7 +52,7 @@ from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
 from latte_ref.rope import get_rope_index  # noqa: E402
-from latte_ref.train import encode_prompts, gen_config_from_vlm, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
+from latte_ref.train import encode_prompts, gen_config_from_vlm, prompt_kv, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 
 TRAIN_SEED = 1
@@ -372,11 +372,43 @@ def vlm_batch_loss(vlm, ids, labels, pos, pixel_values, grid):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0):
+class PromptAnchor:
+    """Keeps the generators' conditioning where they learnt it while the whole VLM trains (--anchor-prompts W):
+    each step, the K/V the decoder gives a batch of captions (template, train wording, and the null prompt)
+    are pulled towards what the VLM gave before this stage, by W times their relative squared error summed
+    over layers. Without it a VLM stage moves every prompt's K/V and both streams must be retrained."""
+
+    def __init__(self, vlm, tok, template, weight, batch=32):
+        with on_cpu():
+            self.frozen = copy.deepcopy(cpu_copy(vlm)).eval()
+        self.frozen.to(DEVICE)
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        self.tok, self.template, self.weight, self.batch = tok, template, weight, batch
+        self.data, self.rng = Stream(TRAIN_SEED + 13), np.random.RandomState(13)
+
+    def texts(self):
+        with on_cpu():
+            caps = [language_captions(ex, 1)[self.rng.randint(2)] for ex in self.data.take(self.batch - 1)]
+        return caps + [""]
+
+    def loss(self, vlm):
+        texts = self.texts()
+        with torch.no_grad():
+            want, _, mask = encode_prompts(self.frozen, self.tok, texts, self.template)
+        got, _, _ = prompt_kv(vlm, self.tok, texts, self.template)
+        m = mask[:, :, None, None].to(DEVICE).float()
+        err = sum(((g - w) ** 2 * m).sum() / ((w ** 2) * m).sum() for gl, wl in zip(got, want) for g, w in zip(gl, wl))
+        return self.weight * err
+
+
+def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0,
+              anchor=0.0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
-    continue too (gen/vanilla with --resume --language), as their conditioning moved."""
+    continue too (gen/vanilla with --resume --language), as their conditioning moved, unless anchor > 0
+    holds the prompts' K/V near where they were (PromptAnchor)."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
@@ -398,19 +430,27 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1))
     rng = np.random.RandomState(3 if language and vision_only else 2 if language else 1 if vision_only else 0)
     batches = vlm_batches(tok, vlm.cfg, data, rng, batch, language, workers, os.path.join(vdir, "tokenizer.json"))
+    if anchor:
+        with open(os.path.join(out, "generator", "config.json")) as f:
+            template = json.load(f)["prompt_template"]
+        anchored = PromptAnchor(vlm, tok, template, anchor)
     losses, step, t0 = [], 0, time.time()
     vlm.train()
     while time.time() - t0 < budget:
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
         loss = vlm_batch_loss(vlm, *next(batches))
+        if anchor:
+            drift = anchored.loss(vlm)
+            loss_qa, loss = loss, loss + drift
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            losses.append((step, round(time.time() - t0, 1), float(loss)))
-            print(f"vlm step {step} loss {float(loss):.4f}", flush=True)
+            losses.append((step, round(time.time() - t0, 1), float(loss)) + ((float(drift),) if anchor else ()))
+            print(f"vlm step {step} loss {float(loss):.4f}" + (f" (anchor {float(drift):.4f}, qa {float(loss_qa):.4f})" if anchor else ""),
+                  flush=True)
     batches.close()
     vlm.eval()
     vlm = cpu_copy(vlm)
@@ -425,7 +465,8 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
                    "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
     name = "vlm_vision" if vision_only else "vlm"
     log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
-              batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}), **device_entry())
+              batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}),
+              **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}), **device_entry())
 
 
 class PromptCache:
@@ -625,6 +666,9 @@ def main():
     ap.add_argument("--prompt-table", action="store_true",
                     help="gen/vanilla: encode every pool caption up front (the default with --device cuda; on the "
                          "CPU it turns tens of minutes of one-at-a-time encodes into a few)")
+    ap.add_argument("--anchor-prompts", type=float, default=0.0,
+                    help="vlm --language: weight of the pull keeping caption prompts' K/V where the generators "
+                         "learnt them (0: off; then retrain both streams after)")
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
@@ -632,6 +676,8 @@ def main():
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
+    if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
+        ap.error("--anchor-prompts must be >= 0 and needs --language")
     if a.device not in ("cpu", "cuda"):
         ap.error("--device must be cpu or cuda")
     if a.device == "cuda" and not (hasattr(torch, "set_default_device") and torch.cuda.is_available()):
@@ -652,7 +698,7 @@ def main():
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
-                  workers=a.workers)
+                  workers=a.workers, anchor=a.anchor_prompts)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
                   workers=a.workers)

@@ -12,6 +12,8 @@ split is "train" (what training sees) or "heldout": every sentence is built from
 frames (H_* below) are never used for training; each is made of words the training frames use.
 The example's own rng is untouched: the language draws from a second mulberry32 state per example.
 """
+import re
+
 from .shapes_world import Mulberry32, stream_state
 
 LANG_SALT = 0x5EED1A6E
@@ -32,37 +34,64 @@ RELATION_WORDS = {
 }
 CONVERSE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
-# frames: {np} a noun phrase, {place} a place phrase, {a}/{b} the two noun phrases, {rel} a relation phrase
-ONE_FRAMES = ("{np} {place}", "there is {np} {place}", "{place} is {np}")
+def expand(patterns, exclude=()):
+    """Every sentence of the patterns, in order: "[a|b]" is a choice (the leftmost varies slowest; "[|x]"
+    makes x optional), minus the excluded ones (the held-out frames), each once."""
+    out = []
+    for p in patterns:
+        m = re.search(r"\[([^\]]*)\]", p)
+        if m is None:
+            todo = [p]
+        else:
+            todo = expand([p[:m.start()] + alt + p[m.end():] for alt in m.group(1).split("|")])
+        out += [t for t in todo if t not in exclude and t not in out]
+    return tuple(out)
+
+
+# frames: {np} a noun phrase, {place} a place phrase, {a}/{b} the two noun phrases, {rel} a relation phrase.
+# The train frames are a small grammar; a held-out frame (H_*) is one of its combinations left out, or a
+# word order it never uses, so the held-out split measures whether the parts were learnt, not the sentences.
 H_ONE_FRAMES = ("{place} there is {np}", "{np} is {place}")
-BARE_FRAMES = ("{np}", "there is {np}")
-TWO_FRAMES = ("{a} {rel} {b}", "there is {a} {rel} {b}", "{rel} {b} is {a}", "{b} {conv} {a}")
+ONE_FRAMES = expand(("{np} {place}", "there is {np} {place}", "{place} is {np}", "you can see {np} {place}",
+                     "{place} you can see {np}", "{np} [sits|located|which is|that is] {place}"), H_ONE_FRAMES)
+BARE_FRAMES = ("{np}", "there is {np}", "you can see {np}")
 H_TWO_FRAMES = ("{a} is {rel} {b}", "{rel} {b} there is {a}")
+TWO_FRAMES = expand(("{a} {rel} {b}", "there is {a} {rel} {b}", "{rel} {b} is {a}", "{b} {conv} {a}",
+                     "you can see {a} {rel} {b}", "{rel} {b} you can see {a}", "{a} [sits|located|which is|that is] {rel} {b}",
+                     "there is {b} {conv} {a}"), H_TWO_FRAMES)
 
 # question families: (train forms, held-out forms); {s} shape, {c} colour, {np} "a red circle", {x}/{y} objects
-QUESTIONS = {
-    "colour": (("what colour is the {s}?", "what color is the {s}?", "which colour is the {s}?",
-                "what is the colour of the {s}?"),
-               ("which color is the {s}?", "what is the color of the {s}?")),
-    "shape": (("what shape is the {c} object?", "what kind of shape is the {c} object?", "what shape is the {c} thing?",
-               "which shape is {c}?"),
-              ("what kind of shape is the {c} thing?", "which shape is the {c} object?")),
-    "count": (("how many shapes are there?", "how many objects are there?", "how many things are in the image?",
-               "how many shapes do you see?", "count the shapes."),
-              ("how many objects do you see?", "how many things are there?")),
-    "exists": (("is there {np}?", "do you see {np}?", "can you see {np}?", "is there {np} in the image?"),
-               ("do you see {np} in the image?", "can you see {np} in the image?")),
-    "where": (("where is the {s}?", "in which part is the {s}?", "where is the {s} located?",
-               "in what part of the image is the {s}?"),
-              ("in which part of the image is the {s}?", "where in the image is the {s}?")),
-    "leftright": (("is the {x} left or right of the {y}?", "is the {x} to the left or to the right of the {y}?"),
-                  ("is the {x} on the left or on the right of the {y}?",)),
-    "abovebelow": (("is the {x} above or below the {y}?", "is the {x} over or under the {y}?"),
-                   ("is the {x} under or over the {y}?",)),
-    "describe": (("describe the image.", "what is in the image?", "caption this image.", "what do you see?",
-                  "describe this picture."),
-                 ("describe what you see.", "what is in this picture?")),
+_HELD = {
+    "colour": ("which color is the {s}?", "what is the color of the {s}?"),
+    "shape": ("what kind of shape is the {c} thing?", "which shape is the {c} object?"),
+    "count": ("how many objects do you see?", "how many things are there?"),
+    "exists": ("do you see {np} in the image?", "can you see {np} in the image?"),
+    "where": ("in which part of the image is the {s}?", "where in the image is the {s}?"),
+    "leftright": ("is the {x} on the left or on the right of the {y}?",),
+    "abovebelow": ("is the {x} under or over the {y}?",),
+    "describe": ("describe what you see.", "what is in this picture?"),
 }
+_TRAIN = {
+    "colour": ("[what|which] [colour|color] is the {s}[| in the image| in the picture]?",
+               "what is the [colour|color] of the {s}[| in the image]?", "what [colour|color] does the {s} have?",
+               "tell me the [colour|color] of the {s}."),
+    "shape": ("[what shape|what kind of shape|which shape|what sort of shape] is the {c} [object|thing|one]?",
+              "which shape is {c}?", "what is the shape of the {c} [object|thing]?"),
+    "count": ("how many [shapes|objects|things] [are there|do you see|can you see|are in the image|are in the picture]?",
+              "count the [shapes|objects|things]."),
+    "exists": ("[is there|do you see|can you see|can you find] {np}[| in the image| in the picture| in this image| here]?",),
+    "where": ("where is the {s}[| located][| in the image| in the picture]?",
+              "in [which|what] part[| of the image| of the picture] is the {s}?", "where in the picture is the {s}?",
+              "which part of the [image|picture] is the {s} in?"),
+    "leftright": ("is the {x} [left|to the left|on the left] or [right|to the right|on the right] of the {y}?",
+                  "is the {x} [right|to the right|on the right] or [left|to the left|on the left] of the {y}?"),
+    "abovebelow": ("is the {x} [above|over] or [below|under|beneath] the {y}?",
+                   "is the {x} [below|under|beneath] or [above|over] the {y}?"),
+    "describe": ("describe [the|this] [image|picture].", "what is in [the|this] [image|picture]?",
+                 "caption [the|this] [image|picture].", "what [do|can] you see[| in the image| in the picture]?",
+                 "tell me what you see."),
+}
+QUESTIONS = {family: (expand(_TRAIN[family], held), held) for family, held in _HELD.items()}
 SPLITS = ("train", "heldout")
 
 

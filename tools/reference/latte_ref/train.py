@@ -50,10 +50,10 @@ def gen_config_from_vlm(vcfg, latent_channels, latent_size, num_groups=4, patch_
     return GenConfig(**{**base, **kw})
 
 
-@torch.no_grad()
-def encode_prompts(vlm, tokenizer, texts, template):
+def prompt_kv(vlm, tokenizer, texts, template):
     """Batch of prompt texts -> (per-layer (K, V) [B, P_max, G, d], lengths [B], key mask [B, P_max]).
-    Right padding: with a causal prompt, padding after a prompt does not change its K/V."""
+    Right padding: with a causal prompt, padding after a prompt does not change its K/V. Differentiable
+    (the trainer's prompt anchor trains through it); encode_prompts is the same without gradients."""
     ids = [tokenizer.encode(template.format(prompt=t)) for t in texts]
     P = max(map(len, ids))
     pad = tokenizer.token_id("<|endoftext|>") or 0
@@ -64,6 +64,9 @@ def encode_prompts(vlm, tokenizer, texts, template):
     _, cache = vlm.model(emb, cos, sin)
     lens = torch.tensor([len(s) for s in ids])
     return cache, lens, torch.arange(P)[None] < lens[:, None]
+
+
+encode_prompts = torch.no_grad()(prompt_kv)
 
 
 def gen_loss(gen, x1, prompt, null, generator=None, cond_drop=0.1, low_t_weight=1):

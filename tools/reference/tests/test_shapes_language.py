@@ -36,6 +36,15 @@ class ShapesLanguageTest(unittest.TestCase):
         self.assertFalse(train_q & held_q)
         self.assertGreater(len(held_q), 100)
 
+    def test_the_train_grammar(self):
+        self.assertEqual(sl.expand(["a [b|c][| d] e"], ["a c e"]), ("a b e", "a b d e", "a c d e"))
+        self.assertFalse(set(sl.H_ONE_FRAMES) & set(sl.ONE_FRAMES))
+        self.assertFalse(set(sl.H_TWO_FRAMES) & set(sl.TWO_FRAMES))
+        for family, (train, held) in sl.QUESTIONS.items():
+            self.assertFalse(set(train) & set(held), family)
+            self.assertGreaterEqual(len(train), 10, family)      # many combinations per family, a few held out
+            self.assertEqual(len(set(train)), len(train), family)
+
     def test_vocabulary_covers_both_splits(self):
         vocab = set(sl.vocabulary())
         for i in range(200):

@@ -1,6 +1,6 @@
 """The shapes trainer's GPU-path pieces, checked on the CPU against the paths the CPU recipe runs:
 PromptTable against PromptCache, batches built by worker processes against batches built in place, and
-the vision tower's batched attention against its per-image loop."""
+the vision tower's batched attention against its per-image loop; the prompt anchor; usage errors."""
 import os
 import subprocess
 import sys
@@ -107,11 +107,30 @@ class VisionBatchedAttentionTest(unittest.TestCase):
         self.assertFalse(torch.allclose(batched[:L], loop[:L]))   # (the split image attends differently)
 
 
+class PromptAnchorTest(unittest.TestCase):
+    def test_zero_for_the_frozen_vlm_and_pulls_a_moved_decoder_back(self):
+        tok, vlm = shipped()
+        anchor = T.PromptAnchor(vlm, tok, TEMPLATE, weight=3.0, batch=6)
+        self.assertIn("", anchor.texts())                       # the null prompt is held too
+        self.assertEqual(float(anchor.loss(vlm)), 0.0)
+        with torch.no_grad():                                   # move one decoder layer: the K/V drift
+            vlm.model.layers[2].self_attn.k_proj.weight.mul_(1.1)
+        drift = anchor.loss(vlm)
+        self.assertGreater(float(drift), 0.0)
+        drift.backward()
+        grad = vlm.model.layers[2].self_attn.k_proj.weight.grad
+        self.assertGreater(float(grad.abs().sum()), 0.0)        # a gradient towards the old K/V
+        self.assertIsNone(anchor.frozen.model.layers[2].self_attn.k_proj.weight.grad)
+        # the anchor kept its own copy: relative error of a 10% scaled K is 0.01 in one layer's K, times 3
+        self.assertLess(abs(float(drift) / 3.0 - 0.01), 0.002)
+
+
 class UsageErrorTest(unittest.TestCase):
     def test_bad_options_exit_2_before_any_training(self):
         out = tempfile.mkdtemp()
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
-                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"]) + \
+                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--anchor-prompts", "1"],
+                    ["--anchor-prompts", "-1", "--language"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
                                 os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
