@@ -42,14 +42,18 @@ export function expand(patterns: readonly string[], exclude: readonly string[] =
 // word order it never uses, so the held-out split measures whether the parts were learnt, not the sentences.
 export const H_ONE_FRAMES = ['{place} there is {np}', '{np} is {place}'];
 export const ONE_FRAMES = expand(
-  ['{np} {place}', 'there is {np} {place}', '{place} is {np}', 'you can see {np} {place}', '{place} you can see {np}', '{np} [sits|located|which is|that is] {place}'],
+  [
+    '{np} {place}', '[|in the image |in this picture ]there is {np} {place}', '{place} is {np}', '[|in the image |in this picture ]you can see {np} {place}',
+    '{place} you can see {np}', '{np} [sits|located|which is|that is] {place}',
+  ],
   H_ONE_FRAMES,
 );
 const BARE_FRAMES = ['{np}', 'there is {np}', 'you can see {np}'];
 export const H_TWO_FRAMES = ['{a} is {rel} {b}', '{rel} {b} there is {a}'];
 export const TWO_FRAMES = expand(
   [
-    '{a} {rel} {b}', 'there is {a} {rel} {b}', '{rel} {b} is {a}', '{b} {conv} {a}', 'you can see {a} {rel} {b}', '{rel} {b} you can see {a}',
+    '{a} {rel} {b}', '[|in the image |in this picture ]there is {a} {rel} {b}', '{rel} {b} is {a}', '{b} {conv} {a}',
+    '[|in the image |in this picture ]you can see {a} {rel} {b}', '{rel} {b} you can see {a}',
     '{a} [sits|located|which is|that is] {rel} {b}', 'there is {b} {conv} {a}',
   ],
   H_TWO_FRAMES,

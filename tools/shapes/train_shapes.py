@@ -197,11 +197,16 @@ def language_qa(ex, rng):
     return ex["image"], qa[rng.randint(len(qa))]
 
 
-def language_captions(ex, variants=2):
+def language_captions(ex, variants=2, bare=False):
     """The template caption and `variants` captions in the language's train wording (drawn with seeds
-    seed + 1000 k, so each is its own draw)."""
+    seed + 1000 k, so each is its own draw). bare: one more, the bare prompt ("a red square", no size or
+    place) for a one-shape scene, another varied caption for a two-shape one."""
     seed, i = ex["at"]
-    return [ex["caption"]] + [shapes_language.caption_variant(ex, seed + 1000 * k, i) for k in range(variants)]
+    caps = [ex["caption"]] + [shapes_language.caption_variant(ex, seed + 1000 * k, i) for k in range(variants)]
+    if bare:
+        caps.append(shapes_language.bare_prompt(ex["objects"][0]) if ex["kind"] == "one"
+                    else shapes_language.caption_variant(ex, seed + 1000 * variants, i))
+    return caps
 
 
 # ---- stages ------------------------------------------------------------------------------------------------
@@ -525,7 +530,7 @@ class PromptTable:
         return [(k[rows], v[rows]) for k, v in self.layers], lens, self.positions[None] < lens[:, None]
 
 
-def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
+def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2, bare=False):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
     (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
     of captions: the template one, and with `language` also varied ones (language_captions)."""
@@ -536,14 +541,14 @@ def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2):
                 exs = data.take(chunk)
                 x = images_tensor(exs)
             xs.append(enc(x.to(DEVICE)) * sf)
-            caps += [language_captions(e, variants) if language else [e["caption"]] for e in exs]
+            caps += [language_captions(e, variants, bare) if language else [e["caption"]] for e in exs]
             two += [e["kind"] == "two" for e in exs]
     return torch.cat(xs), caps, torch.tensor(two)
 
 
 def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, patch=1, batch=32, pool=24576,
               template=None, low_t_weight=1, rope_theta=None, language=False, variants=2, pool_seed=0,
-              checkpoint_minutes=10, two_weight=1.0, prompt_table=False):
+              checkpoint_minutes=10, two_weight=1.0, prompt_table=False, bare=False):
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     with on_cpu():
@@ -571,7 +576,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     budget = 60 * minutes
     t0 = time.time()
     pool_x, pool_caps, pool_two = latent_pool(enc, sf, Stream(TRAIN_SEED + (8 if language else 5 if resume else 2) + pool_seed), pool,
-                                    language=language, variants=variants)
+                                    language=language, variants=variants, bare=bare)
     table = PromptTable(vlm, tok, gcfg.prompt_template, pool_caps) if prompt_table else None
     pool_seconds = time.time() - t0
     # two_weight > 1 draws two-object scenes that many times as often (relations are the hardest captions)
@@ -609,7 +614,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
              "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
              "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}),
-             **({"two_object_weight": two_weight} if two_weight != 1 else {}), **({"prompt_table": True} if prompt_table else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget", **device_entry()}
+             **({"two_object_weight": two_weight} if two_weight != 1 else {}), **({"bare_captions": True} if bare else {}), **({"prompt_table": True} if prompt_table else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget", **device_entry()}
     log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
 
 
@@ -666,6 +671,9 @@ def main():
     ap.add_argument("--prompt-table", action="store_true",
                     help="gen/vanilla: encode every pool caption up front (the default with --device cuda; on the "
                          "CPU it turns tens of minutes of one-at-a-time encodes into a few)")
+    ap.add_argument("--bare-captions", action="store_true",
+                    help="gen/vanilla --language: each one-shape image also has its bare prompt (\"a red square\") "
+                         "as a caption, each two-shape image one more varied caption")
     ap.add_argument("--anchor-prompts", type=float, default=0.0,
                     help="vlm --language: weight of the pull keeping caption prompts' K/V where the generators "
                          "learnt them (0: off; then retrain both streams after)")
@@ -676,6 +684,8 @@ def main():
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
+    if a.bare_captions and not a.language:
+        ap.error("--bare-captions needs --language")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
         ap.error("--anchor-prompts must be >= 0 and needs --language")
     if a.device not in ("cpu", "cuda"):
@@ -705,12 +715,12 @@ def main():
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
-                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table)
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table, a.bare_captions)
     if "vanilla" in stages:
         van = a.out.rstrip("/") + "-vanilla"
         stage_gen(a.out, os.path.join(van, "generator"), log, a.minutes_gen, 1, "vanilla", a.lr_gen, a.resume, a.patch_gen,
                   a.batch_gen, a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,
-                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table)
+                  a.pool_seed, a.checkpoint_minutes, a.two_object_weight, table, a.bare_captions)
         with open(os.path.join(van, "latte_flow.json"), "w") as f:
             rel = os.path.relpath(a.out, van)
             json.dump({"format": "latte-flow", "format_version": 1, "vlm": f"{rel}/vlm", "generator": "generator",

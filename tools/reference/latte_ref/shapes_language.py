@@ -52,12 +52,13 @@ def expand(patterns, exclude=()):
 # The train frames are a small grammar; a held-out frame (H_*) is one of its combinations left out, or a
 # word order it never uses, so the held-out split measures whether the parts were learnt, not the sentences.
 H_ONE_FRAMES = ("{place} there is {np}", "{np} is {place}")
-ONE_FRAMES = expand(("{np} {place}", "there is {np} {place}", "{place} is {np}", "you can see {np} {place}",
+ONE_FRAMES = expand(("{np} {place}", "[|in the image |in this picture ]there is {np} {place}", "{place} is {np}",
+                     "[|in the image |in this picture ]you can see {np} {place}",
                      "{place} you can see {np}", "{np} [sits|located|which is|that is] {place}"), H_ONE_FRAMES)
 BARE_FRAMES = ("{np}", "there is {np}", "you can see {np}")
 H_TWO_FRAMES = ("{a} is {rel} {b}", "{rel} {b} there is {a}")
-TWO_FRAMES = expand(("{a} {rel} {b}", "there is {a} {rel} {b}", "{rel} {b} is {a}", "{b} {conv} {a}",
-                     "you can see {a} {rel} {b}", "{rel} {b} you can see {a}", "{a} [sits|located|which is|that is] {rel} {b}",
+TWO_FRAMES = expand(("{a} {rel} {b}", "[|in the image |in this picture ]there is {a} {rel} {b}", "{rel} {b} is {a}",
+                     "{b} {conv} {a}", "[|in the image |in this picture ]you can see {a} {rel} {b}", "{rel} {b} you can see {a}", "{a} [sits|located|which is|that is] {rel} {b}",
                      "there is {b} {conv} {a}"), H_TWO_FRAMES)
 
 # question families: (train forms, held-out forms); {s} shape, {c} colour, {np} "a red circle", {x}/{y} objects

@@ -52,6 +52,17 @@ class PromptTableTest(unittest.TestCase):
             b = T.gen_loss(gen, x1, (kv2, lens2, mask2), null, torch.Generator().manual_seed(5))
         self.assertLess(abs(float(a) - float(b)), 1e-5)
 
+    def test_bare_captions_add_one_caption_to_every_image(self):
+        for ex in T.Stream(98).take(20):
+            caps, more = T.language_captions(ex), T.language_captions(ex, bare=True)
+            self.assertEqual(more[:3], caps)
+            if ex["kind"] == "one":
+                o = ex["objects"][0]
+                self.assertEqual(more[3], T.shapes_language.bare_prompt(o))
+            else:
+                self.assertNotIn(more[3], caps[:1])
+                self.assertIn(ex["objects"][1]["shape"], more[3].lower())
+
     def test_every_image_needs_as_many_captions(self):
         tok, vlm = shipped()
         with self.assertRaises(AssertionError):
@@ -129,7 +140,7 @@ class UsageErrorTest(unittest.TestCase):
     def test_bad_options_exit_2_before_any_training(self):
         out = tempfile.mkdtemp()
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
-                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--anchor-prompts", "1"],
+                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--anchor-prompts", "1"], ["--bare-captions"],
                     ["--anchor-prompts", "-1", "--language"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
