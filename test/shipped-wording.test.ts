@@ -11,11 +11,11 @@ import { examples, IMAGE_SIZE } from '../lib/shapes/world.ts';
 import { accepted, README_PROMPTS, surfaces } from '../tools/shapes/readme-wording.ts';
 
 // The shipped model meets the README target (32 of 32 pictures accepted; one miss is allowed for
-// another CPU's rounding) but not the held-out questions' (11 of 40 right against 34): that bound sits
-// under what it does, so a regression fails (benchmarks/RESULTS.md section 14c). The template-only
-// model before it got 4 of 32 and 0 of 40; the phase-2 model 32 of 32 and 7 of 40.
+// another CPU's rounding) but not the held-out questions' (31 of 40 right against 34): that bound sits
+// under what it does, so a regression fails (benchmarks/RESULTS.md section 14d). The template-only
+// model got 4 of 32 and 0 of 40; the phase-2 model 32 of 32 and 7 of 40; the phase-3 one 32 and 11.
 const MAX_README_FAILS = 1;
-const MIN_HELDOUT_RIGHT = 8; // of 40
+const MIN_HELDOUT_RIGHT = 27; // of 40
 
 const load = () => LatteFlow.load(DEFAULT_MODEL, { backend: 'cpu', threads: 2 });
 
