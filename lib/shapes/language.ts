@@ -32,8 +32,8 @@ export function expand(patterns: readonly string[], exclude: readonly string[] =
   const out: string[] = [];
   for (const p of patterns) {
     const m = /\[([^\]]*)\]/.exec(p);
-    const todo = m ? expand(m[1].split('|').map((alt) => p.slice(0, m.index) + alt + p.slice(m.index + m[0].length))) : [p];
-    for (const t of todo) if (!exclude.includes(t) && !out.includes(t)) out.push(t);
+    const sentences = m ? expand(m[1].split('|').map((alt) => p.slice(0, m.index) + alt + p.slice(m.index + m[0].length))) : [p];
+    for (const t of sentences) if (!exclude.includes(t) && !out.includes(t)) out.push(t);
   }
   return out;
 }

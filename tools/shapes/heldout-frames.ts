@@ -11,15 +11,16 @@ import { wordPrompt } from '../../lib/shapes/evaluate.ts';
 import { shapesEvalPrompts } from '../../lib/shapes/world.ts';
 
 const [model, seedArg = '515151', limitArg = '200'] = process.argv.slice(2);
-if (!model) {
-  console.error('usage: heldout-frames.ts MODEL_DIR [PROMPT_SEED] [LIMIT]');
+const seed = Number(seedArg);
+const limit = Number(limitArg);
+if (!model || !Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(limit) || limit < 1) {
+  console.error('usage: heldout-frames.ts MODEL_DIR [PROMPT_SEED: an integer >= 0] [LIMIT: an integer >= 1]');
   process.exit(2);
 }
-const seed = Number(seedArg);
 const lf = await LatteFlow.load(model, { backend: 'cpu', threads: 1 });
 const tally: Record<string, [right: number, asked: number]> = {};
 let i = 0;
-for (const p of shapesEvalPrompts(seed).slice(0, Number(limitArg))) {
+for (const p of shapesEvalPrompts(seed).slice(0, limit)) {
   const worded = wordPrompt(p, 'heldout', seed);
   const text = ` ${worded.caption.toLowerCase().replace(/\.$/, '')} `;
   const opens = text.includes(' there is ');

@@ -41,10 +41,10 @@ def expand(patterns, exclude=()):
     for p in patterns:
         m = re.search(r"\[([^\]]*)\]", p)
         if m is None:
-            todo = [p]
+            sentences = [p]
         else:
-            todo = expand([p[:m.start()] + alt + p[m.end():] for alt in m.group(1).split("|")])
-        out += [t for t in todo if t not in exclude and t not in out]
+            sentences = expand([p[:m.start()] + alt + p[m.end():] for alt in m.group(1).split("|")])
+        out += [t for t in sentences if t not in exclude and t not in out]
     return tuple(out)
 
 
