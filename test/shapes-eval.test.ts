@@ -3,8 +3,10 @@
 import test from 'ava';
 import { LatteFlow } from '../lib/index.ts';
 import { DEFAULT_MODEL } from '../lib/cli.ts';
-import { evaluateShapes, evaluateVqa, questionKind, wordPrompt } from '../lib/shapes/evaluate.ts';
-import { DEV_SEED, EVAL_SEED, shapesEvalPrompts } from '../lib/shapes/world.ts';
+import { evaluateShapes, evaluateVqa, questionKind, rightAnswers, wordPrompt } from '../lib/shapes/evaluate.ts';
+import { scorePrompt } from '../lib/shapes/detect.ts';
+import { CONVERSE } from '../lib/shapes/language.ts';
+import { DEV_SEED, EVAL_SEED, examples, shapesEvalPrompts } from '../lib/shapes/world.ts';
 
 test('a development prompt set is of the same make as the fixed one, and different', (t) => {
   const fixed = shapesEvalPrompts();
@@ -26,6 +28,28 @@ test('question kinds follow the world\'s templates', (t) => {
   t.is(questionKind('describe the image.'), 'describe');
 });
 
+test('a two-shape description is also right in the converse order, which is the same picture', (t) => {
+  let twos = 0;
+  for (const ex of examples(DEV_SEED, 0, 60)) {
+    const describe = ex.qa.find(([q]) => questionKind(q) === 'describe')!;
+    const right = rightAnswers(ex, describe[1], 'describe');
+    t.is(right[0], ex.caption);
+    for (const [q, a] of ex.qa.filter(([q]) => questionKind(q) !== 'describe')) t.deepEqual(rightAnswers(ex, a, questionKind(q)), [a]);
+    if (ex.kind === 'one') {
+      t.deepEqual(right, [ex.caption]);
+      continue;
+    }
+    twos++;
+    const [a, b] = ex.objects;
+    const rel = CONVERSE[ex.relation!];
+    t.is(right[1], `a ${b.colour} ${b.shape} ${rel} a ${a.colour} ${a.shape}`);
+    // the detector finds the converse sentence true of the very image the caption was drawn for
+    const converse = { caption: right[1], kind: 'two' as const, objects: [b, a].map(({ shape, colour }) => ({ shape, colour })), relation: rel };
+    t.true(scorePrompt(converse, ex.image).relation, right[1]);
+  }
+  t.true(twos >= 20);
+});
+
 test('ShapesEval and VQA reports on the shipped model', async (t) => {
   const lf = await LatteFlow.load(DEFAULT_MODEL, { backend: 'cpu', threads: 2 });
   t.teardown(() => lf.dispose());
@@ -43,6 +67,7 @@ test('ShapesEval and VQA reports on the shipped model', async (t) => {
   const kinds = Object.values(v.byKind);
   t.is(kinds.reduce((n, k) => n + k.questions, 0), 18 + 6);
   t.is(kinds.reduce((n, k) => n + k.right, 0), Math.round(v.accuracy * 18) + v.blank.right);
+  t.true(Number.isInteger(v.converse) && v.converse >= 0 && v.converse <= v.byKind.describe!.right);
   t.is(v.blank.questions, 6);
   t.true(v.byKind.count!.questions > 0 && v.byKind.describe!.questions > 0);
   t.is(v.byKind.leftright, undefined, 'the template wording has no relation questions');

@@ -23,6 +23,7 @@ export function evalTable(se: { template: ShapesEvalReport; heldout: ShapesEvalR
   }
   rows.push(`| blank image | ${frac(vqa.template.blank)} | ${frac(vqa.heldout.blank)} | |`);
   rows.push(`| accuracy (rendered images) | ${f(vqa.template.accuracy)} | ${f(vqa.heldout.accuracy)} | >= 0.90 / >= 0.85 |`);
+  rows.push(`| of which the converse caption of two shapes | ${vqa.template.converse} | ${vqa.heldout.converse} | |`);
   rows.push('', `ShapesEval: ${t.prompts} + ${h.prompts} + ${b.prompts} prompts, ${t.secondsPerImage.toFixed(3)} s/image; VQA: ${vqa.template.questions} + ${vqa.heldout.questions} questions, ${vqa.template.secondsPerAnswer.toFixed(3)} s/answer`);
   const misses = [...vqa.template.misses, ...vqa.heldout.misses].slice(0, 6);
   if (misses.length > 0) rows.push(`some misses: ${misses.map((m) => `"${m.question}" -> "${m.answer}" (want "${m.expected}")`).join('; ')}`);

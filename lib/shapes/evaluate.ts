@@ -7,8 +7,8 @@
 import { ensure } from '../errors.js';
 import type { LatteFlow } from '../latte-flow.js';
 import { shapesEval, type EvalPrompt, type ShapesEvalResult } from './detect.js';
-import { barePrompt, blankQa, captionVariant, qaVariants, type QuestionFamily } from './language.js';
-import { example, examples, shapesEvalPrompts, EVAL_SEED, IMAGE_SIZE, type ShapesEvalPrompt } from './world.js';
+import { barePrompt, blankQa, captionVariant, CONVERSE, qaVariants, type QuestionFamily } from './language.js';
+import { example, examples, shapesEvalPrompts, EVAL_SEED, IMAGE_SIZE, type Example, type ShapesEvalPrompt } from './world.js';
 
 /** template: the world's own sentences; heldout: the language's held-out frames; bare (ShapesEval
  * only): "a {colour} {shape}" for the single-object prompts, scored without a position. */
@@ -89,6 +89,9 @@ export interface VqaOptions {
 export interface VqaReport {
   wording: Exclude<Wording, 'bare'>;
   accuracy: number;
+  /** right answers that were a two-shape scene's converse caption (rightAnswers): accuracy without them
+   * is (accuracy * questions - converse) / questions, the strict score of earlier reports */
+  converse: number;
   questions: number;
   secondsPerAnswer: number;
   /** a few wrong answers, for the eye */
@@ -112,6 +115,16 @@ export function questionKind(q: string): QuestionKind {
   return 'describe';
 }
 
+/** The answers right for a question about ex: the expected one and, for a two-shape scene's description,
+ * its converse caption too. "a red circle to the left of a blue square" and "a blue square to the right of
+ * a red circle" are the same picture: the world draws either order at random (docs/shapes-world.md), so
+ * nothing in the image tells which of the two was drawn. */
+export function rightAnswers(ex: Pick<Example, 'kind' | 'objects' | 'relation' | 'caption'>, expected: string, kind: QuestionKind): string[] {
+  if (kind !== 'describe' || ex.kind !== 'two' || expected !== ex.caption) return [expected];
+  const [a, b] = ex.objects;
+  return [expected, `a ${b.colour} ${b.shape} ${CONVERSE[ex.relation!]} a ${a.colour} ${a.shape}`];
+}
+
 /** The white image the blank questions are about. */
 const BLANK = new Uint8Array(IMAGE_SIZE * IMAGE_SIZE * 3).fill(255);
 
@@ -125,31 +138,34 @@ export async function evaluateVqa(lf: LatteFlow, o: VqaOptions = {}): Promise<Vq
   const blanks = o.blanks ?? 4;
   ensure(Number.isInteger(blanks) && blanks >= 0, 'blanks must be a non-negative integer');
   const exs = examples(seed, 0, count);
-  const asks: { image: Uint8Array; question: string; expected: string; kind: QuestionKind; blank: boolean }[] = exs.map((ex, i) => {
+  const asks: { image: Uint8Array; question: string; expected: string; right: string[]; kind: QuestionKind; blank: boolean }[] = exs.map((ex, i) => {
     const qa: [string, string, QuestionKind][] = wording === 'template' ? ex.qa.map(([q, a]) => [q, a, questionKind(q)]) : qaVariants(ex, seed, i, 'heldout');
     const [question, expected, kind] = qa[i % qa.length];
-    return { image: ex.image, question, expected, kind, blank: false };
+    return { image: ex.image, question, expected, right: rightAnswers(ex, expected, kind), kind, blank: false };
   });
   for (let b = 0; b < blanks; b++) {
-    for (const [question, expected, kind] of blankQa(seed, b, wording === 'template' ? 'train' : 'heldout')) asks.push({ image: BLANK, question, expected, kind, blank: true });
+    for (const [question, expected, kind] of blankQa(seed, b, wording === 'template' ? 'train' : 'heldout')) asks.push({ image: BLANK, question, expected, right: [expected], kind, blank: true });
   }
   let right = 0;
+  let converse = 0;
   const misses: VqaReport['misses'] = [];
   const byKind = {} as VqaReport['byKind'];
   const blank = { right: 0, questions: 0 };
   const t0 = performance.now();
   for (let i = 0; i < asks.length; i++) {
-    const { image, question, expected, kind, blank: isBlank } = asks[i];
+    const { image, question, expected, right: rights, kind, blank: isBlank } = asks[i];
     const answer = await lf.answer({ image: { width: IMAGE_SIZE, height: IMAGE_SIZE, data: image }, question, maxTokens: 24 });
     const k = (byKind[kind] ??= { right: 0, questions: 0 });
     k.questions++;
     if (isBlank) blank.questions++;
-    if (answer.trim().toLowerCase() === expected) {
+    const said = answer.trim().toLowerCase();
+    if (rights.includes(said)) {
+      if (said !== expected) converse++;
       k.right++;
       if (isBlank) blank.right++;
       else right++;
     } else if (misses.length < 8) misses.push({ question, answer, expected });
     o.onProgress?.(i + 1, asks.length);
   }
-  return { wording, accuracy: right / count, questions: count, secondsPerAnswer: (performance.now() - t0) / 1e3 / asks.length, misses, byKind, blank };
+  return { wording, accuracy: right / count, converse, questions: count, secondsPerAnswer: (performance.now() - t0) / 1e3 / asks.length, misses, byKind, blank };
 }

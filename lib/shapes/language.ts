@@ -24,7 +24,8 @@ export const RELATION_WORDS: Record<Relation, readonly string[]> = {
   above: ['above', 'over'],
   below: ['below', 'under', 'beneath'],
 };
-const CONVERSE: Record<Relation, Relation> = { 'to the left of': 'to the right of', 'to the right of': 'to the left of', above: 'below', below: 'above' };
+/** The relation that says the same picture with the two shapes swapped. */
+export const CONVERSE: Record<Relation, Relation> = { 'to the left of': 'to the right of', 'to the right of': 'to the left of', above: 'below', below: 'above' };
 
 /** Every sentence of the patterns, in order: "[a|b]" is a choice (the leftmost varies slowest; "[|x]"
  * makes x optional), minus the excluded ones (the held-out frames), each once. */

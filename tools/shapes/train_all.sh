@@ -8,9 +8,11 @@
 # about 4 h) continues everything the wording touches on the world's varied language (docs/shapes-world.md,
 # "Language"). Phase 3 (tools/shapes/train_gpu.sh: 9 minutes on an H200, then 45 minutes on 2 cores)
 # trains the VLM longer and both streams on it. Phase 4 (tools/shapes/train_grammar.sh, about 2 h on 2
-cores) trains the VLM and the K = 4 stream on the grown grammar. Phases 1-3 ran, on 4 Dec 2026, with the
-language as it was before it grew (commit 7fddfbf); rerun today they draw from the grown one. Every stage of phases 2 and 3 continues from saved
-# weights: after a stop, rerun the stages that had not finished.
+# cores) trains the VLM and the K = 4 stream on the grown grammar. Phase 5 (tools/shapes/train_binding.sh,
+# 90 minutes on 2 cores) trains the VLM on more two-shape scenes and the K = 4 stream on more bare prompts.
+# Phases 1-3 ran, on 4 Dec 2026, with the language as it was before it grew (commit 7fddfbf); rerun today
+# they draw from the grown one. Every stage of phases 2-5 continues from saved weights: after a stop, rerun
+# the stages that had not finished.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-models/shapes}
@@ -31,6 +33,8 @@ bash tools/shapes/train_language.sh "$OUT"
 bash tools/shapes/train_gpu.sh "$OUT"
 # phase 4: the grown grammar (the VLM held to its prompt K/V, and the K = 4 stream), 2 cores, about 2 h
 bash tools/shapes/train_grammar.sh "$OUT"
+# phase 5: the VLM on more two-shape scenes (colour / shape binding), the K = 4 stream on more bare prompts
+bash tools/shapes/train_binding.sh "$OUT"
 # the sampling defaults picked on the development prompt set (tools/shapes/tune.ts; benchmarks/RESULTS.md section 6)
 $PY - "$OUT" <<'PY'
 import json, sys
@@ -44,11 +48,13 @@ def defaults(path, **kw):
 out = sys.argv[1].rstrip("/")
 defaults(f"{out}/generator/config.json", guidance_scale=4.0, guidance_per_group=[4.0, 4.0, 2.0, 1.0], num_steps=30)
 defaults(f"{out}-vanilla/generator/config.json", guidance_scale=3.0, num_steps=30)
-# total CPU time of the stages that record it (each stage's process_cpu_seconds)
+# total CPU time of the stages that record it (each stage's process_cpu_seconds; a phase_N entry sums its
+# phase's stages, so it is not counted again)
 log_path = f"{out}/training_log.json"
 with open(log_path) as f:
     log = json.load(f)
-log["total_process_cpu_seconds"] = round(sum(v.get("process_cpu_seconds", 0) for v in log.values() if isinstance(v, dict)), 1)
+log["total_process_cpu_seconds"] = round(sum(v.get("process_cpu_seconds") or 0 for k, v in log.items()
+                                              if isinstance(v, dict) and not k.startswith("phase_")), 1)
 with open(log_path, "w") as f:
     json.dump(log, f, indent=1)
 PY

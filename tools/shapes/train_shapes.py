@@ -169,17 +169,36 @@ def images_tensor(exs):
 
 
 class Stream:
-    """Training examples in order from the training seed (a different seed from every eval stream)."""
+    """Training examples in order from the training seed (a different seed from every eval stream).
+    two_weight != 1: two-object scenes come that many times as often as one-object ones, by skipping
+    examples; which are skipped depends only on (seed, i), so a worker given (seed, i) takes the same."""
 
-    def __init__(self, seed):
-        self.seed, self.i = seed, 0
+    def __init__(self, seed, two_weight=1.0):
+        self.seed, self.i, self.two_weight = seed, 0, two_weight
+
+    def kept(self, ex, i):
+        if self.two_weight == 1:
+            return True
+        keep = min(1.0, self.two_weight) if ex["kind"] == "two" else min(1.0, 1.0 / self.two_weight)
+        return ((i * 2654435761 + self.seed) % 2**32) / 2**32 < keep   # a fixed uniform draw per index
 
     def take(self, n):
-        exs = shapes_world.examples(self.seed, self.i, n)
-        for k, ex in enumerate(exs):
-            ex["at"] = (self.seed, self.i + k)   # the language's draws are keyed by (seed, i)
-        self.i += n
+        exs = []
+        while len(exs) < n:
+            want = n - len(exs)   # at most `want` of these are kept, so never more than n in all
+            for k, ex in enumerate(shapes_world.examples(self.seed, self.i, want)):
+                if self.kept(ex, self.i + k):
+                    ex["at"] = (self.seed, self.i + k)   # the language's draws are keyed by (seed, i)
+                    exs.append(ex)
+            self.i += want
         return exs
+
+    def span(self, n):
+        """About how many indices take(n) moves on (a worker's batch starts that far after the last one)."""
+        if self.two_weight == 1:
+            return n
+        keep = 0.5 * min(1.0, self.two_weight) + 0.5 * min(1.0, 1.0 / self.two_weight)
+        return int(math.ceil(n / keep))
 
 
 BLANK = np.full((shapes_world.IMAGE_SIZE, shapes_world.IMAGE_SIZE, 3), 255, dtype=np.uint8)
@@ -334,8 +353,8 @@ def _vlm_worker_init(tok_path, cfg, language):
 
 def _vlm_worker_batch(job):
     """One batch in a worker process: (data seed, first example, size, rng seed) -> numpy arrays."""
-    seed, start, n, rng_seed = job
-    data = Stream(seed)
+    seed, start, n, rng_seed, two_weight = job
+    data = Stream(seed, two_weight)
     data.i = start
     out = vlm_batch(_WORKER["tok"], _WORKER["cfg"], data.take(n), np.random.RandomState(rng_seed), _WORKER["language"])
     return tuple(t.numpy() for t in out)
@@ -358,8 +377,9 @@ def vlm_batches(tok, cfg, data, rng, batch, language, workers=0, tok_path=None):
         pending = collections.deque()
         while True:
             while len(pending) < 2 * workers:
-                pending.append(pool.submit(_vlm_worker_batch, (data.seed, data.i, batch, int(rng.randint(2**31)))))
-                data.i += batch
+                pending.append(pool.submit(_vlm_worker_batch, (data.seed, data.i, batch, int(rng.randint(2**31)),
+                                                                data.two_weight)))
+                data.i += data.span(batch)
             out = pending.popleft().result()
             yield tuple(torch.from_numpy(a).to(DEVICE) for a in out)
     finally:
@@ -408,12 +428,13 @@ class PromptAnchor:
 
 
 def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0,
-              anchor=0.0):
+              anchor=0.0, two_weight=1.0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
     continue too (gen/vanilla with --resume --language), as their conditioning moved, unless anchor > 0
-    holds the prompts' K/V near where they were (PromptAnchor)."""
+    holds the prompts' K/V near where they were (PromptAnchor). two_weight: two-object scenes come that many
+    times as often (Stream)."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
@@ -432,7 +453,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         params = list(vlm.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     budget = 60 * minutes
-    data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1))
+    data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1), two_weight)
     rng = np.random.RandomState(3 if language and vision_only else 2 if language else 1 if vision_only else 0)
     batches = vlm_batches(tok, vlm.cfg, data, rng, batch, language, workers, os.path.join(vdir, "tokenizer.json"))
     if anchor:
@@ -471,6 +492,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     name = "vlm_vision" if vision_only else "vlm"
     log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
               batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}),
+              **({"two_object_weight": two_weight} if two_weight != 1 else {}),
               **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}), **device_entry())
 
 
@@ -664,7 +686,8 @@ def main():
     ap.add_argument("--pool-seed", type=int, default=0,
                     help="gen/vanilla: offset of the latent pool's data seed (a continuation sees new images)")
     ap.add_argument("--two-object-weight", type=float, default=1.0,
-                    help="gen/vanilla: draw two-object scenes this many times as often as one-object ones")
+                    help="draw two-object scenes this many times as often as one-object ones (every stage that learns "
+                         "from scenes; the VLM's blank images keep their share)")
     ap.add_argument("--checkpoint-minutes", type=float, default=10,
                     help="gen/vanilla: save the stream this often (0: only at the end)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda: train on the GPU (needs torch >= 2.0)")
@@ -708,10 +731,10 @@ def main():
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
-                  workers=a.workers, anchor=a.anchor_prompts)
+                  workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
-                  workers=a.workers)
+                  workers=a.workers, two_weight=a.two_object_weight)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,

@@ -69,25 +69,30 @@ class PromptTableTest(unittest.TestCase):
             T.PromptTable(vlm, tok, TEMPLATE, [["a red circle"], ["a blue square", "a small blue square"]])
 
 
+def first_worker_batch(test, two_weight=1.0):
+    """Batch 0 of three examples built by one worker process, checked against the same batch built in
+    place (examples 0-2 of the stream, kept ones only with a weight; its rng seeded by the stage rng's
+    first draw). Returns the parent's stream, to see how far it moved on."""
+    tok, vlm = shipped()
+    data = T.Stream(T.TRAIN_SEED + 7, two_weight)
+    batches = T.vlm_batches(tok, vlm.cfg, data, np.random.RandomState(4), 3, True, workers=1,
+                            tok_path=os.path.join(MODEL, "vlm", "tokenizer.json"))
+    try:
+        first = next(batches)
+    finally:
+        batches.close()
+    seed = int(np.random.RandomState(4).randint(2**31))
+    want = T.vlm_batch(tok, vlm.cfg, T.Stream(T.TRAIN_SEED + 7, two_weight).take(3), np.random.RandomState(seed), True)
+    test.assertEqual(len(first), len(want))
+    for got, ref in zip(first, want):
+        test.assertEqual(got.dtype, ref.dtype)
+        test.assertTrue(torch.equal(got, ref))
+    return data
+
+
 class WorkerBatchesTest(unittest.TestCase):
     def test_a_worker_builds_the_batch_built_in_place(self):
-        tok, vlm = shipped()
-        rng = np.random.RandomState(4)
-        data = T.Stream(T.TRAIN_SEED + 7)
-        batches = T.vlm_batches(tok, vlm.cfg, data, rng, 3, True, workers=1,
-                                tok_path=os.path.join(MODEL, "vlm", "tokenizer.json"))
-        try:
-            first = next(batches)
-        finally:
-            batches.close()
-        # batch 0: examples 0-2 of the stream, its rng seeded by the stage rng's first draw
-        seed = int(np.random.RandomState(4).randint(2**31))
-        again = T.Stream(T.TRAIN_SEED + 7)
-        want = T.vlm_batch(tok, vlm.cfg, again.take(3), np.random.RandomState(seed), True)
-        self.assertEqual(len(first), len(want))
-        for got, ref in zip(first, want):
-            self.assertEqual(got.dtype, ref.dtype)
-            self.assertTrue(torch.equal(got, ref))
+        data = first_worker_batch(self)
         self.assertEqual(data.i, 3 * 2)   # two batches were queued ahead for the one worker
 
     def test_no_workers_keeps_the_stream_order(self):
@@ -97,6 +102,36 @@ class WorkerBatchesTest(unittest.TestCase):
         want = T.vlm_batch(tok, vlm.cfg, T.Stream(5).take(2), np.random.RandomState(1), False)
         for a, b in zip(got, want):
             self.assertTrue(torch.equal(a, b))
+
+
+class WeightedStreamTest(unittest.TestCase):
+    def test_weight_one_is_the_plain_stream(self):
+        a, b = T.Stream(21), T.Stream(21, 1.0)
+        self.assertEqual([e["at"] for e in a.take(7)], [e["at"] for e in b.take(7)])
+        self.assertEqual((a.i, b.i), (7, 7))
+
+    def test_two_object_scenes_come_w_times_as_often(self):
+        for w, want in ((3.0, 0.75), (1 / 3, 0.25)):
+            exs = T.Stream(21, w).take(800)
+            self.assertEqual(len(exs), 800)
+            share = sum(e["kind"] == "two" for e in exs) / len(exs)
+            self.assertAlmostEqual(share, want, delta=0.05)
+            at = [e["at"][1] for e in exs]
+            self.assertEqual(at, sorted(set(at)))   # in stream order, none twice
+
+    def test_skips_depend_only_on_the_index(self):
+        # a worker starting at (seed, i) takes what the stream in order took from i on
+        whole = T.Stream(21, 3.0)
+        first = whole.take(5)
+        rest = whole.take(6)
+        part = T.Stream(21, 3.0)
+        part.i = first[-1]["at"][1] + 1
+        self.assertEqual([e["at"] for e in part.take(6)], [e["at"] for e in rest])
+        self.assertGreaterEqual(whole.span(32), 32)
+
+    def test_a_worker_batch_of_a_weighted_stream_matches_in_place(self):
+        data = first_worker_batch(self, 3.0)
+        self.assertEqual(data.i, 2 * data.span(3))
 
 
 class VisionBatchedAttentionTest(unittest.TestCase):
