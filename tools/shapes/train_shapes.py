@@ -176,11 +176,14 @@ class Stream:
     def __init__(self, seed, two_weight=1.0):
         self.seed, self.i, self.two_weight = seed, 0, two_weight
 
+    def keep(self, kind):
+        """The share of the stream's scenes of this kind ("one" / "two") that take() keeps."""
+        return min(1.0, self.two_weight) if kind == "two" else min(1.0, 1.0 / self.two_weight)
+
     def kept(self, ex, i):
         if self.two_weight == 1:
             return True
-        keep = min(1.0, self.two_weight) if ex["kind"] == "two" else min(1.0, 1.0 / self.two_weight)
-        return ((i * 2654435761 + self.seed) % 2**32) / 2**32 < keep   # a fixed uniform draw per index
+        return ((i * 2654435761 + self.seed) % 2**32) / 2**32 < self.keep(ex["kind"])   # a fixed uniform draw per index
 
     def take(self, n):
         exs = []
@@ -197,8 +200,7 @@ class Stream:
         """About how many indices take(n) moves on (a worker's batch starts that far after the last one)."""
         if self.two_weight == 1:
             return n
-        keep = 0.5 * min(1.0, self.two_weight) + 0.5 * min(1.0, 1.0 / self.two_weight)
-        return int(math.ceil(n / keep))
+        return int(math.ceil(n / (0.5 * self.keep("one") + 0.5 * self.keep("two"))))
 
 
 BLANK = np.full((shapes_world.IMAGE_SIZE, shapes_world.IMAGE_SIZE, 3), 255, dtype=np.uint8)
