@@ -32,6 +32,7 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 
@@ -51,6 +52,7 @@ from latte_ref import chat, preprocess, shapes_language, shapes_world, st, tiny 
 from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
+from latte_ref.vision import VisionBlock  # noqa: E402
 from latte_ref.rope import get_rope_index  # noqa: E402
 from latte_ref.train import encode_prompts, gen_config_from_vlm, prompt_kv, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
@@ -430,20 +432,25 @@ class PromptAnchor:
 
 
 def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0,
-              anchor=0.0, two_weight=1.0):
+              anchor=0.0, two_weight=1.0, vision_depth=0, checkpoint_minutes=0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
     continue too (gen/vanilla with --resume --language), as their conditioning moved, unless anchor > 0
     holds the prompts' K/V near where they were (PromptAnchor). two_weight: two-object scenes come that many
-    times as often (Stream)."""
+    times as often (Stream). vision_depth (with vision_only): first grow the vision tower to that many blocks,
+    each new one starting as the identity (grow_vision_tower), so the stage begins exactly where the saved VLM
+    was; a rerun after a stop finds the depth reached and grows nothing.
+    checkpoint_minutes: save the VLM this often (save_vlm_atomically); 0: only at the end."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
     with on_cpu():
         vlm = Qwen2VL.from_pretrained(vdir) if vision_only or language else Qwen2VL(vlm_config(tok, rope_theta))
+    grow_vision = grow_vision_tower(vlm, vision_depth) if vision_depth else 0
     vlm.to(DEVICE)
     if vision_only:   # (with language: the vision tower learns on the language mixture)
+        before = {k: v.detach().cpu().clone() for k, v in vlm.model.state_dict().items()}
         for p in vlm.model.parameters():
             p.requires_grad_(False)
         params = list(vlm.visual.parameters())
@@ -463,8 +470,14 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
             template = json.load(f)["prompt_template"]
         anchored = PromptAnchor(vlm, tok, template, anchor)
     losses, step, t0 = [], 0, time.time()
+    next_checkpoint = t0 + 60 * checkpoint_minutes
     vlm.train()
     while time.time() - t0 < budget:
+        if checkpoint_minutes and time.time() > next_checkpoint:
+            # a stopped run keeps its progress: the next --language run starts from the last checkpoint
+            save_vlm_atomically(cpu_copy(vlm), vdir)
+            vlm.train()
+            next_checkpoint = time.time() + 60 * checkpoint_minutes
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
         loss = vlm_batch_loss(vlm, *next(batches))
         if anchor:
@@ -483,19 +496,52 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     vlm.eval()
     vlm = cpu_copy(vlm)
     if vision_only:
-        with on_cpu():
-            before = Qwen2VL.from_pretrained(vdir).model.state_dict()
         assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the decoder changed"
-    with on_cpu():
-        vlm.save_pretrained(vdir)
-    with open(os.path.join(vdir, "preprocessor_config.json"), "w") as f:
-        json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
-                   "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
+    save_vlm_atomically(vlm, vdir)
     name = "vlm_vision" if vision_only else "vlm"
+    grown = {"grow_vision": grow_vision, "vision_depth": vlm.cfg.vision.depth} if vision_depth else {}
     log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
               batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}),
-              **({"two_object_weight": two_weight} if two_weight != 1 else {}),
+              **({"two_object_weight": two_weight} if two_weight != 1 else {}), **grown,
               **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}), **device_entry())
+
+
+def save_vlm_atomically(vlm, vdir):
+    """Writes the VLM (config, weights, and the preprocessor config) into a copy of vdir and swaps it in, as
+    save_stream_atomically does for a stream: the tokenizer beside it is kept, and a kill mid-save leaves
+    either the old VLM or the new one, never a config of one and the weights of the other."""
+    vlm.eval()
+    tmp, old = vdir.rstrip("/") + ".saving", vdir.rstrip("/") + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(vdir, tmp)
+    with on_cpu():
+        vlm.save_pretrained(tmp)
+    with open(os.path.join(tmp, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "do_rescale": True,
+                   "do_normalize": True, "resample": 3, **PCFG}, f, indent=2)
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(vdir, old)
+    os.rename(tmp, vdir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def grow_vision_tower(vlm, depth):
+    """Appends blocks to the vision tower until it has `depth`, each the identity at first: a block adds
+    attn.proj(...) and mlp.fc2(...) to its input, and both start at zero, so the tower's output (and every
+    answer) is unchanged until training moves them. The decoder never sees the tower's depth, only its merged
+    output. Returns how many blocks it added."""
+    n = depth - len(vlm.visual.blocks)
+    if n < 0:
+        raise ValueError(f"the vision tower has {len(vlm.visual.blocks)} blocks, more than {depth}")
+    for _ in range(n):
+        block = VisionBlock(vlm.cfg.vision)
+        with torch.no_grad():
+            for lin in (block.attn.proj, block.mlp.fc2):
+                lin.weight.zero_()
+                lin.bias.zero_()
+        vlm.visual.blocks.append(block)
+    vlm.cfg.vision.depth += n
+    return n
 
 
 class PromptCache:
@@ -691,7 +737,7 @@ def main():
                     help="draw two-object scenes this many times as often as one-object ones (every stage that learns "
                          "from scenes; the VLM's blank images keep their share)")
     ap.add_argument("--checkpoint-minutes", type=float, default=10,
-                    help="gen/vanilla: save the stream this often (0: only at the end)")
+                    help="save the model a stage trains this often (0: only at the end)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda: train on the GPU (needs torch >= 2.0)")
     ap.add_argument("--prompt-table", action="store_true",
                     help="gen/vanilla: encode every pool caption up front (the default with --device cuda; on the "
@@ -702,6 +748,9 @@ def main():
     ap.add_argument("--anchor-prompts", type=float, default=0.0,
                     help="vlm --language: weight of the pull keeping caption prompts' K/V where the generators "
                          "learnt them (0: off; then retrain both streams after)")
+    ap.add_argument("--vision-depth", type=int, default=0,
+                    help="vlm_vision: first grow the vision tower to this many blocks, each new one starting as the "
+                         "identity (0: as saved)")
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
@@ -709,6 +758,8 @@ def main():
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
+    if a.vision_depth < 0 or (a.vision_depth and "vlm_vision" not in a.stages.split(",")):
+        ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage")
     if a.bare_captions and not a.language:
         ap.error("--bare-captions needs --language")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
@@ -733,10 +784,12 @@ def main():
         stage_ae(a.out, log, a.minutes_ae)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
-                  workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight)
+                  workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,
+                  checkpoint_minutes=a.checkpoint_minutes)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
-                  workers=a.workers, two_weight=a.two_object_weight)
+                  workers=a.workers, two_weight=a.two_object_weight, vision_depth=a.vision_depth,
+                  checkpoint_minutes=a.checkpoint_minutes)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,

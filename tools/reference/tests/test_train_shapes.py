@@ -171,12 +171,56 @@ class PromptAnchorTest(unittest.TestCase):
         self.assertLess(abs(float(drift) / 3.0 - 0.01), 0.002)
 
 
+class GrowVisionTest(unittest.TestCase):
+    def test_grown_blocks_start_as_the_identity_and_round_trip(self):
+        _, vlm = shipped()
+        torch.manual_seed(0)
+        px, grid = torch.randn(256, 96), torch.tensor([[1, 16, 16]])
+        with torch.no_grad():
+            want = vlm.visual(px, grid)
+            self.assertEqual(T.grow_vision_tower(vlm, 4), 2)
+            self.assertEqual(T.grow_vision_tower(vlm, 4), 0)         # a rerun grows nothing
+            self.assertEqual((len(vlm.visual.blocks), vlm.cfg.vision.depth), (4, 4))
+            self.assertTrue(torch.equal(vlm.visual(px, grid), want))
+        # a grown block learns: its zeroed projections get a gradient from the first step
+        vlm.visual(px, grid).sum().backward()
+        self.assertGreater(float(vlm.visual.blocks[3].mlp.fc2.weight.grad.abs().sum()), 0.0)
+        with self.assertRaises(ValueError):
+            T.grow_vision_tower(vlm, 3)
+        d = tempfile.mkdtemp()
+        T.save_vlm_atomically(vlm, d)
+        back = T.Qwen2VL.from_pretrained(d)
+        self.assertEqual(back.cfg.vision.depth, 4)
+        with torch.no_grad():
+            self.assertTrue(torch.equal(back.visual(px, grid), want))
+
+
+class SaveVlmTest(unittest.TestCase):
+    def test_swaps_in_the_new_vlm_keeps_the_tokenizer_and_leaves_nothing_beside(self):
+        _, vlm = shipped()
+        root = tempfile.mkdtemp()
+        vdir = os.path.join(root, "vlm")
+        os.makedirs(vdir)
+        with open(os.path.join(vdir, "tokenizer.json"), "w") as f:
+            f.write("{}")
+        T.save_vlm_atomically(vlm, vdir)
+        with torch.no_grad():
+            vlm.model.layers[0].mlp.down_proj.weight.mul_(2.0)
+        T.save_vlm_atomically(vlm, vdir)
+        self.assertEqual(sorted(os.listdir(root)), ["vlm"])
+        self.assertEqual(sorted(os.listdir(vdir)),
+                         ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"])
+        back = T.Qwen2VL.from_pretrained(vdir)
+        self.assertTrue(torch.equal(back.model.layers[0].mlp.down_proj.weight, vlm.model.layers[0].mlp.down_proj.weight))
+
+
 class UsageErrorTest(unittest.TestCase):
     def test_bad_options_exit_2_before_any_training(self):
         out = tempfile.mkdtemp()
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
                     ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--anchor-prompts", "1"], ["--bare-captions"],
-                    ["--anchor-prompts", "-1", "--language"]) + \
+                    ["--anchor-prompts", "-1", "--language"], ["--vision-depth", "4"],
+                    ["--vision-depth", "-1", "--stages", "vlm_vision"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
                                 os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
