@@ -433,7 +433,7 @@ class PromptAnchor:
 
 
 def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0,
-              anchor=0.0, two_weight=1.0, vision_depth=0, checkpoint_minutes=0):
+              anchor=0.0, two_weight=1.0, vision_depth=0, checkpoint_minutes=0, data_seed=0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
@@ -442,7 +442,9 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     times as often (Stream). vision_depth (with vision_only): first grow the vision tower to that many blocks,
     each new one starting as the identity (grow_vision_tower), so the stage begins exactly where the saved VLM
     was; a rerun after a stop finds the depth reached and grows nothing.
-    checkpoint_minutes: save the VLM this often (save_vlm_atomically); 0: only at the end."""
+    checkpoint_minutes: save the VLM this often (save_vlm_atomically); 0: only at the end.
+    data_seed: offset of the scene and question seeds, so a continuation sees new data, not the same opening
+    batches again."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
@@ -463,8 +465,9 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         params = list(vlm.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     budget = 60 * minutes
-    data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1), two_weight)
-    rng = np.random.RandomState(3 if language and vision_only else 2 if language else 1 if vision_only else 0)
+    data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1) + data_seed,
+                  two_weight)
+    rng = np.random.RandomState((3 if language and vision_only else 2 if language else 1 if vision_only else 0) + data_seed)
     batches = vlm_batches(tok, vlm.cfg, data, rng, batch, language, workers, os.path.join(vdir, "tokenizer.json"))
     if anchor:
         with open(os.path.join(out, "generator", "config.json")) as f:
@@ -504,6 +507,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
               batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}),
               **({"two_object_weight": two_weight} if two_weight != 1 else {}), **grown,
+              **({"data_seed": data_seed} if data_seed else {}),
               **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}), **device_entry())
 
 
@@ -678,6 +682,8 @@ def main():
                     help="gen/vanilla with --language: varied captions per image beside the template one")
     ap.add_argument("--pool-seed", type=int, default=0,
                     help="gen/vanilla: offset of the latent pool's data seed (a continuation sees new images)")
+    ap.add_argument("--vlm-seed", type=int, default=0,
+                    help="vlm/vlm_vision: offset of the scene and question seeds (a continuation sees new data)")
     ap.add_argument("--two-object-weight", type=float, default=1.0,
                     help="draw two-object scenes this many times as often as one-object ones (every stage that learns "
                          "from scenes; the VLM's blank images keep their share)")
@@ -699,8 +705,8 @@ def main():
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
-    if not a.two_object_weight > 0 or a.checkpoint_minutes < 0 or a.pool_seed < 0:
-        ap.error("--two-object-weight must be > 0, --checkpoint-minutes and --pool-seed >= 0")
+    if not a.two_object_weight > 0 or a.checkpoint_minutes < 0 or a.pool_seed < 0 or a.vlm_seed < 0:
+        ap.error("--two-object-weight must be > 0, --checkpoint-minutes, --pool-seed and --vlm-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
     if a.vision_depth < 0 or (a.vision_depth and "vlm_vision" not in a.stages.split(",")):
@@ -730,11 +736,11 @@ def main():
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
                   workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,
-                  checkpoint_minutes=a.checkpoint_minutes)
+                  checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
                   workers=a.workers, two_weight=a.two_object_weight, vision_depth=a.vision_depth,
-                  checkpoint_minutes=a.checkpoint_minutes)
+                  checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed)
     if "gen" in stages:
         stage_gen(a.out, os.path.join(a.out, "generator"), log, a.minutes_gen, 4, "gen", a.lr_gen, a.resume, a.patch_gen, a.batch_gen,
                   a.pool_gen, a.template_gen, a.low_t_gen, a.rope_theta_gen, a.language, a.caption_variants,

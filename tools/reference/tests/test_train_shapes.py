@@ -218,7 +218,7 @@ class UsageErrorTest(unittest.TestCase):
     def test_bad_options_exit_2_before_any_training(self):
         out = tempfile.mkdtemp()
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
-                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--anchor-prompts", "1"], ["--bare-captions"],
+                    ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--vlm-seed", "-3"], ["--anchor-prompts", "1"], ["--bare-captions"],
                     ["--anchor-prompts", "-1", "--language"], ["--vision-depth", "4"],
                     ["--vision-depth", "-1", "--stages", "vlm_vision"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
