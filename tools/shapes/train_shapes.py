@@ -118,12 +118,16 @@ class Log:
             out = f"{name}_{k}"
         return out
 
-    def stage(self, name, **info):
+    def stage(self, name, in_progress=False, **info):
+        """Records a stage's entry. in_progress: written at a checkpoint, so a run stopped before its end
+        still leaves its steps and CPU time in the log (the stage's last write drops the flag)."""
         # re-read first: the gen and vanilla stages may run as two processes side by side
         self.data = json.load(open(self.path)) if os.path.exists(self.path) else {}
         # (that read can no longer see a half-written file: writes below go through a rename)
         t = os.times()   # CPU time of this process so far (each stage of train_all.sh is its own process)
-        self.data[name] = {**self.data.get(name, {}), **info, "process_cpu_seconds": round(t.user + t.system, 1)}
+        entry = {**self.data.get(name, {}), **info, "process_cpu_seconds": round(t.user + t.system, 1)}
+        entry.pop("in_progress", None)
+        self.data[name] = {**entry, "in_progress": True} if in_progress else entry
         tmp = f"{self.path}.{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump(self.data, f, indent=1)
@@ -474,12 +478,24 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
             template = json.load(f)["prompt_template"]
         anchored = PromptAnchor(vlm, tok, template, anchor)
     losses, step, t0 = [], 0, time.time()
+    # named at the start: the checkpoints' in-progress entries and the final one share it
+    stage_name = log.next_name(("vlm_vision" if vision_only else "vlm") + "_language") if language else (
+        "vlm_vision" if vision_only else "vlm")
+    grown = {"grow_vision": grow_vision, "vision_depth": vlm.cfg.vision.depth} if vision_depth else {}
+
+    def entry():
+        return dict(seconds=time.time() - t0, steps=step, sequences=step * batch, batch=batch, lr=lr, losses=losses,
+                    **({"workers": workers} if workers else {}), **({"two_object_weight": two_weight} if two_weight != 1 else {}),
+                    **grown, **({"data_seed": data_seed} if data_seed else {}),
+                    **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}),
+                    **device_entry())
     next_checkpoint = t0 + 60 * checkpoint_minutes
     vlm.train()
     while time.time() - t0 < budget:
         if checkpoint_minutes and time.time() > next_checkpoint:
             # a stopped run keeps its progress: the next --language run starts from the last checkpoint
             save_vlm_atomically(cpu_copy(vlm), vdir)
+            log.stage(stage_name, in_progress=True, **entry())
             vlm.train()
             next_checkpoint = time.time() + 60 * checkpoint_minutes
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
@@ -502,13 +518,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     if vision_only:
         assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the decoder changed"
     save_vlm_atomically(vlm, vdir)
-    name = "vlm_vision" if vision_only else "vlm"
-    grown = {"grow_vision": grow_vision, "vision_depth": vlm.cfg.vision.depth} if vision_depth else {}
-    log.stage(log.next_name(name + "_language") if language else name, seconds=time.time() - t0, steps=step, sequences=step * batch,
-              batch=batch, lr=lr, losses=losses, **({"workers": workers} if workers else {}),
-              **({"two_object_weight": two_weight} if two_weight != 1 else {}), **grown,
-              **({"data_seed": data_seed} if data_seed else {}),
-              **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}), **device_entry())
+    log.stage(stage_name, **entry())
 
 
 def save_vlm_atomically(vlm, vdir):
@@ -601,6 +611,17 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
     # two_weight > 1 draws two-object scenes that many times as often (relations are the hardest captions)
     draw_weight = torch.where(pool_two, two_weight, 1.0).double()
     losses, step = [], 0
+    # named at the start: the checkpoints' in-progress entries and the final one share it
+    stage_name = log.next_name(name + "_language") if language else name + ("_resumed" if resume else "")
+
+    def entry():
+        return {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
+                "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1),
+                "prompt_template": gcfg.prompt_template, "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr,
+                **({"caption_variants": variants} if language else {}), **({"pool_seed": pool_seed} if pool_seed else {}),
+                **({"two_object_weight": two_weight} if two_weight != 1 else {}), **({"bare_captions": True} if bare else {}),
+                **({"prompt_table": True} if prompt_table else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget",
+                **device_entry()}
     next_checkpoint = time.time() + 60 * checkpoint_minutes
     gen.train()
     while time.time() - t0 < budget:
@@ -608,6 +629,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
             # a stopped run keeps its progress: --resume continues from the last checkpoint
             with on_cpu():
                 save_stream_atomically(cpu_copy(gen), gen_dir)
+            log.stage(stage_name, in_progress=True, **entry())
             gen.train()
             next_checkpoint = time.time() + 60 * checkpoint_minutes
         set_lr(opt, lr_at(step, (time.time() - t0) / budget, lr))
@@ -630,11 +652,7 @@ def stage_gen(out, gen_dir, log, minutes, groups, name, lr=1e-3, resume=False, p
             print(f"{name} step {step} loss {float(loss):.4f}", flush=True)
     with on_cpu():
         save_stream_atomically(cpu_copy(gen), gen_dir)
-    entry = {"seconds": time.time() - t0, "steps": step, "images": step * batch, "batch": batch, "losses": losses,
-             "latent_pool": pool, "low_t_weight": low_t_weight, "pool_seconds": round(pool_seconds, 1), "prompt_template": gcfg.prompt_template,
-             "num_groups": groups, "patch_size": gcfg.patch_size, "lr": lr, **({"caption_variants": variants} if language else {}),
-             **({"two_object_weight": two_weight} if two_weight != 1 else {}), **({"bare_captions": True} if bare else {}), **({"prompt_table": True} if prompt_table else {}), "schedule": "warmup 50 steps, cosine to 5% over the budget", **device_entry()}
-    log.stage(log.next_name(name + "_language") if language else name + ("_resumed" if resume else ""), **entry)
+    log.stage(stage_name, **entry())
 
 
 def write_world(out):

@@ -6,10 +6,7 @@
 # to 4 blocks (--vision-depth 4, the new blocks starting as the identity), two-object weight 3, lr 5e-4,
 # 100 minutes; development VQA fell (0.845 / 0.700 to 0.825 / 0.690), so the phase-5 VLM stays. To repeat
 # it: run --stages vlm_vision --language --minutes-vlm-vision 100 --lr-vlm-vision 5e-4 --two-object-weight 3
-# --vision-depth 4. A second session (5 Dec, section 14g) kept neither of its two runs: 95 more minutes of
-# this stream (pool seed 130) raised the held-out score (0.848 to 0.865) but drew the README's main
-# picture (seed 0) wrong, and a whole-VLM continuation on new scenes lost VQA (run --stages vlm --language
-# --minutes-vlm 95 --lr-vlm 2e-4 --anchor-prompts 20 --two-object-weight 3 --vlm-seed 200).
+# --vision-depth 4. Phase 7 (tools/shapes/train_longer.sh) continues this stream.
 # Budgets are wall-clock minutes.
 #   bash tools/shapes/train_stream.sh OUT      (OUT: the phase-5 models/shapes)
 set -euo pipefail

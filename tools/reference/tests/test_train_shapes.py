@@ -1,7 +1,10 @@
 """The shapes trainer's GPU-path pieces, checked on the CPU against the paths the CPU recipe runs:
 PromptTable against PromptCache, batches built by worker processes against batches built in place, and
-the vision tower's batched attention against its per-image loop; the prompt anchor; usage errors."""
+the vision tower's batched attention against its per-image loop; the prompt anchor; the stage log's
+checkpoint entries; usage errors."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -212,6 +215,39 @@ class SaveVlmTest(unittest.TestCase):
                          ["config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"])
         back = T.Qwen2VL.from_pretrained(vdir)
         self.assertTrue(torch.equal(back.model.layers[0].mlp.down_proj.weight, vlm.model.layers[0].mlp.down_proj.weight))
+
+
+class RecordingLog(T.Log):
+    """A Log that also keeps every write, to see the checkpoints' entries a finished stage overwrites."""
+    def __init__(self, path):
+        super().__init__(path)
+        self.writes = []
+
+    def stage(self, name, in_progress=False, **info):
+        super().stage(name, in_progress, **info)
+        self.writes.append((name, json.loads(json.dumps(self.data[name]))))
+
+
+class StageLogTest(unittest.TestCase):
+    def test_checkpoints_write_an_in_progress_entry_the_stage_end_completes(self):
+        root = tempfile.mkdtemp()
+        gen_dir = os.path.join(root, "generator")
+        shutil.copytree(os.path.join(MODEL, "generator"), gen_dir)
+        log = RecordingLog(os.path.join(root, "training_log.json"))
+        T.stage_gen(MODEL, gen_dir, log, minutes=0.3, groups=4, name="gen", lr=1e-5, resume=True, patch=2, batch=4,
+                    pool=64, language=True, variants=1, checkpoint_minutes=0.02, pool_seed=3)
+        names = {n for n, _ in log.writes}
+        self.assertEqual(names, {"gen_language"})
+        partial = [e for _, e in log.writes if e.get("in_progress")]
+        self.assertGreater(len(partial), 0, "no checkpoint wrote the log")
+        self.assertNotIn("in_progress", log.writes[-1][1])
+        final = json.load(open(log.path))["gen_language"]
+        self.assertNotIn("in_progress", final)
+        self.assertGreaterEqual(final["steps"], partial[-1]["steps"])
+        self.assertEqual(final["pool_seed"], 3)
+        self.assertGreater(partial[0]["process_cpu_seconds"], 0)
+        # a rerun after a stop keeps the stopped run's entry and writes its own beside it
+        self.assertEqual(log.next_name("gen_language"), "gen_language_2")
 
 
 class UsageErrorTest(unittest.TestCase):
