@@ -443,9 +443,9 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
     continue too (gen/vanilla with --resume --language), as their conditioning moved, unless anchor > 0
     holds the prompts' K/V near where they were (PromptAnchor). two_weight: two-object scenes come that many
-    times as often (Stream). vision_depth (with vision_only): first grow the vision tower to that many blocks,
-    each new one starting as the identity (grow_vision_tower), so the stage begins exactly where the saved VLM
-    was; a rerun after a stop finds the depth reached and grows nothing.
+    times as often (Stream). vision_depth (with vision_only or language): first grow the vision tower to that
+    many blocks, each new one starting as the identity (grow_vision_tower), so the stage begins exactly where the
+    saved VLM was; a rerun after a stop finds the depth reached and grows nothing.
     checkpoint_minutes: save the VLM this often (save_vlm_atomically); 0: only at the end.
     data_seed: offset of the scene and question seeds, so a continuation sees new data, not the same opening
     batches again."""
@@ -718,8 +718,8 @@ def main():
                     help="vlm --language: weight of the pull keeping caption prompts' K/V where the generators "
                          "learnt them (0: off; then retrain both streams after)")
     ap.add_argument("--vision-depth", type=int, default=0,
-                    help="vlm_vision: first grow the vision tower to this many blocks, each new one starting as the "
-                         "identity (0: as saved)")
+                    help="vlm --language / vlm_vision: first grow the vision tower to this many blocks, each new one "
+                         "starting as the identity (0: as saved)")
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
@@ -727,8 +727,9 @@ def main():
         ap.error("--two-object-weight must be > 0, --checkpoint-minutes, --pool-seed and --vlm-seed >= 0")
     if a.workers < 0:
         ap.error("--workers must be >= 0")
-    if a.vision_depth < 0 or (a.vision_depth and "vlm_vision" not in a.stages.split(",")):
-        ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage")
+    if a.vision_depth < 0 or (a.vision_depth and not ("vlm_vision" in a.stages.split(",") or
+                                                      ("vlm" in a.stages.split(",") and a.language))):
+        ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage or the vlm stage with --language")
     if a.bare_captions and not a.language:
         ap.error("--bare-captions needs --language")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
@@ -754,7 +755,7 @@ def main():
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
                   workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,
-                  checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed)
+                  vision_depth=a.vision_depth, checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
                   workers=a.workers, two_weight=a.two_object_weight, vision_depth=a.vision_depth,

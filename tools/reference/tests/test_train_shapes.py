@@ -1,7 +1,7 @@
 """The shapes trainer's GPU-path pieces, checked on the CPU against the paths the CPU recipe runs:
 PromptTable against PromptCache, batches built by worker processes against batches built in place, and
-the vision tower's batched attention against its per-image loop; the prompt anchor; the stage log's
-checkpoint entries; usage errors."""
+the vision tower's batched attention against its per-image loop; the prompt anchor; growing the vision tower,
+alone or with the whole VLM; the stage log's checkpoint entries; usage errors."""
 import json
 import os
 import shutil
@@ -198,6 +198,26 @@ class GrowVisionTest(unittest.TestCase):
             self.assertTrue(torch.equal(back.visual(px, grid), want))
 
 
+class WholeVlmGrowTest(unittest.TestCase):
+    def test_the_language_stage_grows_the_tower_and_trains_the_decoder_with_it(self):
+        root = tempfile.mkdtemp()
+        for part in ("vlm", "generator"):
+            shutil.copytree(os.path.join(MODEL, part), os.path.join(root, part))
+        _, before = shipped()
+        log = T.Log(os.path.join(root, "training_log.json"))
+        T.stage_vlm(root, log, minutes=0.05, batch=4, lr=1e-4, language=True, anchor=20.0, two_weight=3.0,
+                    vision_depth=3, data_seed=5)
+        after = T.Qwen2VL.from_pretrained(os.path.join(root, "vlm"))
+        self.assertEqual((len(after.visual.blocks), after.cfg.vision.depth), (3, 3))
+        entry = json.load(open(log.path))["vlm_language"]
+        self.assertEqual((entry["grow_vision"], entry["vision_depth"], entry["data_seed"]), (1, 3, 5))
+        self.assertGreater(entry["steps"], 0)
+        # the whole VLM learnt: the decoder moved, and so did the new block's zeroed projection
+        self.assertFalse(torch.equal(after.model.layers[0].mlp.down_proj.weight,
+                                     before.model.layers[0].mlp.down_proj.weight))
+        self.assertGreater(float(after.visual.blocks[2].mlp.fc2.weight.abs().sum()), 0.0)
+
+
 class SaveVlmTest(unittest.TestCase):
     def test_swaps_in_the_new_vlm_keeps_the_tokenizer_and_leaves_nothing_beside(self):
         _, vlm = shipped()
@@ -256,7 +276,7 @@ class UsageErrorTest(unittest.TestCase):
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
                     ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--vlm-seed", "-3"], ["--anchor-prompts", "1"], ["--bare-captions"],
                     ["--anchor-prompts", "-1", "--language"], ["--vision-depth", "4"],
-                    ["--vision-depth", "-1", "--stages", "vlm_vision"]) + \
+                    ["--vision-depth", "-1", "--stages", "vlm_vision"], ["--vision-depth", "4", "--stages", "vlm"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
                                 os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
