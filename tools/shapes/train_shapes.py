@@ -10,6 +10,7 @@ Stages, each with a wall-clock budget (losses and wall time go to <out>/training
            writes <out>/ae_recon_eval.safetensors (reconstructions of the ShapesEval images) for the ceiling check
   vlm      tiny Qwen2-VL (HF format): captioning + VQA on rendered images, batches of 32
   vlm_vision  continue the VLM's vision tower and merger only (the decoder, so prompt K/V, unchanged)
+  vocab    give the language's question-only words tokens of their own (stage_vocab); captions tokenize as before
   gen      generation stream, K = 4 groups, layerwise flow matching on the frozen VLM + AE, from a pool of
            latents encoded once, prompt K/V cached per caption; --resume continues a saved stream
   vanilla  the K = 1 twin with the same budget (written to <out>-vanilla/generator, sharing vlm/ and vae/)
@@ -246,6 +247,106 @@ def stage_tok(out, log):
     log.stage("tok", seconds=time.time() - t0, merges=300, specials=specials)
 
 
+def question_only_words(tok, n=3000):
+    """The language's question words that no caption, answer or chat text uses, as the tokenizer's byte-level
+    pieces (" things", "Which"), most frequent first, and the set of pieces those other texts use. The
+    tokenizer was trained on the template text, so such words are spelt a letter at a time."""
+    def pieces(text):
+        return ["".join(tok.b2u[b] for b in p.encode("utf-8")) for p in tok.split_re.findall(text)]
+
+    questions, kept = collections.Counter(), set()
+    kept.update(p for t in tok.special_re.split(chat.render([{"role": "user", "content": [{"type": "text", "text": "x"}]}]))
+                for p in pieces(t))
+    for seed in (11, 12):
+        for i in range(n):
+            ex = shapes_world._scene(seed, i)
+            qa = ex["qa"] + shapes_language.qa_variants(ex, seed, i) + shapes_language.blank_qa(seed, i)
+            captions = [ex["caption"], shapes_language.caption_variant(ex, seed, i),
+                        shapes_language.caption_variant(ex, seed + 7, i, "heldout")]
+            for t in captions + [shapes_language.bare_prompt(o) for o in ex["objects"]] + [a for _, a in qa]:
+                for form in (t, t[:1].upper() + t[1:], t + "."):
+                    kept.update(pieces(form))
+            for q, _ in qa:
+                questions.update(pieces(q))
+    return [p for p, _ in questions.most_common() if p not in kept], kept
+
+
+def stage_vocab(out, log):
+    """Gives each question-only word (question_only_words) a token of its own: BPE merges appended after the
+    trained ones, each joining two tokens that sit side by side in no caption, answer or chat piece, so none
+    of those tokenize differently (asserted) and the generators' prompts stay exactly as they were. The VLM's
+    tied embedding grows a row per new token, the mean of the rows of the tokens it joins. A rerun adds nothing."""
+    vdir = os.path.join(out, "vlm")
+    path = os.path.join(vdir, "tokenizer.json")
+    tok = Tokenizer(path)
+    words, kept = question_only_words(tok)
+    before = {p: tok._bpe(p) for p in kept}
+    apart = {(a, b) for parts in before.values() for a, b in zip(parts, parts[1:])}
+    ranks = dict(tok.ranks)
+
+    def bpe(word):   # Tokenizer._bpe with the merges so far
+        parts = list(word)
+        while len(parts) > 1:
+            rank, i = min((ranks.get(pair, 1 << 60), i) for i, pair in enumerate(zip(parts, parts[1:])))
+            if rank == 1 << 60:
+                break
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        return parts
+
+    merges, added = [], []
+    for w in words:
+        parts, chain = bpe(w), []
+        while len(parts) > 1:
+            i = next((i for i in range(len(parts) - 1) if (parts[i], parts[i + 1]) not in apart), None)
+            if i is None:
+                break
+            chain.append((parts[i], parts[i + 1]))
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        if len(parts) > 1 or not chain:
+            continue
+        new = [m for m in dict.fromkeys(chain) if m not in ranks]
+        for m in new:
+            ranks[m] = len(ranks)
+        if all(len(bpe(x)) == 1 for x in added + [w]):   # its merges leave the earlier words whole
+            merges += new
+            added.append(w)
+        else:
+            for m in new:
+                del ranks[m]
+    if not merges:
+        return added
+    with open(path, encoding="utf-8") as f:
+        tj = json.load(f)
+    vocab = tj["model"]["vocab"]
+    first = max(list(vocab.values()) + [t["id"] for t in tj["added_tokens"]]) + 1
+    new_ids = {}
+    for a, b in merges:
+        if a + b not in vocab:
+            vocab[a + b] = new_ids[a + b] = first + len(new_ids)
+    as_text = not tj["model"]["merges"] or isinstance(tj["model"]["merges"][0], str)
+    tj["model"]["merges"] += [f"{a} {b}" if as_text else [a, b] for a, b in merges]
+    t0 = time.time()
+    vlm = Qwen2VL.from_pretrained(vdir)
+    emb = vlm.model.embed_tokens.weight.detach()
+    rows = [emb[[tok.vocab[p] for p in tok._bpe(t)]].mean(0) for t in new_ids]
+    grown = torch.cat([emb] + ([torch.stack(rows)] if rows else []))
+    vlm.model.embed_tokens = torch.nn.Embedding(*grown.shape)
+    with torch.no_grad():
+        vlm.model.embed_tokens.weight.copy_(grown)
+    vlm.cfg.text.vocab_size = grown.shape[0]
+    tmp = path + ".new"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False, indent=1)
+    grown_tok = Tokenizer(tmp)
+    assert all(grown_tok._bpe(p) == parts for p, parts in before.items()), "a caption, answer or chat piece changed"
+    assert all(len(grown_tok._bpe(w)) == 1 for w in added), "a new word is not one token"
+    save_vlm_atomically(vlm, vdir)   # the VLM first: a stop between the two leaves the old tokenizer, a rerun redoes it
+    os.replace(tmp, path)
+    log.stage(log.next_name("vocab"), seconds=time.time() - t0, merges=len(merges), words=[w.replace("\u0120", " ") for w in added],
+              vocab_size=grown.shape[0])
+    return added
+
+
 def stage_ae(out, log, minutes):
     torch.manual_seed(0)
     ae = AutoencoderDC(dict(AE_CONFIG), with_encoder=True)
@@ -437,7 +538,7 @@ class PromptAnchor:
 
 
 def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_theta=ROPE_THETA, language=False, workers=0,
-              anchor=0.0, two_weight=1.0, vision_depth=0, checkpoint_minutes=0, data_seed=0):
+              anchor=0.0, two_weight=1.0, vision_depth=0, checkpoint_minutes=0, data_seed=0, rows_from=0):
     """vision_only: continue from the saved VLM training only the vision tower and merger. The decoder (and
     so every text-only prompt's K/V, the generator's conditioning) stays exactly as the generator saw it.
     language: continue the whole saved VLM on the language mixture (language_qa); the generators must then
@@ -448,7 +549,9 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     saved VLM was; a rerun after a stop finds the depth reached and grows nothing.
     checkpoint_minutes: save the VLM this often (save_vlm_atomically); 0: only at the end.
     data_seed: offset of the scene and question seeds, so a continuation sees new data, not the same opening
-    batches again."""
+    batches again. rows_from (with language): train only the embedding rows of token ids from this one on (the
+    words stage_vocab added); every other weight, so every caption's K/V and every answer to a question
+    without those words, stays bit for bit (asserted)."""
     vdir = os.path.join(out, "vlm")
     tok = Tokenizer(os.path.join(vdir, "tokenizer.json"))
     torch.manual_seed(0)
@@ -461,13 +564,22 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
         for p in vlm.model.parameters():
             p.requires_grad_(False)
         params = list(vlm.visual.parameters())
+    elif rows_from:
+        before = {k: v.detach().cpu().clone() for k, v in vlm.state_dict().items()}
+        for p in vlm.parameters():
+            p.requires_grad_(False)
+        emb = vlm.model.embed_tokens.weight
+        emb.requires_grad_(True)
+        keep = torch.arange(emb.shape[0], device=emb.device)[:, None] < rows_from
+        emb.register_hook(lambda g: g.masked_fill(keep, 0.0))
+        params = [emb]
     elif language:
         params = list(vlm.parameters())
     else:
         with torch.no_grad():   # HF's initializer_range: unit-variance tied embeddings start with logits ~ +-11
             vlm.model.embed_tokens.weight.normal_(0.0, 0.02)
         params = list(vlm.parameters())
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = torch.optim.AdamW(params, lr=lr, **({"weight_decay": 0.0} if rows_from else {}))   # decay would move the old rows
     budget = 60 * minutes
     data = Stream(TRAIN_SEED + (9 if language and vision_only else 7 if language else 6 if vision_only else 1) + data_seed,
                   two_weight)
@@ -488,6 +600,7 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
                     **({"workers": workers} if workers else {}), **({"two_object_weight": two_weight} if two_weight != 1 else {}),
                     **grown, **({"data_seed": data_seed} if data_seed else {}),
                     **({"prompt_anchor": anchor, "losses_columns": "step, seconds, loss, anchor term"} if anchor else {}),
+                    **({"token_rows_from": rows_from} if rows_from else {}),
                     **device_entry())
     next_checkpoint = t0 + 60 * checkpoint_minutes
     vlm.train()
@@ -517,6 +630,11 @@ def stage_vlm(out, log, minutes, batch=32, lr=1e-3, vision_only=False, rope_thet
     vlm = cpu_copy(vlm)
     if vision_only:
         assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the decoder changed"
+    if rows_from:
+        after = vlm.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before if k != "model.embed_tokens.weight"), "a weight changed"
+        assert torch.equal(before["model.embed_tokens.weight"][:rows_from], after["model.embed_tokens.weight"][:rows_from]), \
+            "an old token's row changed"
     save_vlm_atomically(vlm, vdir)
     log.stage(stage_name, **entry())
 
@@ -720,6 +838,9 @@ def main():
     ap.add_argument("--vision-depth", type=int, default=0,
                     help="vlm --language / vlm_vision: first grow the vision tower to this many blocks, each new one "
                          "starting as the identity (0: as saved)")
+    ap.add_argument("--token-rows-from", type=int, default=0,
+                    help="vlm --language: train only the embedding rows of token ids >= this (the vocab stage's new "
+                         "words: the old vocabulary size); nothing else moves (0: the whole VLM)")
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
@@ -732,6 +853,9 @@ def main():
         ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage or the vlm stage with --language")
     if a.bare_captions and not a.language:
         ap.error("--bare-captions needs --language")
+    if a.token_rows_from < 0 or (a.token_rows_from and not (a.language and "vlm" in a.stages.split(",")) or
+                                 (a.token_rows_from and (a.anchor_prompts or a.vision_depth))):
+        ap.error("--token-rows-from must be >= 0 and needs the vlm stage with --language, without --anchor-prompts or --vision-depth")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
         ap.error("--anchor-prompts must be >= 0 and needs --language")
     if a.device not in ("cpu", "cuda"):
@@ -752,10 +876,13 @@ def main():
         stage_tok(a.out, log)
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
+    if "vocab" in stages:
+        stage_vocab(a.out, log)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
                   workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,
-                  vision_depth=a.vision_depth, checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed)
+                  vision_depth=a.vision_depth, checkpoint_minutes=a.checkpoint_minutes, data_seed=a.vlm_seed,
+                  rows_from=a.token_rows_from)
     if "vlm_vision" in stages:
         stage_vlm(a.out, log, a.minutes_vlm_vision, a.batch_vlm, a.lr_vlm_vision, vision_only=True, language=a.language,
                   workers=a.workers, two_weight=a.two_object_weight, vision_depth=a.vision_depth,

@@ -218,6 +218,49 @@ class WholeVlmGrowTest(unittest.TestCase):
         self.assertGreater(float(after.visual.blocks[2].mlp.fc2.weight.abs().sum()), 0.0)
 
 
+class VocabStageTest(unittest.TestCase):
+    def test_question_words_get_tokens_every_caption_answer_and_old_logit_stays_and_only_new_rows_train(self):
+        root = tempfile.mkdtemp()
+        shutil.copytree(os.path.join(MODEL, "vlm"), os.path.join(root, "vlm"))
+        old_tok, old = shipped()
+        log = T.Log(os.path.join(root, "training_log.json"))
+        added = T.stage_vocab(root, log)
+        tok = T.Tokenizer(os.path.join(root, "vlm", "tokenizer.json"))
+        vlm = T.Qwen2VL.from_pretrained(os.path.join(root, "vlm"))
+        self.assertIn("\u0120things", added)
+        self.assertEqual(tok.encode("how many things are there?"), tok.encode("how many") + [tok.vocab["\u0120things"]] +
+                         tok.encode(" are there?"))
+        self.assertLess(len(tok.encode("How many things do you see?")), len(old_tok.encode("How many things do you see?")))
+        # captions (the generators' prompts), answers and the chat text tokenize exactly as before
+        for seed, i in ((5, 0), (5, 1), (6, 7), (8, 3)):
+            ex = T.shapes_world._scene(seed, i)
+            for t in [ex["caption"], T.shapes_language.caption_variant(ex, seed, i), *[a for _, a in ex["qa"]],
+                      T.chat.render([{"role": "user", "content": [{"type": "text", "text": "x"}]}])]:
+                self.assertEqual(tok.encode(t), old_tok.encode(t), t)
+        n_old, n = old.cfg.text.vocab_size, vlm.cfg.text.vocab_size
+        self.assertEqual(n, max(tok.vocab.values()) + 1)
+        self.assertEqual(json.load(open(log.path))["vocab"]["vocab_size"], n)
+        e_old, e = old.model.embed_tokens.weight, vlm.model.embed_tokens.weight
+        self.assertTrue(torch.equal(e[:n_old], e_old))
+        ids = [old_tok.vocab[p] for p in old_tok._bpe("\u0120things")]
+        self.assertTrue(torch.allclose(e[tok.vocab["\u0120things"]], e_old[ids].mean(0)))
+        # a prompt of old tokens gets the old logits (and more columns)
+        x = torch.tensor(old_tok.encode("a red circle to the left of a blue square"))
+        want, got = (m.prefill(x)[0] for m in (old, vlm))
+        self.assertTrue(torch.allclose(got[..., :n_old], want, atol=1e-5))
+        self.assertEqual(T.stage_vocab(root, log), [])   # a rerun adds nothing
+        # the VLM stage with rows_from learns the new rows and nothing else (the stage asserts the rest too)
+        T.stage_vlm(root, log, minutes=0.05, batch=4, lr=1e-3, language=True, two_weight=3.0, rows_from=n_old, data_seed=9)
+        trained = T.Qwen2VL.from_pretrained(os.path.join(root, "vlm"))
+        self.assertEqual(json.load(open(log.path))["vlm_language"]["token_rows_from"], n_old)
+        e2 = trained.model.embed_tokens.weight
+        self.assertTrue(torch.equal(e2[:n_old], e_old))
+        self.assertFalse(torch.equal(e2[n_old:], e[n_old:]))
+        for k, v in trained.state_dict().items():
+            if k != "model.embed_tokens.weight":
+                self.assertTrue(torch.equal(v, vlm.state_dict()[k]), k)
+
+
 class SaveVlmTest(unittest.TestCase):
     def test_swaps_in_the_new_vlm_keeps_the_tokenizer_and_leaves_nothing_beside(self):
         _, vlm = shipped()
@@ -276,7 +319,9 @@ class UsageErrorTest(unittest.TestCase):
         for bad in (["--workers", "-1"], ["--device", "gpu"], ["--two-object-weight", "0"],
                     ["--checkpoint-minutes", "-1"], ["--pool-seed", "-2"], ["--vlm-seed", "-3"], ["--anchor-prompts", "1"], ["--bare-captions"],
                     ["--anchor-prompts", "-1", "--language"], ["--vision-depth", "4"],
-                    ["--vision-depth", "-1", "--stages", "vlm_vision"], ["--vision-depth", "4", "--stages", "vlm"]) + \
+                    ["--vision-depth", "-1", "--stages", "vlm_vision"], ["--vision-depth", "4", "--stages", "vlm"],
+                    ["--token-rows-from", "409", "--stages", "vlm"], ["--token-rows-from", "-1"],
+                    ["--token-rows-from", "409", "--stages", "vlm", "--language", "--anchor-prompts", "20"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
                                 os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
