@@ -53,11 +53,11 @@ from latte_ref import chat, preprocess, shapes_language, shapes_world, st, tiny 
 from latte_ref.dcae import AutoencoderDC  # noqa: E402
 from latte_ref.genstream import GenerationStream  # noqa: E402
 from latte_ref.tokenizer import Tokenizer  # noqa: E402
-from latte_ref.vision import VisionBlock  # noqa: E402
 from latte_ref.rope import get_rope_index  # noqa: E402
 from latte_ref.train import encode_prompts, gen_config_from_vlm, prompt_kv, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 from prompt_tables import PromptCache, PromptTable  # noqa: E402  (beside this file; needs latte_ref on the path)
+from vlm_edits import grow_question_vocab, grow_vision_tower  # noqa: E402  (beside this file, as prompt_tables)
 
 TRAIN_SEED = 1
 PCFG = {"min_pixels": 32 * 32, "max_pixels": 64 * 64, "patch_size": 4, "temporal_patch_size": 2, "merge_size": 2,
@@ -247,103 +247,23 @@ def stage_tok(out, log):
     log.stage("tok", seconds=time.time() - t0, merges=300, specials=specials)
 
 
-def question_only_words(tok, n=3000):
-    """The language's question words that no caption, answer or chat text uses, as the tokenizer's byte-level
-    pieces (" things", "Which"), most frequent first, and the set of pieces those other texts use. The
-    tokenizer was trained on the template text, so such words are spelt a letter at a time."""
-    def pieces(text):
-        return ["".join(tok.b2u[b] for b in p.encode("utf-8")) for p in tok.split_re.findall(text)]
-
-    questions, kept = collections.Counter(), set()
-    kept.update(p for t in tok.special_re.split(chat.render([{"role": "user", "content": [{"type": "text", "text": "x"}]}]))
-                for p in pieces(t))
-    for seed in (11, 12):
-        for i in range(n):
-            ex = shapes_world._scene(seed, i)
-            qa = ex["qa"] + shapes_language.qa_variants(ex, seed, i) + shapes_language.blank_qa(seed, i)
-            captions = [ex["caption"], shapes_language.caption_variant(ex, seed, i),
-                        shapes_language.caption_variant(ex, seed + 7, i, "heldout")]
-            for t in captions + [shapes_language.bare_prompt(o) for o in ex["objects"]] + [a for _, a in qa]:
-                for form in (t, t[:1].upper() + t[1:], t + "."):
-                    kept.update(pieces(form))
-            for q, _ in qa:
-                questions.update(pieces(q))
-    return [p for p, _ in questions.most_common() if p not in kept], kept
-
-
 def stage_vocab(out, log):
-    """Gives each question-only word (question_only_words) a token of its own: BPE merges appended after the
-    trained ones, each joining two tokens that sit side by side in no caption, answer or chat piece, so none
-    of those tokenize differently (asserted) and the generators' prompts stay exactly as they were. The VLM's
-    tied embedding grows a row per new token, the mean of the rows of the tokens it joins. A rerun adds nothing."""
+    """Gives the language's question-only words tokens of their own (vlm_edits.grow_question_vocab) and saves the
+    grown VLM, then its tokenizer. A rerun adds nothing."""
     vdir = os.path.join(out, "vlm")
     path = os.path.join(vdir, "tokenizer.json")
-    tok = Tokenizer(path)
-    words, kept = question_only_words(tok)
-    before = {p: tok._bpe(p) for p in kept}
-    apart = {(a, b) for parts in before.values() for a, b in zip(parts, parts[1:])}
-    ranks = dict(tok.ranks)
-
-    def bpe(word):   # Tokenizer._bpe with the merges so far
-        parts = list(word)
-        while len(parts) > 1:
-            rank, i = min((ranks.get(pair, 1 << 60), i) for i, pair in enumerate(zip(parts, parts[1:])))
-            if rank == 1 << 60:
-                break
-            parts[i:i + 2] = [parts[i] + parts[i + 1]]
-        return parts
-
-    merges, added = [], []
-    for w in words:
-        parts, chain = bpe(w), []
-        while len(parts) > 1:
-            i = next((i for i in range(len(parts) - 1) if (parts[i], parts[i + 1]) not in apart), None)
-            if i is None:
-                break
-            chain.append((parts[i], parts[i + 1]))
-            parts[i:i + 2] = [parts[i] + parts[i + 1]]
-        if len(parts) > 1 or not chain:
-            continue
-        new = [m for m in dict.fromkeys(chain) if m not in ranks]
-        for m in new:
-            ranks[m] = len(ranks)
-        if all(len(bpe(x)) == 1 for x in added + [w]):   # its merges leave the earlier words whole
-            merges += new
-            added.append(w)
-        else:
-            for m in new:
-                del ranks[m]
-    if not merges:
-        return added
-    with open(path, encoding="utf-8") as f:
-        tj = json.load(f)
-    vocab = tj["model"]["vocab"]
-    first = max(list(vocab.values()) + [t["id"] for t in tj["added_tokens"]]) + 1
-    new_ids = {}
-    for a, b in merges:
-        if a + b not in vocab:
-            vocab[a + b] = new_ids[a + b] = first + len(new_ids)
-    as_text = not tj["model"]["merges"] or isinstance(tj["model"]["merges"][0], str)
-    tj["model"]["merges"] += [f"{a} {b}" if as_text else [a, b] for a, b in merges]
     t0 = time.time()
-    vlm = Qwen2VL.from_pretrained(vdir)
-    emb = vlm.model.embed_tokens.weight.detach()
-    rows = [emb[[tok.vocab[p] for p in tok._bpe(t)]].mean(0) for t in new_ids]
-    grown = torch.cat([emb] + ([torch.stack(rows)] if rows else []))
-    vlm.model.embed_tokens = torch.nn.Embedding(*grown.shape)
-    with torch.no_grad():
-        vlm.model.embed_tokens.weight.copy_(grown)
-    vlm.cfg.text.vocab_size = grown.shape[0]
+    grown = grow_question_vocab(Tokenizer(path), path, Qwen2VL.from_pretrained(vdir))
+    if grown is None:
+        return []
+    tj, vlm, added, merges = grown
+    save_vlm_atomically(vlm, vdir)   # the VLM first: a stop between the two leaves the old tokenizer, a rerun redoes it
     tmp = path + ".new"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(tj, f, ensure_ascii=False, indent=1)
-    grown_tok = Tokenizer(tmp)
-    assert all(grown_tok._bpe(p) == parts for p, parts in before.items()), "a caption, answer or chat piece changed"
-    assert all(len(grown_tok._bpe(w)) == 1 for w in added), "a new word is not one token"
-    save_vlm_atomically(vlm, vdir)   # the VLM first: a stop between the two leaves the old tokenizer, a rerun redoes it
     os.replace(tmp, path)
-    log.stage(log.next_name("vocab"), seconds=time.time() - t0, merges=len(merges), words=[w.replace("\u0120", " ") for w in added],
-              vocab_size=grown.shape[0])
+    log.stage(log.next_name("vocab"), seconds=time.time() - t0, merges=len(merges),
+              words=[w.replace("\u0120", " ") for w in added], vocab_size=vlm.cfg.text.vocab_size)
     return added
 
 
@@ -658,25 +578,6 @@ def save_vlm_atomically(vlm, vdir):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def grow_vision_tower(vlm, depth):
-    """Appends blocks to the vision tower until it has `depth`, each the identity at first: a block adds
-    attn.proj(...) and mlp.fc2(...) to its input, and both start at zero, so the tower's output (and every
-    answer) is unchanged until training moves them. The decoder never sees the tower's depth, only its merged
-    output. Returns how many blocks it added."""
-    n = depth - len(vlm.visual.blocks)
-    if n < 0:
-        raise ValueError(f"the vision tower has {len(vlm.visual.blocks)} blocks, more than {depth}")
-    for _ in range(n):
-        block = VisionBlock(vlm.cfg.vision)
-        with torch.no_grad():
-            for lin in (block.attn.proj, block.mlp.fc2):
-                lin.weight.zero_()
-                lin.bias.zero_()
-        vlm.visual.blocks.append(block)
-    vlm.cfg.vision.depth += n
-    return n
-
-
 def latent_pool(enc, sf, data, n, chunk=64, language=False, variants=2, bare=False):
     """n training latents and their captions, encoded once: encoding was a fifth of a step, and the pool
     (a few epochs over the budget) gives the generator that much more of its time. Each latent has a list
@@ -853,8 +754,8 @@ def main():
         ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage or the vlm stage with --language")
     if a.bare_captions and not a.language:
         ap.error("--bare-captions needs --language")
-    if a.token_rows_from < 0 or (a.token_rows_from and not (a.language and "vlm" in a.stages.split(",")) or
-                                 (a.token_rows_from and (a.anchor_prompts or a.vision_depth))):
+    if a.token_rows_from < 0 or (a.token_rows_from and (not a.language or "vlm" not in a.stages.split(",")
+                                                         or a.anchor_prompts or a.vision_depth)):
         ap.error("--token-rows-from must be >= 0 and needs the vlm stage with --language, without --anchor-prompts or --vision-depth")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
         ap.error("--anchor-prompts must be >= 0 and needs --language")
