@@ -127,3 +127,12 @@ test('streaming through a decoder that is not byte-level (WordLevel, clean-up on
     streamsExactly(t, tok, ids, JSON.stringify(ids));
   }
 });
+
+// encode.json (make_encode.py): Hugging Face tokenizers' ids for the shipped tokenizer, whose last merges the
+// trainer's vocab stage appended (" things" one token); the engine must split the same way.
+test('encode equals Hugging Face tokenizers on the shipped tokenizer, its appended merges included', (t) => {
+  const enc = JSON.parse(fs.readFileSync(`${REPO}test/fixtures/hf-text/encode.json`, 'utf8')) as { tokenizer: string; cases: { text: string; ids: number[] }[] };
+  t.is(enc.tokenizer, 'models/shapes/vlm/tokenizer.json');
+  for (const { text, ids } of enc.cases) t.deepEqual(shipped.encode(text), ids, text);
+  t.true(enc.cases.some(({ ids }) => ids.includes(shipped.id('\u0120things'))), 'the fixture covers the grown word');
+});

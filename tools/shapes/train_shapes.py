@@ -57,7 +57,7 @@ from latte_ref.rope import get_rope_index  # noqa: E402
 from latte_ref.train import encode_prompts, gen_config_from_vlm, prompt_kv, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 from prompt_tables import PromptCache, PromptTable  # noqa: E402  (beside this file; needs latte_ref on the path)
-from vlm_edits import grow_question_vocab, grow_vision_tower  # noqa: E402  (beside this file, as prompt_tables)
+from vlm_edits import grow_question_vocab, grow_vision_tower, question_only_words  # noqa: E402  (beside this file, as prompt_tables)
 
 TRAIN_SEED = 1
 PCFG = {"min_pixels": 32 * 32, "max_pixels": 64 * 64, "patch_size": 4, "temporal_patch_size": 2, "merge_size": 2,
@@ -247,13 +247,19 @@ def stage_tok(out, log):
     log.stage("tok", seconds=time.time() - t0, merges=300, specials=specials)
 
 
-def stage_vocab(out, log):
+def vocab_pieces(tok, words):
+    """Words as written (" things": a space before a word that follows another) -> the tokenizer's byte-level pieces."""
+    return None if words is None else ["".join(tok.b2u[b] for b in w.encode("utf-8")) for w in words]
+
+
+def stage_vocab(out, log, words=None):
     """Gives the language's question-only words tokens of their own (vlm_edits.grow_question_vocab) and saves the
-    grown VLM, then its tokenizer. A rerun adds nothing."""
+    grown VLM, then its tokenizer. words: only these of them (as written, " things"). A rerun adds nothing."""
     vdir = os.path.join(out, "vlm")
     path = os.path.join(vdir, "tokenizer.json")
     t0 = time.time()
-    grown = grow_question_vocab(Tokenizer(path), path, Qwen2VL.from_pretrained(vdir))
+    tok = Tokenizer(path)
+    grown = grow_question_vocab(tok, path, Qwen2VL.from_pretrained(vdir), vocab_pieces(tok, words))
     if grown is None:
         return []
     tj, vlm, added, merges = grown
@@ -742,6 +748,9 @@ def main():
     ap.add_argument("--token-rows-from", type=int, default=0,
                     help="vlm --language: train only the embedding rows of token ids >= this (the vocab stage's new "
                          "words: the old vocabulary size); nothing else moves (0: the whole VLM)")
+    ap.add_argument("--vocab-words", default=None,
+                    help="vocab: grow only these question-only words, comma-separated as written (' things': the "
+                         "space that comes before a word inside a sentence); default: all of them")
     ap.add_argument("--workers", type=int, default=0,
                     help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
     a = ap.parse_args()
@@ -759,6 +768,15 @@ def main():
         ap.error("--token-rows-from must be >= 0 and needs the vlm stage with --language, without --anchor-prompts or --vision-depth")
     if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
         ap.error("--anchor-prompts must be >= 0 and needs --language")
+    vocab_words = None if a.vocab_words is None else a.vocab_words.split(",")
+    if vocab_words is not None and ("vocab" not in a.stages.split(",") or not all(vocab_words)):
+        ap.error("--vocab-words needs the vocab stage and a comma-separated list of words")
+    tok_path = os.path.join(a.out, "vlm", "tokenizer.json")
+    if vocab_words and "tok" not in a.stages.split(",") and os.path.exists(tok_path):   # else the stage checks
+        tok = Tokenizer(tok_path)
+        unknown = set(vocab_pieces(tok, vocab_words)) - set(question_only_words(tok)[0])
+        if unknown:
+            ap.error(f"--vocab-words: not words only the questions use: {sorted(u.replace(chr(0x120), ' ') for u in unknown)}")
     if a.device not in ("cpu", "cuda"):
         ap.error("--device must be cpu or cuda")
     if a.device == "cuda" and not (hasattr(torch, "set_default_device") and torch.cuda.is_available()):
@@ -778,7 +796,7 @@ def main():
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vocab" in stages:
-        stage_vocab(a.out, log)
+        stage_vocab(a.out, log, vocab_words)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
                   workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,

@@ -227,10 +227,10 @@ class VocabStageTest(unittest.TestCase):
         added = T.stage_vocab(root, log)
         tok = T.Tokenizer(os.path.join(root, "vlm", "tokenizer.json"))
         vlm = T.Qwen2VL.from_pretrained(os.path.join(root, "vlm"))
-        self.assertIn("\u0120things", added)
-        self.assertEqual(tok.encode("how many things are there?"), tok.encode("how many") + [tok.vocab["\u0120things"]] +
-                         tok.encode(" are there?"))
-        self.assertLess(len(tok.encode("How many things do you see?")), len(old_tok.encode("How many things do you see?")))
+        self.assertIn("\u0120color", added)
+        self.assertEqual(tok.encode("which color is it?"), tok.encode("which") + [tok.vocab["\u0120color"]] +
+                         tok.encode(" is it?"))
+        self.assertLess(len(tok.encode("Which color do you see?")), len(old_tok.encode("Which color do you see?")))
         # captions (the generators' prompts), answers and the chat text tokenize exactly as before
         for seed, i in ((5, 0), (5, 1), (6, 7), (8, 3)):
             ex = T.shapes_world._scene(seed, i)
@@ -242,8 +242,8 @@ class VocabStageTest(unittest.TestCase):
         self.assertEqual(json.load(open(log.path))["vocab"]["vocab_size"], n)
         e_old, e = old.model.embed_tokens.weight, vlm.model.embed_tokens.weight
         self.assertTrue(torch.equal(e[:n_old], e_old))
-        ids = [old_tok.vocab[p] for p in old_tok._bpe("\u0120things")]
-        self.assertTrue(torch.allclose(e[tok.vocab["\u0120things"]], e_old[ids].mean(0)))
+        ids = [old_tok.vocab[p] for p in old_tok._bpe("\u0120color")]
+        self.assertTrue(torch.allclose(e[tok.vocab["\u0120color"]], e_old[ids].mean(0)))
         # a prompt of old tokens gets the old logits (and more columns)
         x = torch.tensor(old_tok.encode("a red circle to the left of a blue square"))
         want, got = (m.prefill(x)[0] for m in (old, vlm))
@@ -259,6 +259,26 @@ class VocabStageTest(unittest.TestCase):
         for k, v in trained.state_dict().items():
             if k != "model.embed_tokens.weight":
                 self.assertTrue(torch.equal(v, vlm.state_dict()[k]), k)
+
+
+    def test_only_the_named_words_grow_and_a_word_the_questions_do_not_own_is_refused(self):
+        root = tempfile.mkdtemp()
+        shutil.copytree(os.path.join(MODEL, "vlm"), os.path.join(root, "vlm"))
+        old_tok, old = shipped()
+        log = T.Log(os.path.join(root, "training_log.json"))
+        self.assertEqual(T.stage_vocab(root, log, [" color"]), ["\u0120color"])
+        tok = T.Tokenizer(os.path.join(root, "vlm", "tokenizer.json"))
+        self.assertEqual(len(tok.encode(" color")), 1)
+        self.assertEqual(tok.encode("Which kind"), old_tok.encode("Which kind"))   # question-only words not named
+        self.assertEqual(json.load(open(log.path))["vocab"]["words"], [" color"])
+        with self.assertRaises(ValueError):
+            T.stage_vocab(root, log, [" circle"])   # a caption word: growing it would change the streams' prompts
+        # the command line refuses it before touching the model (exit 2), and names it
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out", root,
+                            "--stages", "vocab", "--vocab-words", " circle, thingz"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stderr[-300:])
+        self.assertIn("' circle'", r.stderr)
+        self.assertEqual(T.Tokenizer(os.path.join(root, "vlm", "tokenizer.json")).vocab, tok.vocab)
 
 
 class SaveVlmTest(unittest.TestCase):
@@ -321,7 +341,8 @@ class UsageErrorTest(unittest.TestCase):
                     ["--anchor-prompts", "-1", "--language"], ["--vision-depth", "4"],
                     ["--vision-depth", "-1", "--stages", "vlm_vision"], ["--vision-depth", "4", "--stages", "vlm"],
                     ["--token-rows-from", "409", "--stages", "vlm"], ["--token-rows-from", "-1"],
-                    ["--token-rows-from", "409", "--stages", "vlm", "--language", "--anchor-prompts", "20"]) + \
+                    ["--token-rows-from", "409", "--stages", "vlm", "--language", "--anchor-prompts", "20"],
+                    ["--vocab-words", " things"], ["--vocab-words", ",", "--stages", "vocab"]) + \
                 ((["--device", "cuda"],) if not torch.cuda.is_available() else ()):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "shapes", "train_shapes.py"), "--out",
                                 os.path.join(out, "m"), "--stages", "world", *bad], capture_output=True, text=True, timeout=120)
