@@ -24,7 +24,6 @@ tools/shapes/train_gpu.sh is the shipped models' third phase, run on one H200.
 Data is rendered on the fly (tools/reference/latte_ref/shapes_world.py); nothing is stored.
 Learning rates: linear warmup, then cosine decay over each stage's wall-clock budget.
 """
-import argparse
 import collections
 import concurrent.futures
 import contextlib
@@ -57,7 +56,8 @@ from latte_ref.rope import get_rope_index  # noqa: E402
 from latte_ref.train import encode_prompts, gen_config_from_vlm, prompt_kv, gen_loss, init_from_vlm, save_stream_atomically  # noqa: E402
 from latte_ref.vlm import Qwen2VL  # noqa: E402
 from prompt_tables import PromptCache, PromptTable  # noqa: E402  (beside this file; needs latte_ref on the path)
-from vlm_edits import grow_question_vocab, grow_vision_tower, question_only_words  # noqa: E402  (beside this file, as prompt_tables)
+from vlm_edits import grow_question_vocab, grow_vision_tower, vocab_pieces  # noqa: E402  (beside this file, as prompt_tables)
+import train_options  # noqa: E402  (beside this file: the command line)
 
 TRAIN_SEED = 1
 PCFG = {"min_pixels": 32 * 32, "max_pixels": 64 * 64, "patch_size": 4, "temporal_patch_size": 2, "merge_size": 2,
@@ -245,11 +245,6 @@ def stage_tok(out, log):
     t0 = time.time()
     specials = tiny.write_tokenizer_json(os.path.join(vdir, "tokenizer.json"), 300, world_text())
     log.stage("tok", seconds=time.time() - t0, merges=300, specials=specials)
-
-
-def vocab_pieces(tok, words):
-    """Words as written (" things": a space before a word that follows another) -> the tokenizer's byte-level pieces."""
-    return None if words is None else ["".join(tok.b2u[b] for b in w.encode("utf-8")) for w in words]
 
 
 def stage_vocab(out, log, words=None):
@@ -698,89 +693,7 @@ def world_entry(out, rel):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes"))
-    ap.add_argument("--stages", default="tok,ae,vlm,gen,vanilla,world")
-    ap.add_argument("--minutes-ae", type=float, default=12)
-    ap.add_argument("--minutes-vlm", type=float, default=15)
-    ap.add_argument("--minutes-gen", type=float, default=15)
-    ap.add_argument("--minutes-vlm-vision", type=float, default=20)
-    ap.add_argument("--lr-vlm-vision", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--lr-gen", type=float, default=1e-3)
-    ap.add_argument("--patch-gen", type=int, default=1, help="latent patch size of the generation stream")
-    ap.add_argument("--batch-gen", type=int, default=32)
-    ap.add_argument("--pool-gen", type=int, default=24576, help="training latents encoded once and sampled from")
-    ap.add_argument("--low-t-gen", type=int, default=1, help="train the noisiest quarter of t this many times as often")
-    ap.add_argument("--template-gen", default=None, help="the generator's prompt_template (default: the chat template)")
-    ap.add_argument("--batch-vlm", type=int, default=32)
-    ap.add_argument("--rope-theta-vlm", type=float, default=ROPE_THETA, help="the tiny decoder's M-RoPE theta")
-    ap.add_argument("--rope-theta-gen", type=float, default=None,
-                    help="the generation stream's M-RoPE theta (default: the VLM's; see ROPE_THETA)")
-    ap.add_argument("--resume", action="store_true", help="continue the gen/vanilla stages from the saved streams")
-    ap.add_argument("--language", action="store_true",
-                    help="vlm: continue the saved VLM on the language mixture; gen/vanilla: varied captions too")
-    ap.add_argument("--lr-vlm", type=float, default=1e-3)
-    ap.add_argument("--caption-variants", type=int, default=2,
-                    help="gen/vanilla with --language: varied captions per image beside the template one")
-    ap.add_argument("--pool-seed", type=int, default=0,
-                    help="gen/vanilla: offset of the latent pool's data seed (a continuation sees new images)")
-    ap.add_argument("--vlm-seed", type=int, default=0,
-                    help="vlm/vlm_vision: offset of the scene and question seeds (a continuation sees new data)")
-    ap.add_argument("--two-object-weight", type=float, default=1.0,
-                    help="draw two-object scenes this many times as often as one-object ones (every stage that learns "
-                         "from scenes; the VLM's blank images keep their share)")
-    ap.add_argument("--checkpoint-minutes", type=float, default=10,
-                    help="save the model a stage trains this often (0: only at the end)")
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda: train on the GPU (needs torch >= 2.0)")
-    ap.add_argument("--prompt-table", action="store_true",
-                    help="gen/vanilla: encode every pool caption up front (the default with --device cuda; on the "
-                         "CPU it turns tens of minutes of one-at-a-time encodes into a few)")
-    ap.add_argument("--bare-captions", action="store_true",
-                    help="gen/vanilla --language: each one-shape image also has its bare prompt (\"a red square\") "
-                         "as a caption, each two-shape image one more varied caption")
-    ap.add_argument("--anchor-prompts", type=float, default=0.0,
-                    help="vlm --language: weight of the pull keeping caption prompts' K/V where the generators "
-                         "learnt them (0: off; then retrain both streams after)")
-    ap.add_argument("--vision-depth", type=int, default=0,
-                    help="vlm --language / vlm_vision: first grow the vision tower to this many blocks, each new one "
-                         "starting as the identity (0: as saved)")
-    ap.add_argument("--token-rows-from", type=int, default=0,
-                    help="vlm --language: train only the embedding rows of token ids >= this (the vocab stage's new "
-                         "words: the old vocabulary size); nothing else moves (0: the whole VLM)")
-    ap.add_argument("--vocab-words", default=None,
-                    help="vocab: grow only these question-only words, comma-separated as written (' things': the "
-                         "space that comes before a word inside a sentence); default: all of them")
-    ap.add_argument("--workers", type=int, default=0,
-                    help="vlm stages: build batches in this many processes (0: in order here, the CPU recipe)")
-    a = ap.parse_args()
-    if not a.two_object_weight > 0 or a.checkpoint_minutes < 0 or a.pool_seed < 0 or a.vlm_seed < 0:
-        ap.error("--two-object-weight must be > 0, --checkpoint-minutes, --pool-seed and --vlm-seed >= 0")
-    if a.workers < 0:
-        ap.error("--workers must be >= 0")
-    if a.vision_depth < 0 or (a.vision_depth and not ("vlm_vision" in a.stages.split(",") or
-                                                      ("vlm" in a.stages.split(",") and a.language))):
-        ap.error("--vision-depth must be >= 0 and needs the vlm_vision stage or the vlm stage with --language")
-    if a.bare_captions and not a.language:
-        ap.error("--bare-captions needs --language")
-    if a.token_rows_from < 0 or (a.token_rows_from and (not a.language or "vlm" not in a.stages.split(",")
-                                                         or a.anchor_prompts or a.vision_depth)):
-        ap.error("--token-rows-from must be >= 0 and needs the vlm stage with --language, without --anchor-prompts or --vision-depth")
-    if a.anchor_prompts < 0 or (a.anchor_prompts and not a.language):
-        ap.error("--anchor-prompts must be >= 0 and needs --language")
-    vocab_words = None if a.vocab_words is None else a.vocab_words.split(",")
-    if vocab_words is not None and ("vocab" not in a.stages.split(",") or not all(vocab_words)):
-        ap.error("--vocab-words needs the vocab stage and a comma-separated list of words")
-    tok_path = os.path.join(a.out, "vlm", "tokenizer.json")
-    if vocab_words and "tok" not in a.stages.split(",") and os.path.exists(tok_path):   # else the stage checks
-        tok = Tokenizer(tok_path)
-        unknown = set(vocab_pieces(tok, vocab_words)) - set(question_only_words(tok)[0])
-        if unknown:
-            ap.error(f"--vocab-words: not words only the questions use: {sorted(u.replace(chr(0x120), ' ') for u in unknown)}")
-    if a.device not in ("cpu", "cuda"):
-        ap.error("--device must be cpu or cuda")
-    if a.device == "cuda" and not (hasattr(torch, "set_default_device") and torch.cuda.is_available()):
-        ap.error("--device cuda needs torch >= 2.0 and a CUDA GPU it can see")
+    a = train_options.parse(ROOT, ROPE_THETA)
     torch.set_num_threads(a.threads)
     use_device(a.device)
     if DEVICE.type == "cpu":
@@ -796,7 +709,7 @@ def main():
     if "ae" in stages:
         stage_ae(a.out, log, a.minutes_ae)
     if "vocab" in stages:
-        stage_vocab(a.out, log, vocab_words)
+        stage_vocab(a.out, log, a.vocab_words)
     if "vlm" in stages:
         stage_vlm(a.out, log, a.minutes_vlm, a.batch_vlm, a.lr_vlm, rope_theta=a.rope_theta_vlm, language=a.language,
                   workers=a.workers, anchor=a.anchor_prompts, two_weight=a.two_object_weight,

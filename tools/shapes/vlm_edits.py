@@ -53,6 +53,11 @@ def question_only_words(tok, n=3000):
     return [p for p, _ in questions.most_common() if p not in kept], kept
 
 
+def vocab_pieces(tok, words):
+    """Words as written (" things": a space before a word that follows another) -> the tokenizer's byte-level pieces."""
+    return None if words is None else ["".join(tok.b2u[b] for b in w.encode("utf-8")) for w in words]
+
+
 def grow_question_vocab(tok, path, vlm, only=None):
     """Gives each question-only word (question_only_words) a token of its own: BPE merges appended after the
     trained ones, each joining two tokens that sit side by side in no caption, answer or chat piece, so none
