@@ -64,13 +64,13 @@ def grow_question_vocab(tok, path, vlm, only=None):
     of those tokenize differently (asserted) and the generators' prompts stay exactly as they were. The VLM's
     tied embedding grows a row per new token, the mean of the rows of the tokens it joins. Returns the grown
     tokenizer.json (read from path), the grown vlm, the words and the merges; None when there is nothing to add.
-    only: grow just these of the question-only words (their byte-level pieces, " things")."""
+    only: grow just these of the question-only words, as byte-level pieces ("Ġthings" for " things")."""
     words, kept = question_only_words(tok)
     if only is not None:
-        unknown = set(only) - set(words)
-        if unknown:
-            raise ValueError(f"not question-only words: {sorted(unknown)}")
-        words = [w for w in words if w in set(only)]
+        only = set(only)
+        if only - set(words):
+            raise ValueError(f"not question-only words: {sorted(only - set(words))}")
+        words = [w for w in words if w in only]
     before = {p: tok._bpe(p) for p in kept}
     apart = {(a, b) for parts in before.values() for a, b in zip(parts, parts[1:])}
     ranks = dict(tok.ranks)
